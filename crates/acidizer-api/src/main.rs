@@ -1,0 +1,17 @@
+//! `acidizer-api`: the Lambda host of the HTTP API (API Gateway HTTP API, payload format 2.0) on DynamoDB.
+//!
+//! Environment: `COUNTER_TABLE` (required), `ALLOWED_ORIGINS` (optional), and the AWS SDK's standard variables.
+
+use acidizer_core::Counters;
+use acidizer_core::http::{AllowedOrigins, router};
+use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, DynamoStore};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let table = std::env::var(COUNTER_TABLE_ENV).map_err(|_| format!("{COUNTER_TABLE_ENV} is not set"))?;
+    let origins = AllowedOrigins::parse(&std::env::var("ALLOWED_ORIGINS").unwrap_or_default())?;
+    let client = DynamoStore::client_from_env().await;
+    let app = router(Counters::new(DynamoStore::new(client, table)), &origins);
+    lambda_http::run(app).await
+}

@@ -1,0 +1,76 @@
+//! CORS from `ALLOWED_ORIGINS`: a comma-separated list of origins, or `*`.
+
+use http::{HeaderName, HeaderValue, Method, header};
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The origins whose pages may call the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// Same-origin pages only.
+    #[default]
+    None,
+    Any,
+    List(Vec<HeaderValue>),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("ALLOWED_ORIGINS holds an origin that is not a valid header value: {0:?}")]
+pub struct InvalidOrigin(String);
+
+impl AllowedOrigins {
+    /// Parses the value of `ALLOWED_ORIGINS`; an unset or empty value allows no other origin.
+    pub fn parse(raw: &str) -> Result<Self, InvalidOrigin> {
+        let origins: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        if origins.contains(&"*") {
+            return Ok(Self::Any);
+        }
+        if origins.is_empty() {
+            return Ok(Self::None);
+        }
+        origins
+            .into_iter()
+            .map(|origin| HeaderValue::from_str(origin).map_err(|_| InvalidOrigin(origin.to_owned())))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self::List)
+    }
+}
+
+pub(super) fn layer(origins: &AllowedOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        AllowedOrigins::None => AllowOrigin::list([]),
+        AllowedOrigins::Any => AllowOrigin::any(),
+        AllowedOrigins::List(list) => AllowOrigin::list(list.clone()),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, HeaderName::from_static(super::IDEMPOTENCY_KEY)])
+        .expose_headers([
+            HeaderName::from_static(super::IDEMPOTENT_REPLAYED),
+            HeaderName::from_static(super::REQUEST_ID),
+            header::RETRY_AFTER,
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lists_and_wildcards() {
+        assert_eq!(AllowedOrigins::parse("").unwrap(), AllowedOrigins::None);
+        assert_eq!(AllowedOrigins::parse("*").unwrap(), AllowedOrigins::Any);
+        assert_eq!(AllowedOrigins::parse("https://a.example, *").unwrap(), AllowedOrigins::Any);
+        assert_eq!(
+            AllowedOrigins::parse("https://a.example, http://localhost:5173").unwrap(),
+            AllowedOrigins::List(vec![
+                HeaderValue::from_static("https://a.example"),
+                HeaderValue::from_static("http://localhost:5173"),
+            ])
+        );
+        assert!(AllowedOrigins::parse("https://a.example\n").is_ok());
+        assert!(AllowedOrigins::parse("bad\u{7f}origin").is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! The one HTTP router of acidizer, over `http` types: the Lambda host and `acidizer serve` both run it.
+
+mod access_log;
+mod cors;
+mod handlers;
+mod input;
+mod problem;
+
+pub use cors::{AllowedOrigins, InvalidOrigin};
+pub use problem::ApiError;
+
+use crate::store::CounterStore;
+use crate::usecase::Counters;
+use axum::Router;
+use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+/// The header that tells a client its increment is a replay of an earlier answer.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+/// The header a client sends to make an increment idempotent.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The header that carries the id of each HTTP request, in the logs and in the answer.
+pub const REQUEST_ID: &str = "x-request-id";
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024;
+
+/// Builds the router answering every route of the contract.
+pub fn router<S: CounterStore>(counters: Counters<S>, origins: &AllowedOrigins) -> Router {
+    router_with_fallback(counters, origins, Router::new().fallback(handlers::not_found))
+}
+
+/// The same router, with `fallback` answering the paths that are not routes of the API (a host's own pages).
+pub fn router_with_fallback<S: CounterStore>(
+    counters: Counters<S>,
+    origins: &AllowedOrigins,
+    fallback: Router,
+) -> Router {
+    let request_id = http::HeaderName::from_static(REQUEST_ID);
+    Router::new()
+        .route("/counters/{name}", get(handlers::read::<S>))
+        .route("/counters/{name}/increment", post(handlers::increment::<S>))
+        .route("/counters/{name}/history", get(handlers::history::<S>))
+        .route("/value", get(handlers::read_global::<S>))
+        .route("/increment", post(handlers::increment_global::<S>))
+        .route("/history", get(handlers::history_global::<S>))
+        .route("/health", get(handlers::health::<S>))
+        .fallback_service(fallback)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .with_state(counters)
+        .layer(cors::layer(origins))
+        .layer(axum::middleware::from_fn(access_log::log_request))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

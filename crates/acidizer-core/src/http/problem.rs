@@ -1,0 +1,125 @@
+//! The HTTP boundary's one error type, and the one place it becomes a status and an RFC 9457 body.
+
+use crate::domain::{CounterName, InvalidCounterName, InvalidHistoryLimit, InvalidIdempotencyKey};
+use crate::store::StoreError;
+use crate::usecase::IncrementError;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+/// Every way a request can fail, as the client sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request body is not valid: {0}")]
+    MalformedBody(String),
+    #[error("there is nothing at this path")]
+    NotFound,
+    #[error("this path does not answer this method")]
+    MethodNotAllowed,
+    #[error("the request body is larger than {} bytes", super::MAX_BODY_BYTES)]
+    BodyTooLarge,
+    #[error("the request body must be JSON (application/json)")]
+    UnsupportedMediaType,
+    #[error(transparent)]
+    InvalidCounterName(#[from] InvalidCounterName),
+    #[error(transparent)]
+    InvalidIdempotencyKey(#[from] InvalidIdempotencyKey),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("this Idempotency-Key was already used for the counter '{0}'; use a new key")]
+    IdempotencyKeyReused(CounterName),
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the counter store could not serve this request; retry with the same Idempotency-Key")]
+    Unavailable(#[source] StoreError),
+    #[error("the service failed; the failure was logged")]
+    Internal(#[source] StoreError),
+    #[error("the service failed; the failure was logged")]
+    Render(#[source] serde_json::Error),
+}
+
+impl From<InvalidHistoryLimit> for ApiError {
+    fn from(error: InvalidHistoryLimit) -> Self {
+        Self::InvalidParameter(error.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Corrupt(_) => Self::Internal(error),
+            other => Self::Unavailable(other),
+        }
+    }
+}
+
+impl From<IncrementError> for ApiError {
+    fn from(error: IncrementError) -> Self {
+        match error {
+            IncrementError::KeyUsedForAnotherCounter(counter) => Self::IdempotencyKeyReused(counter),
+            IncrementError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// Status, problem type and title: the one mapping of errors to HTTP.
+    fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed-body", "Malformed request body"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+            Self::InvalidCounterName(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-counter-name", "Invalid counter name")
+            }
+            Self::InvalidIdempotencyKey(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-idempotency-key", "Invalid Idempotency-Key")
+            }
+            Self::InvalidParameter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-parameter", "Invalid parameter"),
+            Self::IdempotencyKeyReused(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency-Key already used")
+            }
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Internal(_) | Self::Render(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Self::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.classify();
+        match &self {
+            Self::Unavailable(source) => tracing::warn!(error = %source, "store unavailable"),
+            Self::Internal(source) => tracing::error!(error = %source, "internal failure"),
+            Self::Render(source) => tracing::error!(error = %source, "could not render an answer"),
+            _ => {}
+        }
+        let body = serde_json::json!({
+            "type": format!("urn:acidizer:problem:{slug}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+        })
+        .to_string();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(seconds) = self.retry_after_secs() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

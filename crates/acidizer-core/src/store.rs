@@ -1,0 +1,72 @@
+//! The store port: what a counter store must do, and how it fails.
+
+use crate::domain::{AuditRecord, CounterName, CounterSnapshot, CounterValue, HistoryLimit, RequestId, Timestamp};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// How long a key's answer is remembered for replays (the contract promises at least 24 h).
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(48 * 60 * 60);
+
+/// One increment to commit: the counter, the request id it is known by and the instant it is stamped with.
+#[derive(Debug, Clone)]
+pub struct IncrementCommand {
+    pub counter: CounterName,
+    pub request_id: RequestId,
+    pub at: Timestamp,
+    /// The store gives up (with [`StoreError::Timeout`]) rather than commit after this instant.
+    pub deadline: Instant,
+}
+
+/// What a store did with an [`IncrementCommand`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncrementOutcome {
+    /// The increment committed with its audit record; `body` is the answer, now remembered under the request id.
+    Committed { value: CounterValue, body: String },
+    /// The request id was used before: `body` is the answer given then, for `counter`.
+    Replayed { counter: CounterName, body: String },
+}
+
+/// A page of history: records with values below `before` (all when `None`), newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryQuery {
+    pub before: Option<CounterValue>,
+    pub limit: HistoryLimit,
+}
+
+/// How a store fails. None of these is the client's fault; all of them are worth a retry.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Other increments of the same counter kept winning until the deadline; nothing was committed.
+    #[error("too much contention on the counter; nothing was committed")]
+    Contention,
+    /// The store is throttling or its queue is full; nothing was committed.
+    #[error("the store is overloaded; nothing was committed")]
+    Overloaded,
+    /// The deadline passed before the store answered; the outcome may be unknown.
+    #[error("the store did not answer in time")]
+    Timeout,
+    /// The store could not be reached or failed; `0` says how, for the logs only.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store holds data this code cannot read.
+    #[error("the store holds an unreadable record: {0}")]
+    Corrupt(String),
+}
+
+/// A durable counter store. Implementations uphold the contract's promises: an increment commits its counter
+/// value, its audit record and its remembered answer together, durably, before it returns.
+pub trait CounterStore: Send + Sync + 'static {
+    fn increment(&self, command: IncrementCommand)
+    -> impl Future<Output = Result<IncrementOutcome, StoreError>> + Send;
+
+    fn read(&self, counter: &CounterName) -> impl Future<Output = Result<CounterSnapshot, StoreError>> + Send;
+
+    fn history(
+        &self,
+        counter: &CounterName,
+        query: HistoryQuery,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+
+    /// Answers `Ok` when the store can serve requests.
+    fn health(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,118 @@
+//! The DynamoDB store of acidizer: one `TransactWriteItems` per increment — the counter conditioned on the value
+//! it was read at, the audit record keyed by counter and value, the remembered answer conditioned on its absence.
+
+mod backoff;
+mod increment;
+mod items;
+pub mod layout;
+
+use acidizer_core::{
+    AuditRecord, CounterName, CounterSnapshot, CounterStore, HistoryQuery, IncrementCommand, IncrementOutcome,
+    StoreError,
+};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::time::Duration;
+
+pub use aws_sdk_dynamodb;
+pub use layout::{CreateTablesError, create_missing_tables};
+
+/// The environment variable naming the counter table.
+pub const COUNTER_TABLE_ENV: &str = "COUNTER_TABLE";
+
+/// The counter store in one DynamoDB table (counters, audit records and remembered answers).
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// A client from the standard AWS environment (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL`, …), with
+    /// timeouts that keep every request inside the contract's 10 s.
+    pub async fn client_from_env() -> Client {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .operation_attempt_timeout(Duration::from_secs(3))
+            .operation_timeout(Duration::from_secs(7))
+            .build();
+        let config = aws_config::from_env().timeout_config(timeouts).load().await;
+        Client::new(&config)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+impl CounterStore for DynamoStore {
+    async fn increment(&self, command: IncrementCommand) -> Result<IncrementOutcome, StoreError> {
+        increment::run(self, command).await
+    }
+
+    async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {
+        let head = increment::read_head(self, counter).await?;
+        Ok(head.map_or_else(|| CounterSnapshot::zero(counter.clone()), items::CounterItem::into_snapshot))
+    }
+
+    async fn history(&self, counter: &CounterName, query: HistoryQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let before = query.before.unwrap_or(u64::MAX);
+        if before <= 1 {
+            return Ok(Vec::new());
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
+            .expression_attribute_names("#pk", layout::PARTITION_KEY)
+            .expression_attribute_names("#sk", layout::SORT_KEY)
+            .expression_attribute_values(":pk", AttributeValue::S(items::counter_partition(counter)))
+            .expression_attribute_values(":first", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":last", AttributeValue::N((before - 1).to_string()))
+            .scan_index_forward(false)
+            .limit(i32::from(query.limit.get()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        output.items().iter().map(|item| items::AuditItem::from_item(item).map(items::AuditItem::into_record)).collect()
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        self.client.describe_table().table_name(&self.table).send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+/// Classifies an SDK failure that no retry of ours will mend.
+pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> StoreError {
+    if is_throttling(&error) {
+        return StoreError::Overloaded;
+    }
+    match &error {
+        SdkError::TimeoutError(_) => StoreError::Timeout,
+        _ => StoreError::Unavailable(format!("dynamodb: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&error))),
+    }
+}
+
+pub(crate) fn is_throttling<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
+    matches!(
+        error.code(),
+        Some(
+            "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+                | "ThrottlingException"
+                | "LimitExceededException"
+        )
+    )
+}

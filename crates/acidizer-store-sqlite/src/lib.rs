@@ -1,0 +1,97 @@
+//! The embedded store of `acidizer serve`: SQLite in WAL mode with `synchronous=FULL`.
+//!
+//! One writer thread owns the only writing connection and commits increments in groups: every increment that
+//! arrives while a commit is under way joins the next one, and each is answered only after its commit is durable.
+//! Reads (value, history, health) run on their own connections, beside the writer.
+
+mod reader;
+mod schema;
+mod writer;
+
+use acidizer_core::{
+    AuditRecord, CounterName, CounterSnapshot, CounterStore, HistoryQuery, IncrementCommand, IncrementOutcome,
+    StoreError,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "acidizer.sqlite3";
+
+/// How many increments may wait for the writer before new ones are turned away as overloaded.
+const WRITE_QUEUE: usize = 16_384;
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the database {path}: {source}")]
+    Database { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot start the writer thread: {0}")]
+    Writer(std::io::Error),
+}
+
+/// A counter store in one SQLite database file.
+pub struct SqliteStore {
+    writes: mpsc::Sender<writer::Job>,
+    readers: Arc<reader::Readers>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if need be) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir { path: data_dir.to_owned(), source })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let database_error = |source| OpenError::Database { path: path.clone(), source };
+        let connection = schema::open_writer(&path).map_err(database_error)?;
+        let readers = Arc::new(reader::Readers::new(path.clone()));
+        readers.warm_up().map_err(database_error)?;
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        writer::spawn(connection, queue).map_err(OpenError::Writer)?;
+        Ok(Self { writes, readers })
+    }
+
+    async fn read_with<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.with(query))
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("read task failed: {error}")))?
+    }
+}
+
+impl CounterStore for SqliteStore {
+    async fn increment(&self, command: IncrementCommand) -> Result<IncrementOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes.try_send(writer::Job { command, reply }).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable("the writer has stopped".to_owned()),
+        })?;
+        answer.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".to_owned()))?
+    }
+
+    async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {
+        let counter = counter.clone();
+        self.read_with(move |connection| reader::snapshot(connection, counter)).await
+    }
+
+    async fn history(&self, counter: &CounterName, query: HistoryQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let counter = counter.clone();
+        self.read_with(move |connection| reader::history(connection, &counter, query)).await
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        if self.writes.is_closed() {
+            return Err(StoreError::Unavailable("the writer has stopped".to_owned()));
+        }
+        self.read_with(reader::ping).await
+    }
+}
+
+pub(crate) fn sql_error(error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {error}"))
+}

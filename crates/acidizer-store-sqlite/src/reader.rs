@@ -1,0 +1,97 @@
+//! Reads on their own connections: a small pool beside the writer.
+
+use crate::{schema, sql_error};
+use acidizer_core::{AuditRecord, CounterName, CounterSnapshot, HistoryQuery, RequestId, StoreError, Timestamp};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Idle reading connections, opened on demand and kept for the next read.
+pub(crate) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path, idle: Mutex::new(Vec::new()) }
+    }
+
+    /// Opens the first connection now, so a bad file fails at start rather than on the first read.
+    pub(crate) fn warm_up(&self) -> rusqlite::Result<()> {
+        let connection = schema::open_reader(&self.path)?;
+        self.release(connection);
+        Ok(())
+    }
+
+    /// Runs `query` on an idle connection (opening one if none is idle); blocking.
+    pub(crate) fn with<T>(&self, query: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let connection = match idle {
+            Some(connection) => connection,
+            None => schema::open_reader(&self.path).map_err(sql_error)?,
+        };
+        let result = query(&connection);
+        self.release(connection);
+        result
+    }
+
+    fn release(&self, connection: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(connection);
+        }
+    }
+}
+
+pub(crate) fn snapshot(connection: &Connection, counter: CounterName) -> Result<CounterSnapshot, StoreError> {
+    let row = connection
+        .prepare_cached("SELECT value, updated_at FROM counters WHERE name = ?1")
+        .and_then(|mut statement| {
+            statement.query_row([counter.as_str()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))).optional()
+        })
+        .map_err(sql_error)?;
+    Ok(match row {
+        None => CounterSnapshot::zero(counter),
+        Some((value, updated_at)) => CounterSnapshot {
+            counter,
+            value: stored_value(value)?,
+            updated_at: Some(Timestamp::from_unix_millis(updated_at)),
+        },
+    })
+}
+
+pub(crate) fn history(
+    connection: &Connection,
+    counter: &CounterName,
+    query: HistoryQuery,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let before = query.before.map_or(i64::MAX, |before| i64::try_from(before).unwrap_or(i64::MAX));
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT value, request_id, at FROM audit WHERE counter = ?1 AND value < ?2 ORDER BY value DESC LIMIT ?3",
+        )
+        .map_err(sql_error)?;
+    let rows = statement
+        .query_map(params![counter.as_str(), before, query.limit.get()], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+        })
+        .map_err(sql_error)?;
+    rows.map(|row| {
+        let (value, request_id, at) = row.map_err(sql_error)?;
+        Ok(AuditRecord {
+            value: stored_value(value)?,
+            request_id: RequestId::parse(&request_id)
+                .map_err(|_| StoreError::Corrupt(format!("audit record {value} has request id {request_id:?}")))?,
+            at: Timestamp::from_unix_millis(at),
+        })
+    })
+    .collect()
+}
+
+pub(crate) fn ping(connection: &Connection) -> Result<(), StoreError> {
+    connection.query_row("SELECT 1", [], |_| Ok(())).map_err(sql_error)
+}
+
+pub(crate) fn stored_value(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative counter value {value}")))
+}

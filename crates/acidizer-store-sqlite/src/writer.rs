@@ -1,0 +1,140 @@
+//! The one writer: group commit of increments, each answered once its commit is durable.
+
+use crate::reader::stored_value;
+use crate::sql_error;
+use acidizer_core::store::IDEMPOTENCY_RETENTION;
+use acidizer_core::{CounterName, Increment, IncrementCommand, IncrementOutcome, StoreError, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most increments one commit carries.
+const MAX_GROUP: usize = 1024;
+/// How often remembered answers past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+pub(crate) struct Job {
+    pub(crate) command: IncrementCommand,
+    pub(crate) reply: oneshot::Sender<Result<IncrementOutcome, StoreError>>,
+}
+
+pub(crate) fn spawn(connection: Connection, queue: mpsc::Receiver<Job>) -> std::io::Result<()> {
+    std::thread::Builder::new().name("acidizer-sqlite-writer".to_owned()).spawn(move || run(connection, queue))?;
+    Ok(())
+}
+
+fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
+    let mut last_prune: Option<Instant> = None;
+    while let Some(first) = queue.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&mut connection, group);
+        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            prune_expired_keys(&connection);
+            last_prune = Some(Instant::now());
+        }
+    }
+    tracing::debug!("sqlite writer stopped");
+}
+
+/// Commits every job of the group in one transaction, then answers each.
+fn commit_group(connection: &mut Connection, group: Vec<Job>) {
+    let now = Instant::now();
+    let (jobs, late): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| job.command.deadline > now);
+    for job in late {
+        let _ = job.reply.send(Err(StoreError::Timeout));
+    }
+    if jobs.is_empty() {
+        return;
+    }
+    let stamped = Timestamp::now();
+    let applied = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error).and_then(
+        |transaction| {
+            let outcomes =
+                jobs.iter().map(|job| apply(&transaction, &job.command, stamped)).collect::<Result<Vec<_>, _>>()?;
+            transaction.commit().map_err(sql_error)?;
+            Ok(outcomes)
+        },
+    );
+    match applied {
+        Ok(outcomes) => {
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = job.reply.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, increments = jobs.len(), "group commit failed; nothing of it was committed");
+            for job in jobs {
+                let _ = job.reply.send(Err(StoreError::Unavailable(error.to_string())));
+            }
+        }
+    }
+}
+
+/// Replays a known request id, or writes the counter, its audit record and the remembered answer.
+fn apply(
+    transaction: &Transaction<'_>,
+    command: &IncrementCommand,
+    at: Timestamp,
+) -> Result<IncrementOutcome, StoreError> {
+    let remembered = transaction
+        .prepare_cached("SELECT counter, response FROM idempotency WHERE key = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([command.request_id.as_str()], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .optional()
+        })
+        .map_err(sql_error)?;
+    if let Some((counter, body)) = remembered {
+        let counter = CounterName::parse(&counter)
+            .map_err(|_| StoreError::Corrupt(format!("remembered answer names counter {counter:?}")))?;
+        return Ok(IncrementOutcome::Replayed { counter, body });
+    }
+
+    let current = transaction
+        .prepare_cached("SELECT value FROM counters WHERE name = ?1")
+        .and_then(|mut statement| {
+            statement.query_row([command.counter.as_str()], |row| row.get::<_, i64>(0)).optional()
+        })
+        .map_err(sql_error)?;
+    let value = current.map_or(Ok(0), stored_value)? + 1;
+    let increment =
+        Increment { counter: command.counter.clone(), value, request_id: command.request_id.clone(), updated_at: at };
+    let body = increment.response_body();
+    let stored = i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("counter overflow at {value}")))?;
+    let expires_at = at.unix_seconds() + IDEMPOTENCY_RETENTION.as_secs() as i64;
+    let written: rusqlite::Result<()> = (|| {
+        transaction
+            .prepare_cached(
+                "INSERT INTO counters (name, value, updated_at, request_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET
+                   value = excluded.value, updated_at = excluded.updated_at, request_id = excluded.request_id",
+            )?
+            .execute(params![command.counter.as_str(), stored, at.unix_millis(), command.request_id.as_str()])?;
+        transaction
+            .prepare_cached("INSERT INTO audit (counter, value, request_id, at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![command.counter.as_str(), stored, command.request_id.as_str(), at.unix_millis()])?;
+        transaction
+            .prepare_cached("INSERT INTO idempotency (key, counter, response, expires_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![command.request_id.as_str(), command.counter.as_str(), body, expires_at])?;
+        Ok(())
+    })();
+    written.map_err(sql_error)?;
+    Ok(IncrementOutcome::Committed { value, body })
+}
+
+fn prune_expired_keys(connection: &Connection) {
+    let now = Timestamp::now().unix_seconds();
+    match connection.execute("DELETE FROM idempotency WHERE expires_at < ?1", [now]) {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "forgot idempotency keys past their retention"),
+        Err(error) => tracing::warn!(%error, "could not prune expired idempotency keys"),
+    }
+}

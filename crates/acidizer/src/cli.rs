@@ -1,0 +1,49 @@
+//! Command-line arguments.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "acidizer", version, about = "The Number Acidizer: an ACID counter, broadcast live")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and the SPA on one port.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// The embedded SQLite store, in --data-dir.
+    Sqlite,
+    /// DynamoDB from the AWS environment (COUNTER_TABLE, AWS_ENDPOINT_URL for an emulator, …).
+    Dynamodb,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the SQLite store keeps its data.
+    #[arg(long, default_value = "acidizer-data")]
+    pub data_dir: PathBuf,
+    /// Which store holds the counters.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+    /// The built SPA to serve at `/`.
+    #[arg(long, default_value = "frontend/dist")]
+    pub static_dir: PathBuf,
+    /// Create missing DynamoDB tables with the template's layout (for a fresh emulator).
+    #[arg(long)]
+    pub create_tables: bool,
+    /// Cap requests per second per client IP (429 beyond it).
+    #[arg(long)]
+    pub rate_limit: Option<NonZeroU32>,
+}

@@ -1,0 +1,182 @@
+//! A running acidizer to test against — `spawn_app`-style: every test gets its own server and its own data.
+
+use crate::{binaries, lambda, moto};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The origin the test servers allow through CORS.
+pub const ALLOWED_ORIGIN: &str = "https://app.example";
+
+/// What a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `acidizer serve` on the embedded SQLite store.
+    ServeSqlite,
+    /// `acidizer serve --store dynamodb` on moto.
+    ServeDynamodb,
+    /// The `acidizer-api` Lambda binary on moto, behind a local Runtime API and HTTP API stand-in.
+    Lambda,
+}
+
+/// A running acidizer: its base URL and whatever keeps it alive.
+pub struct App {
+    pub base: String,
+    pub target: Target,
+    pub http: reqwest::Client,
+    _keep: Keep,
+}
+
+enum Keep {
+    /// The server, and the directory that holds its data and logs (dropped after it).
+    Server { _server: Server, _dir: tempfile::TempDir },
+    Lambda(lambda::Gateway),
+    Nothing,
+}
+
+impl App {
+    pub async fn spawn(target: Target) -> App {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("an HTTP client");
+        match target {
+            Target::ServeSqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let server = Server::start(&dir.path().join("data"), &[], &[], dir.path()).await;
+                App { base: server.base.clone(), target, http, _keep: Keep::Server { _server: server, _dir: dir } }
+            }
+            Target::ServeDynamodb => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let moto = moto::shared();
+                let mut env = moto::aws_env(&moto.endpoint);
+                env.push(("COUNTER_TABLE", unique_table("counters")));
+                env.push(("CONNECTIONS_TABLE", unique_table("connections")));
+                let args = ["--store", "dynamodb", "--create-tables"];
+                let server = Server::start(&dir.path().join("data"), &args, &env, dir.path()).await;
+                App { base: server.base.clone(), target, http, _keep: Keep::Server { _server: server, _dir: dir } }
+            }
+            Target::Lambda => {
+                let moto = moto::shared();
+                let table = unique_table("counters");
+                acidizer_store_dynamodb::create_missing_tables(&moto::client(&moto.endpoint), &table, None)
+                    .await
+                    .expect("tables on the emulator");
+                let mut env = moto::aws_env(&moto.endpoint);
+                env.push(("COUNTER_TABLE", table));
+                env.push(("ALLOWED_ORIGINS", ALLOWED_ORIGIN.to_owned()));
+                let gateway = lambda::Gateway::start(&binaries::path("acidizer-api"), &env, 4).await;
+                App { base: gateway.base.clone(), target, http, _keep: Keep::Lambda(gateway) }
+            }
+        }
+    }
+
+    /// A handle on an app another `App` keeps alive, for concurrent clients.
+    pub fn detached(base: String, target: Target, http: reqwest::Client) -> App {
+        App { base, target, http, _keep: Keep::Nothing }
+    }
+
+    /// The logs of the Lambda functions, for a Lambda target.
+    pub fn lambda_logs(&self) -> Option<String> {
+        match &self._keep {
+            Keep::Lambda(gateway) => Some(gateway.logs()),
+            _ => None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("the server answers")
+    }
+
+    /// `POST /counters/{counter}/increment` (or `/increment` for `None`), with an optional key.
+    pub async fn increment(&self, counter: Option<&str>, key: Option<&str>) -> reqwest::Response {
+        let path = counter.map_or_else(|| "/increment".to_owned(), |c| format!("/counters/{c}/increment"));
+        let mut request = self.http.post(self.url(&path));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("the server answers")
+    }
+
+    /// The JSON body of `GET path`, which must answer 200.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("a JSON body")
+    }
+}
+
+fn unique_table(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// One `acidizer serve` process.
+pub struct Server {
+    pub base: String,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `acidizer serve` on a free port with `data_dir`, and waits until it prints its URL.
+    pub async fn start(data_dir: &Path, args: &[&str], env: &[(&str, String)], log_dir: &Path) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join("acidizer-serve.log"))
+            .expect("a log file");
+        let mut command = Command::new(binaries::path("acidizer"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--static-dir")
+            .arg(log_dir.join("no-site"))
+            .args(args)
+            .env("ALLOWED_ORIGINS", ALLOWED_ORIGIN)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("acidizer serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.expect("readable stdout") {
+                if let Some(url) = line.split_whitespace().find(|word| word.starts_with("http://")) {
+                    return url.trim_end_matches('/').to_owned();
+                }
+            }
+            panic!("acidizer serve exited before printing its URL; see {}", log_dir.display());
+        })
+        .await
+        .expect("acidizer serve prints its URL within 60 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server { base, child }
+    }
+
+    /// Kills the server with SIGKILL, as a crash or `kill -9` would, and waits for it to be gone.
+    pub async fn kill_hard(mut self) {
+        self.child.start_kill().expect("the server can be killed");
+        self.child.wait().await.expect("the server exits");
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("a running server has a pid") as libc::pid_t;
+        // SAFETY: sending a signal to a child process this test owns.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server stops within 30 s of SIGTERM")
+            .expect("the server exits")
+    }
+}
+
+/// A data directory that outlives one server, for restart tests.
+pub fn data_dir(root: &Path) -> PathBuf {
+    root.join("data")
+}

@@ -1,0 +1,24 @@
+//! Where the workspace's built binaries are. `tests/run.sh` builds them before the tests run.
+
+use std::path::PathBuf;
+
+/// The path of a binary built beside this test executable (`target/<profile>/<name>`).
+pub fn path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executables live in target/<profile>/deps");
+    let binary = profile_dir.join(name);
+    assert!(
+        binary.is_file(),
+        "{} is missing: build the workspace's binaries first (`cargo build --workspace --bins`, as tests/run.sh does)",
+        binary.display()
+    );
+    binary
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repository").to_owned()
+}

@@ -1,0 +1,266 @@
+//! The contract, as test functions that take any running [`App`]: `tests/contract.rs` runs each of them against
+//! every target (`acidizer serve` on SQLite and on DynamoDB, and the `acidizer-api` Lambda binary).
+
+use crate::App;
+use crate::app::ALLOWED_ORIGIN;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn is_timestamp(value: &Value) -> bool {
+    let Some(text) = value.as_str() else { return false };
+    let bytes = text.as_bytes();
+    text.len() == 24
+        && text.ends_with('Z')
+        && bytes[10] == b'T'
+        && bytes[19] == b'.'
+        && time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).is_ok()
+}
+
+fn is_uuid(value: &Value) -> bool {
+    value.as_str().is_some_and(|text| uuid::Uuid::parse_str(text).is_ok())
+}
+
+/// Asserts an RFC 9457 problem with `status`, and returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, what: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "{what}");
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert_eq!(content_type, "application/problem+json", "{what}");
+    let body: Value = response.json().await.expect("a JSON problem");
+    assert_eq!(body["status"], json!(status), "{what}: {body}");
+    for field in ["type", "title", "detail"] {
+        assert!(body[field].as_str().is_some_and(|s| !s.is_empty()), "{what}: no {field} in {body}");
+    }
+    body
+}
+
+pub async fn unknown_counter_reads_zero(app: &App) {
+    assert_eq!(app.get_json("/counters/fresh").await, json!({"counter": "fresh", "value": 0, "updatedAt": null}));
+    assert_eq!(app.get_json("/value").await, json!({"counter": "global", "value": 0, "updatedAt": null}));
+    assert_eq!(app.get_json("/counters/fresh/history").await, json!({"counter": "fresh", "items": [], "next": null}));
+}
+
+pub async fn increments_count_by_one_with_request_ids(app: &App) {
+    let mut last = Value::Null;
+    for expected in 1..=3 {
+        let response = app.increment(Some("clicks"), None).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers().get("content-type").unwrap(), "application/json");
+        assert!(response.headers().get("idempotent-replayed").is_none());
+        let body: Value = response.json().await.unwrap();
+        let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["counter", "value", "requestId", "updatedAt"]);
+        assert_eq!(body["counter"], "clicks");
+        assert_eq!(body["value"], expected);
+        assert!(is_uuid(&body["requestId"]), "a generated request id is a UUID: {body}");
+        assert!(is_timestamp(&body["updatedAt"]), "{body}");
+        last = body;
+    }
+    let read = app.get_json("/counters/clicks").await;
+    assert_eq!(read, json!({"counter": "clicks", "value": 3, "updatedAt": last["updatedAt"]}));
+    // The empty JSON object and unknown fields are accepted; an increment is always by exactly one.
+    let response = app
+        .http
+        .post(app.url("/counters/clicks/increment"))
+        .header("content-type", "application/json")
+        .body(r#"{"by": 100, "note": "ignored"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["value"], 4);
+    let response = app
+        .http
+        .post(app.url("/counters/clicks/increment"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["value"], 5);
+    assert_eq!(app.get_json("/counters/other").await["value"], 0, "counters are independent");
+}
+
+pub async fn original_routes_serve_the_global_counter(app: &App) {
+    let first: Value = app.increment(None, Some("global-1")).await.json().await.unwrap();
+    assert_eq!(first["counter"], "global");
+    assert_eq!(first["value"], 1);
+    let second: Value = app.increment(Some("global"), Some("global-2")).await.json().await.unwrap();
+    assert_eq!(second["value"], 2);
+    assert_eq!(app.get_json("/value").await, app.get_json("/counters/global").await);
+    assert_eq!(app.get_json("/value").await["value"], 2);
+    let history = app.get_json("/history").await;
+    assert_eq!(history, app.get_json("/counters/global/history").await);
+    assert_eq!(history["items"][0]["requestId"], "global-2");
+    assert_eq!(history["items"][1]["requestId"], "global-1");
+    assert_eq!(app.get_json("/health").await, json!({"status": "ok"}));
+}
+
+pub async fn a_repeated_key_replays_the_first_answer_byte_for_byte(app: &App) {
+    let first = app.increment(Some("orders"), Some("order-7:try.1")).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_body = first.bytes().await.unwrap();
+    let other: Value = app.increment(Some("orders"), Some("order-8")).await.json().await.unwrap();
+    assert_eq!(other["value"], 2);
+    for _ in 0..2 {
+        let replay = app.increment(Some("orders"), Some("order-7:try.1")).await;
+        assert_eq!(replay.status(), 200);
+        assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
+        assert_eq!(replay.bytes().await.unwrap(), first_body);
+    }
+    let first: Value = serde_json::from_slice(&first_body).unwrap();
+    assert_eq!(first["value"], 1);
+    assert_eq!(first["requestId"], "order-7:try.1");
+    assert_eq!(app.get_json("/counters/orders").await["value"], 2);
+    let history = app.get_json("/counters/orders/history").await;
+    let ids: Vec<&Value> = history["items"].as_array().unwrap().iter().map(|item| &item["requestId"]).collect();
+    assert_eq!(ids, [&json!("order-8"), &json!("order-7:try.1")]);
+
+    // A server-made request id is a key too: sending it back replays.
+    let made: Value = app.increment(Some("orders"), None).await.json().await.unwrap();
+    let again = app.increment(Some("orders"), made["requestId"].as_str()).await;
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), made);
+    assert_eq!(app.get_json("/counters/orders").await["value"], 3);
+}
+
+pub async fn a_key_used_for_another_counter_is_refused(app: &App) {
+    let first = app.increment(Some("apples"), Some("shared-key")).await;
+    assert_eq!(first.status(), 200);
+    let problem = assert_problem(app.increment(Some("pears"), Some("shared-key")).await, 422, "key reuse").await;
+    assert!(problem["detail"].as_str().unwrap().contains("apples"), "{problem}");
+    assert_eq!(app.get_json("/counters/pears").await["value"], 0);
+    assert_eq!(app.get_json("/counters/apples").await["value"], 1);
+}
+
+pub async fn history_pages_newest_first(app: &App) {
+    let mut answers = Vec::new();
+    for i in 1..=5 {
+        let body: Value = app.increment(Some("pages"), Some(&format!("page-{i}"))).await.json().await.unwrap();
+        answers.push(body);
+    }
+    let page = app.get_json("/counters/pages/history?limit=2").await;
+    assert_eq!(page["counter"], "pages");
+    let values: Vec<u64> = page["items"].as_array().unwrap().iter().map(|i| i["value"].as_u64().unwrap()).collect();
+    assert_eq!(values, [5, 4]);
+    assert_eq!(page["next"], 4);
+    let item = &page["items"][0];
+    let keys: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["value", "requestId", "at"]);
+    assert_eq!(item["requestId"], "page-5");
+    assert_eq!(item["at"], answers[4]["updatedAt"]);
+
+    let page = app.get_json("/counters/pages/history?limit=2&before=4").await;
+    let values: Vec<u64> = page["items"].as_array().unwrap().iter().map(|i| i["value"].as_u64().unwrap()).collect();
+    assert_eq!((values, page["next"].clone()), (vec![3, 2], json!(2)));
+    let page = app.get_json("/counters/pages/history?limit=2&before=2").await;
+    assert_eq!(page["items"], json!([{"value": 1, "requestId": "page-1", "at": answers[0]["updatedAt"]}]));
+    assert_eq!(page["next"], Value::Null);
+    let all = app.get_json("/counters/pages/history").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 5);
+    assert_eq!(all["next"], Value::Null);
+    let exact = app.get_json("/counters/pages/history?limit=5").await;
+    assert_eq!(exact["next"], Value::Null, "a page ending at 1 has no next");
+    let past_the_end = app.get_json("/counters/pages/history?before=1").await;
+    assert_eq!(past_the_end, json!({"counter": "pages", "items": [], "next": null}));
+    let above = app.get_json("/counters/pages/history?before=1000&limit=1").await;
+    assert_eq!(above["items"][0]["value"], 5);
+}
+
+/// Every bad request of the contract's list: the right 4xx, as a problem, and no counter changes.
+pub async fn bad_input_is_a_problem_and_changes_nothing(app: &App) {
+    let long_name = "a".repeat(65);
+    let long_key = "k".repeat(129);
+    let big_body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1100));
+    type Case<'a> = (Method, String, Vec<(&'a str, &'a str)>, Option<String>, u16);
+    let json_type = ("content-type", "application/json");
+    let cases: Vec<Case> = vec![
+        (Method::GET, "/counters/Global".into(), vec![], None, 422),
+        (Method::GET, "/counters/-x".into(), vec![], None, 422),
+        (Method::GET, format!("/counters/{long_name}"), vec![], None, 422),
+        (Method::GET, "/counters/a%20b".into(), vec![], None, 422),
+        (Method::GET, "/counters/%FF".into(), vec![], None, 422),
+        (Method::POST, "/counters/Bad!/increment".into(), vec![], None, 422),
+        (Method::GET, "/counters/bad.name/history".into(), vec![], None, 422),
+        (Method::POST, "/counters/victim/increment".into(), vec![("idempotency-key", "has space")], None, 422),
+        (Method::POST, "/counters/victim/increment".into(), vec![("idempotency-key", "a/b")], None, 422),
+        (Method::POST, "/counters/victim/increment".into(), vec![("idempotency-key", long_key.as_str())], None, 422),
+        (Method::POST, "/counters/victim/increment".into(), vec![("idempotency-key", "")], None, 422),
+        (Method::GET, "/counters/victim/history?limit=0".into(), vec![], None, 422),
+        (Method::GET, "/counters/victim/history?limit=101".into(), vec![], None, 422),
+        (Method::GET, "/counters/victim/history?limit=ten".into(), vec![], None, 422),
+        (Method::GET, "/counters/victim/history?before=0".into(), vec![], None, 422),
+        (Method::GET, "/counters/victim/history?before=-1".into(), vec![], None, 422),
+        (Method::GET, "/history?before=x".into(), vec![], None, 422),
+        (Method::POST, "/counters/victim/increment".into(), vec![json_type], Some("not json".into()), 400),
+        (Method::POST, "/counters/victim/increment".into(), vec![json_type], Some("{\"a\":".into()), 400),
+        (Method::POST, "/counters/victim/increment".into(), vec![json_type], Some("[1,2]".into()), 400),
+        (Method::POST, "/counters/victim/increment".into(), vec![json_type], Some("42".into()), 400),
+        (Method::POST, "/counters/victim/increment".into(), vec![json_type], Some("null".into()), 400),
+        (Method::POST, "/counters/victim/increment".into(), vec![json_type], Some(big_body.clone()), 413),
+        (Method::POST, "/increment".into(), vec![json_type], Some(big_body), 413),
+        (Method::POST, "/counters/victim/increment".into(), vec![("content-type", "text/plain")], Some("{}".into()), 415),
+        (
+            Method::POST,
+            "/increment".into(),
+            vec![("content-type", "application/x-www-form-urlencoded")],
+            Some("a=1".into()),
+            415,
+        ),
+        (Method::GET, "/nope".into(), vec![], None, 404),
+        (Method::GET, "/counters".into(), vec![], None, 404),
+        (Method::GET, "/counters/victim/nope".into(), vec![], None, 404),
+        (Method::POST, "/counters/victim/increment/extra".into(), vec![], None, 404),
+        (Method::GET, "/counters/victim/increment".into(), vec![], None, 405),
+        (Method::POST, "/counters/victim".into(), vec![], None, 405),
+        (Method::DELETE, "/value".into(), vec![], None, 405),
+        (Method::PUT, "/increment".into(), vec![], None, 405),
+        (Method::POST, "/history".into(), vec![], None, 405),
+        (Method::POST, "/health".into(), vec![], None, 405),
+    ];
+    for (method, path, headers, body, status) in cases {
+        let mut request = app.http.request(method.clone(), app.url(&path));
+        for (name, value) in &headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap();
+        let what = format!("{method} {path} {headers:?}");
+        if status == 405 {
+            let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+            let allow = allow.unwrap_or_else(|| panic!("{what}: 405 without Allow"));
+            assert!(allow.contains("GET") || allow.contains("POST"), "{what}: Allow: {allow}");
+        }
+        assert_problem(response, status, &what).await;
+    }
+    assert_eq!(app.get_json("/counters/victim").await["value"], 0);
+    assert_eq!(app.get_json("/value").await["value"], 0);
+    assert_eq!(app.get_json("/counters/victim/history").await["items"], json!([]));
+}
+
+pub async fn cors_allows_the_configured_origins(app: &App) {
+    let preflight = app
+        .http
+        .request(Method::OPTIONS, app.url("/counters/global/increment"))
+        .header("origin", ALLOWED_ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "idempotency-key, content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "preflight answered: {}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(headers.get("access-control-allow-origin").unwrap(), ALLOWED_ORIGIN);
+    let methods = headers.get("access-control-allow-methods").unwrap().to_str().unwrap().to_ascii_uppercase();
+    assert!(methods.contains("POST") && methods.contains("GET"), "{methods}");
+    let allowed = headers.get("access-control-allow-headers").unwrap().to_str().unwrap().to_ascii_lowercase();
+    assert!(allowed.contains("idempotency-key"), "{allowed}");
+
+    let read = app.http.get(app.url("/value")).header("origin", ALLOWED_ORIGIN).send().await.unwrap();
+    assert_eq!(read.headers().get("access-control-allow-origin").unwrap(), ALLOWED_ORIGIN);
+    let stranger = app.http.get(app.url("/value")).header("origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(stranger.status(), 200);
+    assert!(stranger.headers().get("access-control-allow-origin").is_none());
+}

@@ -1,0 +1,11 @@
+//! The end-to-end test harness of acidizer: it runs the built binaries — `acidizer serve` on either store, and
+//! `acidizer-api` as Lambda runs it — and talks to them over HTTP, as users do.
+
+pub mod app;
+pub mod binaries;
+pub mod contract;
+pub mod lambda;
+pub mod load;
+pub mod moto;
+
+pub use app::{App, Target};

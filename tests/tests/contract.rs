@@ -1,0 +1,44 @@
+//! The contract suite: the same test functions against `acidizer serve` on SQLite, `acidizer serve` on DynamoDB
+//! (moto), and the `acidizer-api` Lambda binary on DynamoDB (moto) behind a local Runtime API.
+
+use acidizer_tests::{App, Target, contract, load};
+
+macro_rules! contract_suite {
+    ($target:ident: $kind:expr, load: $tasks:expr, $per_task:expr) => {
+        mod $target {
+            use super::*;
+
+            contract_suite!(@cases $kind;
+                unknown_counter_reads_zero,
+                increments_count_by_one_with_request_ids,
+                original_routes_serve_the_global_counter,
+                a_repeated_key_replays_the_first_answer_byte_for_byte,
+                a_key_used_for_another_counter_is_refused,
+                history_pages_newest_first,
+                bad_input_is_a_problem_and_changes_nothing,
+                cors_allows_the_configured_origins,
+            );
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_increments_with_repeated_keys_are_exact() {
+                let app = App::spawn($kind).await;
+                let report = load::run(&app, "load", $tasks, $per_task).await;
+                load::assert_exact(&app, "load", &report).await;
+                assert!(!report.replays.is_empty());
+            }
+        }
+    };
+    (@cases $kind:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let app = App::spawn($kind).await;
+                contract::$case(&app).await;
+            }
+        )*
+    };
+}
+
+contract_suite!(serve_sqlite: Target::ServeSqlite, load: 64, 300);
+contract_suite!(serve_dynamodb: Target::ServeDynamodb, load: 8, 25);
+contract_suite!(lambda_dynamodb: Target::Lambda, load: 4, 20);

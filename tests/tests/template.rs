@@ -1,0 +1,139 @@
+//! `infra/template.yaml` is the one source of the tables' layout: the tables the code creates (and expects)
+//! must match it, key for key.
+
+use acidizer_store_dynamodb::{create_missing_tables, layout};
+use acidizer_tests::{binaries, moto};
+use serde_norway::Value;
+use std::collections::BTreeMap;
+
+/// A table's layout, as declared or as described: keys, attribute types, indexes, stream and TTL.
+#[derive(Debug, PartialEq, Eq)]
+struct Layout {
+    keys: Vec<(String, String)>,
+    attributes: BTreeMap<String, String>,
+    indexes: BTreeMap<String, (Vec<(String, String)>, String)>,
+    stream: Option<String>,
+    ttl: Option<String>,
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(binaries::repo_root().join("infra/template.yaml")).expect("the template");
+    serde_norway::from_str(&text).expect("the template is YAML")
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_else(|| panic!("a string, not {value:?}")).to_owned()
+}
+
+fn key_schema(value: &Value) -> Vec<(String, String)> {
+    value
+        .as_sequence()
+        .expect("a KeySchema list")
+        .iter()
+        .map(|key| (text(&key["AttributeName"]), text(&key["KeyType"])))
+        .collect()
+}
+
+fn declared(resource: &str) -> Layout {
+    let template = template();
+    let table = &template["Resources"][resource];
+    assert_eq!(table["Type"], Value::from("AWS::DynamoDB::Table"), "{resource} is a table");
+    let properties = &table["Properties"];
+    let attributes = properties["AttributeDefinitions"]
+        .as_sequence()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| (text(&a["AttributeName"]), text(&a["AttributeType"])))
+        .collect();
+    let indexes = properties["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .map(|indexes| {
+            indexes
+                .iter()
+                .map(|index| {
+                    let projection = text(&index["Projection"]["ProjectionType"]);
+                    (text(&index["IndexName"]), (key_schema(&index["KeySchema"]), projection))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ttl = &properties["TimeToLiveSpecification"];
+    Layout {
+        keys: key_schema(&properties["KeySchema"]),
+        attributes,
+        indexes,
+        stream: properties["StreamSpecification"]["StreamViewType"].as_str().map(str::to_owned),
+        ttl: (ttl["Enabled"] == Value::from(true)).then(|| text(&ttl["AttributeName"])),
+    }
+}
+
+async fn created(client: &aws_sdk_dynamodb::Client, table: &str) -> Layout {
+    let description = client.describe_table().table_name(table).send().await.unwrap();
+    let table_description = description.table().unwrap();
+    let keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
+        schema.iter().map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned())).collect()
+    };
+    let ttl = client.describe_time_to_live().table_name(table).send().await.unwrap();
+    let ttl = ttl.time_to_live_description().and_then(|d| d.attribute_name()).map(str::to_owned);
+    Layout {
+        keys: keys(table_description.key_schema()),
+        attributes: table_description
+            .attribute_definitions()
+            .iter()
+            .map(|a| (a.attribute_name().to_owned(), a.attribute_type().as_str().to_owned()))
+            .collect(),
+        indexes: table_description
+            .global_secondary_indexes()
+            .iter()
+            .map(|index| {
+                let projection = index.projection().and_then(|p| p.projection_type()).map(|p| p.as_str().to_owned());
+                (
+                    index.index_name().unwrap().to_owned(),
+                    (keys(index.key_schema()), projection.unwrap_or_default()),
+                )
+            })
+            .collect(),
+        stream: table_description
+            .stream_specification()
+            .and_then(|s| s.stream_view_type())
+            .map(|v| v.as_str().to_owned()),
+        ttl,
+    }
+}
+
+#[test]
+fn the_template_declares_the_layout_the_code_uses() {
+    let counters = declared("CounterTable");
+    assert_eq!(
+        counters.keys,
+        [(layout::PARTITION_KEY.to_owned(), "HASH".to_owned()), (layout::SORT_KEY.to_owned(), "RANGE".to_owned())]
+    );
+    assert_eq!(counters.stream.as_deref(), Some(layout::STREAM_VIEW.as_str()));
+    assert_eq!(counters.ttl.as_deref(), Some(layout::TTL_ATTRIBUTE));
+    let template = template();
+    let properties = &template["Resources"]["CounterTable"]["Properties"];
+    assert_eq!(
+        properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        Value::from(true),
+        "the counter table has point-in-time recovery"
+    );
+
+    let connections = declared("ConnectionsTable");
+    assert_eq!(connections.keys, [(layout::CONNECTION_KEY.to_owned(), "HASH".to_owned())]);
+    assert_eq!(connections.ttl.as_deref(), Some(layout::TTL_ATTRIBUTE));
+    let (index_keys, _) = &connections.indexes[layout::SUBSCRIBERS_INDEX];
+    assert_eq!(index_keys[0], (layout::SUBSCRIBERS_INDEX_KEY.to_owned(), "HASH".to_owned()));
+}
+
+#[tokio::test]
+async fn the_tables_the_code_creates_match_the_template() {
+    let moto = moto::shared();
+    let client = moto::client(&moto.endpoint);
+    let suffix = uuid::Uuid::new_v4().simple();
+    let (counter_table, connections_table) = (format!("layout-c-{suffix}"), format!("layout-w-{suffix}"));
+    create_missing_tables(&client, &counter_table, Some(&connections_table)).await.unwrap();
+    assert_eq!(created(&client, &counter_table).await, declared("CounterTable"));
+    assert_eq!(created(&client, &connections_table).await, declared("ConnectionsTable"));
+    // Creating again is a no-op: `--create-tables` is safe on every start.
+    create_missing_tables(&client, &counter_table, Some(&connections_table)).await.unwrap();
+}
