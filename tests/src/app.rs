@@ -31,7 +31,10 @@ pub struct App {
 
 enum Keep {
     /// The server, and the directory that holds its data and logs (dropped after it).
-    Server { _server: Server, _dir: tempfile::TempDir },
+    Server {
+        _server: Server,
+        _dir: tempfile::TempDir,
+    },
     Lambda(lambda::Gateway),
     Nothing,
 }

@@ -5,10 +5,8 @@ use std::path::PathBuf;
 /// The path of a binary built beside this test executable (`target/<profile>/<name>`).
 pub fn path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable has a path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executables live in target/<profile>/deps");
+    let profile_dir =
+        exe.parent().and_then(|deps| deps.parent()).expect("test executables live in target/<profile>/deps");
     let binary = profile_dir.join(name);
     assert!(
         binary.is_file(),

@@ -199,7 +199,13 @@ pub async fn bad_input_is_a_problem_and_changes_nothing(app: &App) {
         (Method::POST, "/counters/victim/increment".into(), vec![json_type], Some("null".into()), 400),
         (Method::POST, "/counters/victim/increment".into(), vec![json_type], Some(big_body.clone()), 413),
         (Method::POST, "/increment".into(), vec![json_type], Some(big_body), 413),
-        (Method::POST, "/counters/victim/increment".into(), vec![("content-type", "text/plain")], Some("{}".into()), 415),
+        (
+            Method::POST,
+            "/counters/victim/increment".into(),
+            vec![("content-type", "text/plain")],
+            Some("{}".into()),
+            415,
+        ),
         (
             Method::POST,
             "/increment".into(),

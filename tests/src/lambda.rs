@@ -229,10 +229,9 @@ fn response_from(answer: &Value) -> Response {
     *response.status_mut() = status;
     if let Some(headers) = answer["headers"].as_object() {
         for (name, value) in headers {
-            if let (Ok(name), Some(Ok(value))) = (
-                axum::http::HeaderName::from_bytes(name.as_bytes()),
-                value.as_str().map(HeaderValue::from_str),
-            ) {
+            if let (Ok(name), Some(Ok(value))) =
+                (axum::http::HeaderName::from_bytes(name.as_bytes()), value.as_str().map(HeaderValue::from_str))
+            {
                 response.headers_mut().insert(name, value);
             }
         }

@@ -63,7 +63,7 @@ fn declared(resource: &str) -> Layout {
         attributes,
         indexes,
         stream: properties["StreamSpecification"]["StreamViewType"].as_str().map(str::to_owned),
-        ttl: (ttl["Enabled"] == Value::from(true)).then(|| text(&ttl["AttributeName"])),
+        ttl: (ttl["Enabled"].as_bool() == Some(true)).then(|| text(&ttl["AttributeName"])),
     }
 }
 
@@ -87,10 +87,7 @@ async fn created(client: &aws_sdk_dynamodb::Client, table: &str) -> Layout {
             .iter()
             .map(|index| {
                 let projection = index.projection().and_then(|p| p.projection_type()).map(|p| p.as_str().to_owned());
-                (
-                    index.index_name().unwrap().to_owned(),
-                    (keys(index.key_schema()), projection.unwrap_or_default()),
-                )
+                (index.index_name().unwrap().to_owned(), (keys(index.key_schema()), projection.unwrap_or_default()))
             })
             .collect(),
         stream: table_description
