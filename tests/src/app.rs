@@ -7,6 +7,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// The file in a test server's directory that holds its logs.
+const SERVE_LOG: &str = "acidizer-serve.log";
+
 /// The origin the test servers allow through CORS.
 pub const ALLOWED_ORIGIN: &str = "https://app.example";
 
@@ -86,6 +89,15 @@ impl App {
         }
     }
 
+    /// What the server or the Lambda functions logged so far.
+    pub fn logs(&self) -> String {
+        match &self._keep {
+            Keep::Lambda(gateway) => gateway.logs(),
+            Keep::Server { _dir, .. } => std::fs::read_to_string(_dir.path().join(SERVE_LOG)).unwrap_or_default(),
+            Keep::Nothing => String::new(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -125,25 +137,23 @@ pub struct Server {
 impl Server {
     /// Starts `acidizer serve` on a free port with `data_dir`, and waits until it prints its URL.
     pub async fn start(data_dir: &Path, args: &[&str], env: &[(&str, String)], log_dir: &Path) -> Server {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_dir.join("acidizer-serve.log"))
-            .expect("a log file");
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(log_dir.join(SERVE_LOG)).expect("a log file");
         let mut command = Command::new(binaries::path("acidizer"));
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .arg("--static-dir")
-            .arg(log_dir.join("no-site"))
             .args(args)
             .env("ALLOWED_ORIGINS", ALLOWED_ORIGIN)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,acidizer_store_dynamodb=debug")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true);
+        if !args.contains(&"--static-dir") {
+            command.arg("--static-dir").arg(log_dir.join("no-site"));
+        }
         let mut child = command.spawn().expect("acidizer serve starts");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();

@@ -72,11 +72,11 @@ impl Gateway {
                     .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
                     .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("instance-{instance}"))
                     .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-                    .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+                    .env("RUST_LOG", "info,acidizer_store_dynamodb=debug")
                     .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
                     .stdin(Stdio::null())
-                    .stdout(log.reopen().expect("the log file"))
-                    .stderr(log.reopen().expect("the log file"))
+                    .stdout(append_to(log.path()))
+                    .stderr(append_to(log.path()))
                     .kill_on_drop(true)
                     .spawn()
                     .expect("the Lambda binary starts")
@@ -89,6 +89,11 @@ impl Gateway {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
+}
+
+/// Every function instance appends to the one log, so no line overwrites another.
+fn append_to(path: &FsPath) -> std::fs::File {
+    std::fs::OpenOptions::new().append(true).open(path).expect("the log file")
 }
 
 async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {

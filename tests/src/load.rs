@@ -57,7 +57,8 @@ pub async fn run(app: &App, counter: &str, tasks: usize, per_task: usize) -> Loa
                 let (status, replayed, body, retries) = increment_with_retries(&app, &counter, &key).await;
                 retried += retries;
                 assert_eq!(status, 200, "increment {key}: {}", String::from_utf8_lossy(&body));
-                assert_eq!(replayed, repeat, "{key}: replayed exactly when the key was used before");
+                // A retried 503 may find its first try committed after all: then the retry is a replay.
+                assert!(replayed == repeat || (replayed && retries > 0), "{key}: replayed only for a used key");
                 if repeat {
                     replays.push((key, body));
                 } else {

@@ -13,16 +13,24 @@ use aws_sdk_dynamodb::types::{
 };
 use std::time::Instant;
 
-/// Where the remembered answer stands among the transaction's items.
+/// Where the counter and the remembered answer stand among the transaction's items.
+const COUNTER_ITEM: usize = 0;
 const REQUEST_ITEM: usize = 2;
 
 /// How one transaction attempt ended, short of committing.
 enum Attempt {
-    /// The request id is taken: answer from what it holds.
-    Replay(Option<Item>),
-    /// Another increment or transaction got there first, or the table throttled: try again.
+    /// The request id is taken: answer from what it holds. `attempted` is what this attempt tried to commit,
+    /// which the remembered answer equals when the taker was this very attempt (an SDK retry of a transaction that
+    /// committed while its first answer was lost).
+    Replay {
+        remembered: Option<Item>,
+        attempted: (u64, String),
+    },
+    /// Another increment or transaction got there first, or the table throttled: try again, from the counter's
+    /// value when the cancellation told it.
     Retry {
         throttled: bool,
+        current: Option<u64>,
     },
     Failed(StoreError),
 }
@@ -30,16 +38,23 @@ enum Attempt {
 pub(crate) async fn run(store: &DynamoStore, command: IncrementCommand) -> Result<IncrementOutcome, StoreError> {
     let mut backoff = Backoff::new();
     let mut throttled = false;
+    let mut known_current = None;
     loop {
-        let current = read_head(store, &command.counter).await?.map_or(0, |head| head.value);
+        let current = match known_current.take() {
+            Some(current) => current,
+            None => read_head(store, &command.counter).await?.map_or(0, |head| head.value),
+        };
         let attempt = match transact(store, &command, current).await {
             Ok(outcome) => return Ok(outcome),
             Err(attempt) => attempt,
         };
         match attempt {
-            Attempt::Replay(item) => return replay(store, &command, item).await,
+            Attempt::Replay { remembered, attempted } => return replay(store, &command, remembered, attempted).await,
             Attempt::Failed(error) => return Err(error),
-            Attempt::Retry { throttled: now } => throttled |= now,
+            Attempt::Retry { throttled: now, current } => {
+                throttled |= now;
+                known_current = current;
+            }
         }
         let pause = backoff.next_delay();
         if Instant::now() + pause >= command.deadline {
@@ -85,7 +100,10 @@ async fn transact(store: &DynamoStore, command: &IncrementCommand, current: u64)
         .await;
     match result {
         Ok(_) => Ok(IncrementOutcome::Committed { value, body }),
-        Err(error) => Err(classify(error)),
+        Err(error) => Err(match classify(error) {
+            Attempt::Replay { remembered, .. } => Attempt::Replay { remembered, attempted: (value, body) },
+            other => other,
+        }),
     }
 }
 
@@ -138,7 +156,7 @@ fn transaction_items(
             .expression_attribute_names("#pk", "pk")
     };
     let puts = [
-        counter_put,
+        counter_put.return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld),
         absent(Put::builder().set_item(Some(audit))),
         absent(Put::builder().set_item(Some(request)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld),
@@ -154,26 +172,35 @@ fn transaction_items(
 
 fn classify(error: SdkError<TransactWriteItemsError>) -> Attempt {
     if is_throttling(&error) {
-        return Attempt::Retry { throttled: true };
+        return Attempt::Retry { throttled: true, current: None };
     }
     match error.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
             let reasons = cancelled.cancellation_reasons();
             let code = |reason: &CancellationReason| reason.code().unwrap_or("None").to_owned();
             if let Some(request) = reasons.get(REQUEST_ITEM).filter(|r| code(r) == "ConditionalCheckFailed") {
-                return Attempt::Replay(request.item().cloned());
+                return Attempt::Replay { remembered: request.item().cloned(), attempted: (0, String::new()) };
             }
             let codes: Vec<String> = reasons.iter().map(code).collect();
             if codes.iter().any(|code| matches!(code.as_str(), "ConditionalCheckFailed" | "TransactionConflict")) {
-                Attempt::Retry { throttled: false }
+                // The counter's condition failed with its item: the next attempt starts from that value.
+                let current = reasons
+                    .get(COUNTER_ITEM)
+                    .filter(|reason| code(reason) == "ConditionalCheckFailed")
+                    .and_then(|reason| reason.item())
+                    .and_then(|item| CounterItem::from_item(item).ok())
+                    .map(|counter| counter.value);
+                Attempt::Retry { throttled: false, current }
             } else if codes.iter().any(|code| code.contains("Throughput") || code.contains("Throttl")) {
-                Attempt::Retry { throttled: true }
+                Attempt::Retry { throttled: true, current: None }
             } else {
                 Attempt::Failed(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))
             }
         }
-        Some(TransactWriteItemsError::TransactionInProgressException(_)) => Attempt::Retry { throttled: false },
-        _ if error.code() == Some("TransactionConflictException") => Attempt::Retry { throttled: false },
+        Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+            Attempt::Retry { throttled: false, current: None }
+        }
+        _ if error.code() == Some("TransactionConflictException") => Attempt::Retry { throttled: false, current: None },
         _ => Attempt::Failed(sdk_error(error)),
     }
 }
@@ -182,9 +209,10 @@ fn classify(error: SdkError<TransactWriteItemsError>) -> Attempt {
 async fn replay(
     store: &DynamoStore,
     command: &IncrementCommand,
-    item: Option<Item>,
+    remembered: Option<Item>,
+    (attempted_value, attempted_body): (u64, String),
 ) -> Result<IncrementOutcome, StoreError> {
-    let item = match item {
+    let item = match remembered {
         Some(item) => item,
         None => store
             .client
@@ -199,5 +227,80 @@ async fn replay(
             .ok_or_else(|| StoreError::Unavailable("a taken request id has no remembered answer yet".to_owned()))?,
     };
     let remembered = RequestItem::from_item(&item)?;
+    if remembered.response == attempted_body {
+        return Ok(IncrementOutcome::Committed { value: attempted_value, body: attempted_body });
+    }
     Ok(IncrementOutcome::Replayed { counter: remembered.counter, body: remembered.response })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_smithy_types::body::SdkBody;
+
+    /// A cancelled transaction with these reason codes, and the old item of one of its items.
+    fn cancelled(codes: &[&str], old_item: Option<(usize, Item)>) -> SdkError<TransactWriteItemsError> {
+        let reasons = codes.iter().enumerate().map(|(index, code)| {
+            let reason = CancellationReason::builder().code(*code);
+            match &old_item {
+                Some((at, item)) if *at == index => reason.set_item(Some(item.clone())).build(),
+                _ => reason.build(),
+            }
+        });
+        let exception =
+            TransactionCanceledException::builder().set_cancellation_reasons(Some(reasons.collect())).build();
+        let raw = HttpResponse::new(400u16.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(TransactWriteItemsError::TransactionCanceledException(exception), raw)
+    }
+
+    #[test]
+    fn a_taken_request_id_is_a_replay_whatever_else_failed() {
+        let item = items::key("request#k".to_owned(), HEAD);
+        for codes in
+            [["None", "None", "ConditionalCheckFailed"], ["ConditionalCheckFailed", "None", "ConditionalCheckFailed"]]
+        {
+            match classify(cancelled(&codes, Some((REQUEST_ITEM, item.clone())))) {
+                Attempt::Replay { remembered: Some(found), .. } => assert_eq!(found, item),
+                _ => panic!("{codes:?} is a replay"),
+            }
+        }
+        assert!(matches!(
+            classify(cancelled(&["None", "None", "ConditionalCheckFailed"], None)),
+            Attempt::Replay { remembered: None, .. }
+        ));
+    }
+
+    #[test]
+    fn a_lost_race_is_retried() {
+        for codes in [
+            ["ConditionalCheckFailed", "None", "None"],
+            ["None", "ConditionalCheckFailed", "None"],
+            ["TransactionConflict", "None", "None"],
+        ] {
+            let retry = classify(cancelled(&codes, None));
+            assert!(matches!(retry, Attempt::Retry { throttled: false, current: None }), "{codes:?}");
+        }
+        let counter = items::to_item(&CounterItem {
+            pk: "counter#global".to_owned(),
+            sk: HEAD,
+            kind: Kind::Counter,
+            counter: CounterName::global(),
+            value: 41,
+            updated_at: 0,
+            request_id: acidizer_core::RequestId::parse("winner").unwrap(),
+        })
+        .unwrap();
+        let told = classify(cancelled(&["ConditionalCheckFailed", "None", "None"], Some((COUNTER_ITEM, counter))));
+        assert!(matches!(told, Attempt::Retry { throttled: false, current: Some(41) }), "retry from the told value");
+        let throttled = cancelled(&["ThrottlingError", "None", "None"], None);
+        assert!(matches!(classify(throttled), Attempt::Retry { throttled: true, .. }));
+    }
+
+    #[test]
+    fn other_cancellations_fail() {
+        let failed = classify(cancelled(&["ValidationError", "None", "None"], None));
+        assert!(matches!(failed, Attempt::Failed(StoreError::Unavailable(_))));
+    }
 }

@@ -41,7 +41,8 @@ impl DynamoStore {
             .operation_attempt_timeout(Duration::from_secs(3))
             .operation_timeout(Duration::from_secs(7))
             .build();
-        let config = aws_config::from_env().timeout_config(timeouts).load().await;
+        let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
+        let config = aws_config::from_env().timeout_config(timeouts).retry_config(retries).load().await;
         Client::new(&config)
     }
 

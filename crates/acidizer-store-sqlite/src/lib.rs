@@ -14,6 +14,7 @@ use acidizer_core::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// The database file inside the data directory.
@@ -37,6 +38,7 @@ pub enum OpenError {
 pub struct SqliteStore {
     writes: mpsc::Sender<writer::Job>,
     readers: Arc<reader::Readers>,
+    commits: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
@@ -49,8 +51,14 @@ impl SqliteStore {
         let readers = Arc::new(reader::Readers::new(path.clone()));
         readers.warm_up().map_err(database_error)?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
-        writer::spawn(connection, queue).map_err(OpenError::Writer)?;
-        Ok(Self { writes, readers })
+        let commits = Arc::new(AtomicU64::new(0));
+        writer::spawn(connection, queue, Arc::clone(&commits)).map_err(OpenError::Writer)?;
+        Ok(Self { writes, readers, commits })
+    }
+
+    /// How many group commits the writer has made since the store was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     async fn read_with<T: Send + 'static>(

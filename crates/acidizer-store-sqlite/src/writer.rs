@@ -5,6 +5,8 @@ use crate::sql_error;
 use acidizer_core::store::IDEMPOTENCY_RETENTION;
 use acidizer_core::{CounterName, Increment, IncrementCommand, IncrementOutcome, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -18,12 +20,18 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Result<IncrementOutcome, StoreError>>,
 }
 
-pub(crate) fn spawn(connection: Connection, queue: mpsc::Receiver<Job>) -> std::io::Result<()> {
-    std::thread::Builder::new().name("acidizer-sqlite-writer".to_owned()).spawn(move || run(connection, queue))?;
+pub(crate) fn spawn(
+    connection: Connection,
+    queue: mpsc::Receiver<Job>,
+    commits: Arc<AtomicU64>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("acidizer-sqlite-writer".to_owned())
+        .spawn(move || run(connection, queue, &commits))?;
     Ok(())
 }
 
-fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
+fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &AtomicU64) {
     let mut last_prune: Option<Instant> = None;
     while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
@@ -33,7 +41,9 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_group(&mut connection, group);
+        if commit_group(&mut connection, group) {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             prune_expired_keys(&connection);
             last_prune = Some(Instant::now());
@@ -42,15 +52,15 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>) {
     tracing::debug!("sqlite writer stopped");
 }
 
-/// Commits every job of the group in one transaction, then answers each.
-fn commit_group(connection: &mut Connection, group: Vec<Job>) {
+/// Commits every job of the group in one transaction, then answers each; tells whether it committed.
+fn commit_group(connection: &mut Connection, group: Vec<Job>) -> bool {
     let now = Instant::now();
     let (jobs, late): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| job.command.deadline > now);
     for job in late {
         let _ = job.reply.send(Err(StoreError::Timeout));
     }
     if jobs.is_empty() {
-        return;
+        return false;
     }
     let stamped = Timestamp::now();
     let applied = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error).and_then(
@@ -66,12 +76,14 @@ fn commit_group(connection: &mut Connection, group: Vec<Job>) {
             for (job, outcome) in jobs.into_iter().zip(outcomes) {
                 let _ = job.reply.send(Ok(outcome));
             }
+            true
         }
         Err(error) => {
             tracing::error!(%error, increments = jobs.len(), "group commit failed; nothing of it was committed");
             for job in jobs {
                 let _ = job.reply.send(Err(StoreError::Unavailable(error.to_string())));
             }
+            false
         }
     }
 }

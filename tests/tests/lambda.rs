@@ -1,0 +1,41 @@
+//! What only the `acidizer-api` Lambda does: JSON logs (as `AWS_LAMBDA_LOG_FORMAT=JSON` asks), one line per
+//! request with its id, status and latency.
+
+use acidizer_tests::{App, Target};
+use serde_json::Value;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_every_request_once_as_json_with_its_id_status_and_latency() {
+    let app = App::spawn(Target::Lambda).await;
+    let response = app.increment(Some("logged"), Some("log-key-1")).await;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(app.get("/counters/Bad").await.status(), 422);
+
+    let mut request_lines = Vec::new();
+    for _ in 0..50 {
+        let logs = app.lambda_logs().expect("a Lambda target has logs");
+        request_lines = logs
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["fields"]["message"] == "request")
+            .collect();
+        if request_lines.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = app.lambda_logs().unwrap();
+    assert!(logs.lines().filter(|l| !l.trim().is_empty()).all(|l| l.starts_with('{')), "only JSON lines:\n{logs}");
+    let increment: Vec<&Value> =
+        request_lines.iter().filter(|line| line["fields"]["request_id"] == request_id.as_str()).collect();
+    assert_eq!(increment.len(), 1, "the increment is logged once:\n{logs}");
+    let fields = &increment[0]["fields"];
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["method"], "POST");
+    assert_eq!(fields["path"], "/counters/logged/increment");
+    assert!(fields["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{fields}");
+    assert_eq!(increment[0]["level"], "INFO");
+    assert!(request_lines.iter().any(|line| line["fields"]["status"] == 422), "the refusal is logged too");
+}

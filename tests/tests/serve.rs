@@ -1,0 +1,78 @@
+//! What only `acidizer serve` does: rate limiting, the SPA beside the API, and a store that is down.
+
+use acidizer_tests::app::Server;
+use acidizer_tests::contract::assert_problem;
+use acidizer_tests::{App, Target, moto};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_answers_429_with_retry_after_and_changes_nothing_beyond_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--rate-limit", "5"], &[], dir.path()).await;
+    let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
+    let (mut ok, mut limited) = (0, 0);
+    for _ in 0..30 {
+        let response = app.increment(Some("limited"), None).await;
+        match response.status().as_u16() {
+            200 => ok += 1,
+            429 => {
+                let retry_after = response.headers().get("retry-after").expect("Retry-After on a 429");
+                assert!(retry_after.to_str().unwrap().parse::<u64>().unwrap() >= 1);
+                assert_problem(response, 429, "rate limited").await;
+                limited += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok >= 5 && limited > 0, "{ok} answered, {limited} limited");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let body = app.get_json("/counters/limited").await;
+    assert_eq!(body["value"], ok, "only the answered increments counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_spa_beside_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("assets")).unwrap();
+    std::fs::write(site.join("index.html"), "<!doctype html><title>acidizer</title>").unwrap();
+    std::fs::write(site.join("assets/app.js"), "console.log('acidizer')").unwrap();
+    let args = ["--static-dir", site.to_str().unwrap()];
+    let server = Server::start(&dir.path().join("data"), &args, &[], dir.path()).await;
+    let http = reqwest::Client::new();
+    for path in ["/", "/c/global", "/c/my-counter"] {
+        let response = http.get(format!("{}{path}", server.base)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(response.text().await.unwrap().contains("<title>acidizer</title>"), "{path} is the SPA");
+    }
+    let script = http.get(format!("{}/assets/app.js", server.base)).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert!(script.headers()["content-type"].to_str().unwrap().contains("javascript"));
+    for path in ["/assets/missing.js", "/nope", "/c/a/b"] {
+        let response = http.get(format!("{}{path}", server.base)).send().await.unwrap();
+        assert_problem(response, 404, path).await;
+    }
+    let value = http.get(format!("{}/value", server.base)).send().await.unwrap();
+    assert_eq!(value.json::<serde_json::Value>().await.unwrap()["value"], 0, "the API still answers");
+    let post = http.post(format!("{}/", server.base)).send().await.unwrap();
+    assert_problem(post, 404, "POST /").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_is_down_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed_port = moto::free_port();
+    let mut env = moto::aws_env(&format!("http://127.0.0.1:{closed_port}"));
+    env.push(("COUNTER_TABLE", "counters".to_owned()));
+    let server = Server::start(&dir.path().join("data"), &["--store", "dynamodb"], &env, dir.path()).await;
+    let app = App::detached(server.base.clone(), Target::ServeDynamodb, reqwest::Client::new());
+    for (response, what) in [
+        (app.get("/health").await, "health"),
+        (app.increment(Some("down"), Some("k-1")).await, "increment"),
+        (app.get("/counters/down").await, "read"),
+        (app.get("/counters/down/history").await, "history"),
+    ] {
+        assert!(response.headers().contains_key("retry-after"), "{what}: Retry-After");
+        let problem = assert_problem(response, 503, what).await;
+        assert!(!problem["detail"].as_str().unwrap().contains("127.0.0.1"), "no internals leak: {problem}");
+    }
+}
