@@ -7,5 +7,6 @@ pub mod contract;
 pub mod lambda;
 pub mod load;
 pub mod moto;
+pub mod ws;
 
 pub use app::{App, Target};

@@ -1,7 +1,8 @@
 """moto's DynamoDB emulator, serving one request at a time.
 
 moto does not isolate concurrent transactions: two TransactWriteItems in flight together can both pass their
-conditions. Serialising requests makes it behave like DynamoDB for the contract tests. The server exits when the
+conditions. Serialising requests makes it behave like DynamoDB for the contract tests. Its stream iterators also
+lose track of the shard when a transaction is cancelled; they are pointed back at it. The server exits when the
 process that started it goes away, so a test run never leaves one behind.
 """
 
@@ -10,6 +11,7 @@ import os
 import threading
 import time
 
+from moto.dynamodbstreams import models as streams_models
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
@@ -22,6 +24,20 @@ def serialised(app):
             return list(app(environ, start_response))
 
     return handle
+
+
+def follow_the_live_shard():
+    """moto rolls a cancelled transaction back by swapping in a copy of the table, stream shard included, while
+    shard iterators keep the old shard and see no record after it. Each read goes to the table's current shard."""
+    read = streams_models.ShardIterator.get
+
+    def get(self, limit=1000):
+        table = self.streams_backend.dynamodb.tables.get(self.stream_shard.table.name)
+        if table is not None and table.stream_shard is not None:
+            self.stream_shard = table.stream_shard
+        return read(self, limit)
+
+    streams_models.ShardIterator.get = get
 
 
 def exit_with_parent():
@@ -41,6 +57,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     exit_with_parent()
+    follow_the_live_shard()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(args.host, args.port, serialised(app), threaded=True)
 

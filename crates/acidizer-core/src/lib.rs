@@ -4,12 +4,13 @@
 
 pub mod domain;
 pub mod http;
+pub mod live;
 pub mod store;
 pub mod usecase;
 
 pub use domain::{
-    AuditRecord, CounterName, CounterSnapshot, CounterValue, HistoryLimit, IdempotencyKey, Increment, RequestId,
-    Timestamp,
+    AuditRecord, ConnectionId, CounterChange, CounterName, CounterSnapshot, CounterValue, HistoryLimit, IdempotencyKey,
+    Increment, RequestId, Timestamp,
 };
 pub use store::{CounterStore, HistoryQuery, IncrementCommand, IncrementOutcome, StoreError};
 pub use usecase::Counters;

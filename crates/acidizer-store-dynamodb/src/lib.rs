@@ -2,9 +2,11 @@
 //! it was read at, the audit record keyed by counter and value, the remembered answer conditioned on its absence.
 
 mod backoff;
+mod connections;
 mod increment;
 mod items;
 pub mod layout;
+pub mod stream;
 
 use acidizer_core::{
     AuditRecord, CounterName, CounterSnapshot, CounterStore, HistoryQuery, IncrementCommand, IncrementOutcome,
@@ -15,7 +17,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::time::Duration;
 
+pub use aws_config;
 pub use aws_sdk_dynamodb;
+pub use connections::{CONNECTIONS_TABLE_ENV, DynamoConnections};
 pub use layout::{CreateTablesError, create_missing_tables};
 
 /// The environment variable naming the counter table.
@@ -33,17 +37,9 @@ impl DynamoStore {
         Self { client, table: table.into() }
     }
 
-    /// A client from the standard AWS environment (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL`, …), with
-    /// timeouts that keep every request inside the contract's 10 s.
+    /// A client from the standard AWS environment (see [`sdk_config_from_env`]).
     pub async fn client_from_env() -> Client {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .operation_attempt_timeout(Duration::from_secs(3))
-            .operation_timeout(Duration::from_secs(7))
-            .build();
-        let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
-        let config = aws_config::from_env().timeout_config(timeouts).retry_config(retries).load().await;
-        Client::new(&config)
+        Client::new(&sdk_config_from_env().await)
     }
 
     pub fn client(&self) -> &Client {
@@ -53,6 +49,18 @@ impl DynamoStore {
     pub fn table(&self) -> &str {
         &self.table
     }
+}
+
+/// The AWS SDK's configuration from the standard environment (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL`, …),
+/// with timeouts that keep every request inside the contract's 10 s.
+pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .operation_timeout(Duration::from_secs(7))
+        .build();
+    let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
+    aws_config::from_env().timeout_config(timeouts).retry_config(retries).load().await
 }
 
 impl CounterStore for DynamoStore {

@@ -9,8 +9,8 @@ mod schema;
 mod writer;
 
 use acidizer_core::{
-    AuditRecord, CounterName, CounterSnapshot, CounterStore, HistoryQuery, IncrementCommand, IncrementOutcome,
-    StoreError,
+    AuditRecord, CounterChange, CounterName, CounterSnapshot, CounterStore, HistoryQuery, IncrementCommand,
+    IncrementOutcome, StoreError,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +44,15 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if need be) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        Self::open_publishing(data_dir, None)
+    }
+
+    /// Opens the store; after each commit the writer sends the latest change of each counter it changed to
+    /// `changes` (never waiting on it).
+    pub fn open_publishing(
+        data_dir: &Path,
+        changes: Option<mpsc::UnboundedSender<CounterChange>>,
+    ) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir { path: data_dir.to_owned(), source })?;
         let path = data_dir.join(DATABASE_FILE);
         let database_error = |source| OpenError::Database { path: path.clone(), source };
@@ -52,7 +61,7 @@ impl SqliteStore {
         readers.warm_up().map_err(database_error)?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
-        writer::spawn(connection, queue, Arc::clone(&commits)).map_err(OpenError::Writer)?;
+        writer::spawn(connection, queue, Arc::clone(&commits), changes).map_err(OpenError::Writer)?;
         Ok(Self { writes, readers, commits })
     }
 

@@ -3,7 +3,7 @@
 use crate::reader::stored_value;
 use crate::sql_error;
 use acidizer_core::store::IDEMPOTENCY_RETENTION;
-use acidizer_core::{CounterName, Increment, IncrementCommand, IncrementOutcome, StoreError, Timestamp};
+use acidizer_core::{CounterChange, CounterName, Increment, IncrementCommand, IncrementOutcome, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,18 +20,22 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Result<IncrementOutcome, StoreError>>,
 }
 
+/// Where committed changes go, if anywhere.
+type Changes = Option<mpsc::UnboundedSender<CounterChange>>;
+
 pub(crate) fn spawn(
     connection: Connection,
     queue: mpsc::Receiver<Job>,
     commits: Arc<AtomicU64>,
+    changes: Changes,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("acidizer-sqlite-writer".to_owned())
-        .spawn(move || run(connection, queue, &commits))?;
+        .spawn(move || run(connection, queue, &commits, &changes))?;
     Ok(())
 }
 
-fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &AtomicU64) {
+fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &AtomicU64, changes: &Changes) {
     let mut last_prune: Option<Instant> = None;
     while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
@@ -41,7 +45,7 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &Ato
                 Err(_) => break,
             }
         }
-        if commit_group(&mut connection, group) {
+        if commit_group(&mut connection, group, changes) {
             commits.fetch_add(1, Ordering::Relaxed);
         }
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
@@ -53,7 +57,7 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &Ato
 }
 
 /// Commits every job of the group in one transaction, then answers each; tells whether it committed.
-fn commit_group(connection: &mut Connection, group: Vec<Job>) -> bool {
+fn commit_group(connection: &mut Connection, group: Vec<Job>, changes: &Changes) -> bool {
     let now = Instant::now();
     let (jobs, late): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| job.command.deadline > now);
     for job in late {
@@ -73,6 +77,9 @@ fn commit_group(connection: &mut Connection, group: Vec<Job>) -> bool {
     );
     match applied {
         Ok(outcomes) => {
+            if let Some(changes) = changes {
+                publish(changes, &jobs, &outcomes, stamped);
+            }
             for (job, outcome) in jobs.into_iter().zip(outcomes) {
                 let _ = job.reply.send(Ok(outcome));
             }
@@ -140,6 +147,20 @@ fn apply(
     })();
     written.map_err(sql_error)?;
     Ok(IncrementOutcome::Committed { value, body })
+}
+
+/// Sends the latest committed value of each counter the group changed.
+fn publish(changes: &mpsc::UnboundedSender<CounterChange>, jobs: &[Job], outcomes: &[IncrementOutcome], at: Timestamp) {
+    let committed = jobs.iter().zip(outcomes).filter_map(|(job, outcome)| match outcome {
+        IncrementOutcome::Committed { value, .. } => {
+            Some(CounterChange { counter: job.command.counter.clone(), value: *value, updated_at: at })
+        }
+        IncrementOutcome::Replayed { .. } => None,
+    });
+    for change in acidizer_core::live::coalesce(committed) {
+        // No one listening is no reason to fail a commit.
+        let _ = changes.send(change);
+    }
 }
 
 fn prune_expired_keys(connection: &Connection) {

@@ -2,6 +2,7 @@
 //! SQLite store or on DynamoDB.
 
 mod cli;
+mod live;
 mod rate_limit;
 mod serve;
 mod site;

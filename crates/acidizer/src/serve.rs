@@ -1,16 +1,28 @@
 //! `acidizer serve`: the API, with the SPA, on one port; clean shutdown on SIGINT and SIGTERM.
 
 use crate::cli::{ServeArgs, StoreKind};
+use crate::live::hub::Hub;
+use crate::live::websocket::{self, Live};
+use crate::live::{LocalBroadcaster, broadcast_commits, follow_stream};
 use crate::{rate_limit, site};
 use acidizer_core::http::{AllowedOrigins, InvalidOrigin, router_with_fallback};
 use acidizer_core::{CounterStore, Counters};
-use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, CreateTablesError, DynamoStore, create_missing_tables};
+use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
+use acidizer_store_dynamodb::{
+    CONNECTIONS_TABLE_ENV, COUNTER_TABLE_ENV, CreateTablesError, DynamoStore, create_missing_tables,
+    sdk_config_from_env,
+};
 use acidizer_store_sqlite::{OpenError, SqliteStore};
 use axum::Router;
+use axum::routing::get;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-/// The connections table, created beside the counter table by `--create-tables` when set.
-const CONNECTIONS_TABLE_ENV: &str = "CONNECTIONS_TABLE";
+/// How long WebSocket sessions get to close at shutdown.
+const SESSIONS_CLOSE_WITHIN: Duration = Duration::from_secs(5);
 
 /// Why the server could not start or stopped on its own.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +35,8 @@ pub enum ServeError {
     NoCounterTable,
     #[error(transparent)]
     CreateTables(#[from] CreateTablesError),
+    #[error(transparent)]
+    Stream(#[from] follow_stream::FollowError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("the server failed: {0}")]
@@ -31,32 +45,45 @@ pub enum ServeError {
 
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let origins = AllowedOrigins::parse(&std::env::var("ALLOWED_ORIGINS").unwrap_or_default())?;
+    let hub = Arc::new(Hub::default());
+    let broadcaster: LocalBroadcaster = LocalBroadcaster::new(Arc::clone(&hub), Arc::clone(&hub));
+    let shutdown = CancellationToken::new();
     match args.store {
         StoreKind::Sqlite => {
-            let store = SqliteStore::open(&args.data_dir)?;
+            let (changes, committed) = tokio::sync::mpsc::unbounded_channel();
+            let store = SqliteStore::open_publishing(&args.data_dir, Some(changes))?;
+            tokio::spawn(broadcast_commits(broadcaster, committed));
             tracing::info!(data_dir = %args.data_dir.display(), "store: sqlite");
-            host(Counters::new(store), &args, &origins).await
+            host(Counters::new(store), hub, shutdown, &args, &origins).await
         }
         StoreKind::Dynamodb => {
             let table = std::env::var(COUNTER_TABLE_ENV).map_err(|_| ServeError::NoCounterTable)?;
-            let client = DynamoStore::client_from_env().await;
+            let config = sdk_config_from_env().await;
+            let client = Client::new(&config);
             if args.create_tables {
                 let connections = std::env::var(CONNECTIONS_TABLE_ENV).ok();
                 create_missing_tables(&client, &table, connections.as_deref()).await?;
             }
-            tracing::info!(table, "store: dynamodb");
-            host(Counters::new(DynamoStore::new(client, table)), &args, &origins).await
+            follow_stream::start(&config, &table, broadcaster, shutdown.clone()).await?;
+            tracing::info!(table, "store: dynamodb, following its stream");
+            host(Counters::new(DynamoStore::new(client, table)), hub, shutdown, &args, &origins).await
         }
     }
 }
 
 async fn host<S: CounterStore>(
     counters: Counters<S>,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
     args: &ServeArgs,
     origins: &AllowedOrigins,
 ) -> Result<(), ServeError> {
-    let site = Router::new().fallback(site::serve).with_state(site::Site::new(args.static_dir.clone()));
-    let mut app = router_with_fallback(counters, origins, site);
+    let live = Live { counters: counters.clone(), hub, shutdown: shutdown.clone(), sessions: TaskTracker::new() };
+    let pages = Router::new()
+        .route("/ws", get(websocket::upgrade::<S>))
+        .with_state(live.clone())
+        .merge(Router::new().fallback(site::serve).with_state(site::Site::new(args.static_dir.clone())));
+    let mut app = router_with_fallback(counters, origins, pages);
     if let Some(per_second) = args.rate_limit {
         app = app.layer(axum::middleware::from_fn_with_state(rate_limit::PerIp::new(per_second), rate_limit::enforce));
     }
@@ -65,10 +92,19 @@ async fn host<S: CounterStore>(
         .map_err(|source| ServeError::Listen { addr: args.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: args.listen, source })?;
     println!("acidizer listening on http://{addr}");
+    let stopping = shutdown.clone();
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // WebSocket sessions close with 1001 (going away), so clients reconnect at once.
+            stopping.cancel();
+        })
         .await
         .map_err(ServeError::Server)?;
+    live.sessions.close();
+    if tokio::time::timeout(SESSIONS_CLOSE_WITHIN, live.sessions.wait()).await.is_err() {
+        tracing::warn!("some WebSocket sessions did not close in time");
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -1,13 +1,15 @@
 //! Domain types. Each newtype can only be built from a valid value ("parse, don't validate").
 
+mod connection_id;
 mod counter_name;
 mod history_limit;
 mod records;
 mod request_id;
 mod timestamp;
 
+pub use connection_id::{ConnectionId, InvalidConnectionId};
 pub use counter_name::{CounterName, InvalidCounterName};
 pub use history_limit::{HistoryLimit, InvalidHistoryLimit};
-pub use records::{AuditRecord, CounterSnapshot, CounterValue, Increment};
+pub use records::{AuditRecord, CounterChange, CounterSnapshot, CounterValue, Increment};
 pub use request_id::{IdempotencyKey, InvalidIdempotencyKey, RequestId};
 pub use timestamp::Timestamp;

@@ -51,3 +51,17 @@ pub struct AuditRecord {
     pub request_id: RequestId,
     pub at: Timestamp,
 }
+
+/// A committed change of a counter, as subscribers learn of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterChange {
+    pub counter: CounterName,
+    pub value: CounterValue,
+    pub updated_at: Timestamp,
+}
+
+impl From<&Increment> for CounterChange {
+    fn from(increment: &Increment) -> Self {
+        Self { counter: increment.counter.clone(), value: increment.value, updated_at: increment.updated_at }
+    }
+}

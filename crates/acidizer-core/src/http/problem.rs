@@ -13,6 +13,8 @@ pub enum ApiError {
     MalformedBody(String),
     #[error("there is nothing at this path")]
     NotFound,
+    #[error("this path takes WebSocket connections only: {0}")]
+    NotWebSocket(String),
     #[error("this path does not answer this method")]
     MethodNotAllowed,
     #[error("the request body is larger than {} bytes", super::MAX_BODY_BYTES)]
@@ -67,6 +69,7 @@ impl ApiError {
         match self {
             Self::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed-body", "Malformed request body"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::NotWebSocket(_) => (StatusCode::BAD_REQUEST, "not-a-websocket", "Not a WebSocket request"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large"),
             Self::UnsupportedMediaType => {

@@ -1,0 +1,51 @@
+//! The notifier of the Lambda functions: API Gateway's Management API `post_to_connection`, with `410 Gone` told
+//! apart from other failures.
+
+use acidizer_core::ConnectionId;
+use acidizer_core::live::{Notifier, NotifyError, Outbound};
+use aws_sdk_apigatewaymanagement::Client;
+use aws_sdk_apigatewaymanagement::error::DisplayErrorContext;
+use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+
+/// The environment variable with the Management API's endpoint:
+/// `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`.
+pub const WEBSOCKET_ENDPOINT_ENV: &str = "WEBSOCKET_ENDPOINT";
+
+/// Posts messages to WebSocket connections through one WebSocket API's Management API.
+#[derive(Clone)]
+pub struct ManagementApi {
+    client: Client,
+}
+
+impl ManagementApi {
+    /// A notifier for the WebSocket API at `endpoint`, with the rest of `config` (region, credentials, timeouts).
+    pub fn new(config: &aws_config::SdkConfig, endpoint: &str) -> Self {
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(config).endpoint_url(endpoint).build();
+        Self { client: Client::from_conf(config) }
+    }
+}
+
+impl Notifier for ManagementApi {
+    async fn send(&self, connection: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
+        let sent = self
+            .client
+            .post_to_connection()
+            .connection_id(connection.as_str())
+            .data(Blob::new(message.to_json()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let gone = matches!(error.as_service_error(), Some(PostToConnectionError::GoneException(_)))
+                    || error.raw_response().is_some_and(|response| response.status().as_u16() == 410);
+                if gone {
+                    Err(NotifyError::Gone)
+                } else {
+                    Err(NotifyError::Failed(DisplayErrorContext(&error).to_string()))
+                }
+            }
+        }
+    }
+}

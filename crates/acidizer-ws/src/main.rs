@@ -1,0 +1,132 @@
+//! `acidizer-ws`: API Gateway WebSocket routes. `$connect` checks the `counter` query parameter and subscribes the
+//! connection (2 h TTL), `$disconnect` forgets it, `$default` answers `sync`, `ping` and anything else per the
+//! contract, through the Management API.
+//!
+//! Environment: `CONNECTIONS_TABLE`, `COUNTER_TABLE`, `WEBSOCKET_ENDPOINT` (optional: else from the request
+//! context), and the AWS SDK's standard variables.
+
+use acidizer_apigw::{ManagementApi, WEBSOCKET_ENDPOINT_ENV};
+use acidizer_core::live::{ConnectionStore, Notifier, Outbound, answer};
+use acidizer_core::{ConnectionId, CounterName, Counters};
+use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
+use acidizer_store_dynamodb::{
+    CONNECTIONS_TABLE_ENV, COUNTER_TABLE_ENV, DynamoConnections, DynamoStore, sdk_config_from_env,
+};
+use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+use std::sync::Mutex;
+
+struct Routes {
+    config: acidizer_store_dynamodb::aws_config::SdkConfig,
+    connections: DynamoConnections,
+    counters: Counters<DynamoStore>,
+    endpoint: Option<String>,
+    /// Management API clients by endpoint, made on first use.
+    notifiers: Mutex<Vec<(String, ManagementApi)>>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let (connections_table, counter_table) = (env(CONNECTIONS_TABLE_ENV)?, env(COUNTER_TABLE_ENV)?);
+    let config = sdk_config_from_env().await;
+    let client = Client::new(&config);
+    let routes = Routes {
+        connections: DynamoConnections::new(client.clone(), connections_table),
+        counters: Counters::new(DynamoStore::new(client, counter_table)),
+        endpoint: std::env::var(WEBSOCKET_ENDPOINT_ENV).ok().filter(|e| !e.is_empty()),
+        notifiers: Mutex::new(Vec::new()),
+        config,
+    };
+    let routes = &routes;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+        routes.handle(event.payload)
+    }))
+    .await
+}
+
+fn status(code: u16, body: &str) -> Value {
+    json!({ "statusCode": code, "body": body })
+}
+
+impl Routes {
+    async fn handle(&self, request: ApiGatewayWebsocketProxyRequest) -> Result<Value, Error> {
+        let context = &request.request_context;
+        let route = context.route_key.as_deref().unwrap_or("$default");
+        let Some(connection) = context.connection_id.as_deref().and_then(|id| ConnectionId::parse(id).ok()) else {
+            tracing::warn!(route, "an event without a usable connection id");
+            return Ok(status(400, "no connection id"));
+        };
+        match route {
+            "$connect" => Ok(self.connect(&connection, request.query_string_parameters.first("counter")).await),
+            "$disconnect" => {
+                if let Err(error) = self.connections.unsubscribe(&connection).await {
+                    tracing::warn!(%connection, %error, "cannot forget a connection; its TTL will");
+                }
+                Ok(status(200, "bye"))
+            }
+            _ => Ok(self.default_route(&request, &connection).await),
+        }
+    }
+
+    async fn connect(&self, connection: &ConnectionId, counter: Option<&str>) -> Value {
+        let counter = match counter.map(CounterName::parse) {
+            None => CounterName::global(),
+            Some(Ok(counter)) => counter,
+            Some(Err(invalid)) => return status(400, &invalid.to_string()),
+        };
+        match self.connections.subscribe(connection, &counter).await {
+            Ok(()) => {
+                tracing::info!(%connection, %counter, "subscribed");
+                status(200, "connected")
+            }
+            Err(error) => {
+                tracing::error!(%connection, %error, "cannot subscribe");
+                status(503, "try again")
+            }
+        }
+    }
+
+    async fn default_route(&self, request: &ApiGatewayWebsocketProxyRequest, connection: &ConnectionId) -> Value {
+        let counter = match self.connections.subscription(connection).await {
+            Ok(Some(counter)) => counter,
+            Ok(None) => CounterName::global(),
+            Err(error) => {
+                tracing::warn!(%connection, %error, "cannot look a subscription up");
+                CounterName::global()
+            }
+        };
+        let body = request.body.as_deref().unwrap_or("");
+        let reply = answer(&self.counters, &counter, body).await;
+        let Some(notifier) = self.notifier(request) else {
+            tracing::error!("no WEBSOCKET_ENDPOINT and no domain in the request context");
+            return status(500, "no endpoint");
+        };
+        if let Err(error) = notifier.send(connection, &reply).await {
+            tracing::warn!(%connection, %error, "cannot answer a client message");
+        }
+        if let Outbound::Error(detail) = &reply {
+            tracing::info!(%connection, detail, "refused a client message");
+        }
+        status(200, "ok")
+    }
+
+    /// The Management API for this request: `WEBSOCKET_ENDPOINT`, else `https://{domainName}/{stage}`.
+    fn notifier(&self, request: &ApiGatewayWebsocketProxyRequest) -> Option<ManagementApi> {
+        let context = &request.request_context;
+        let endpoint = self.endpoint.clone().or_else(|| {
+            let domain = context.domain_name.as_deref()?;
+            let stage = context.stage.as_deref()?;
+            Some(format!("https://{domain}/{stage}"))
+        })?;
+        let mut notifiers = self.notifiers.lock().ok()?;
+        if let Some((_, notifier)) = notifiers.iter().find(|(known, _)| *known == endpoint) {
+            return Some(notifier.clone());
+        }
+        let notifier = ManagementApi::new(&self.config, &endpoint);
+        notifiers.push((endpoint, notifier.clone()));
+        Some(notifier)
+    }
+}

@@ -1,0 +1,104 @@
+//! The in-process subscriptions of `acidizer serve`. Each connection has a watch channel that holds only the
+//! latest message, so a slow or stuck subscriber never blocks the writer or other subscribers.
+
+use acidizer_core::live::{ConnectionStore, ConnectionStoreError, Notifier, NotifyError, Outbound, SubscriberPage};
+use acidizer_core::{ConnectionId, CounterName};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::watch;
+
+type Latest = watch::Sender<Option<Outbound>>;
+
+#[derive(Default)]
+struct Subscriptions {
+    by_counter: HashMap<CounterName, BTreeSet<ConnectionId>>,
+    connections: HashMap<ConnectionId, (CounterName, Latest)>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    subscriptions: Mutex<Subscriptions>,
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, Subscriptions> {
+        // A panic elsewhere cannot leave the maps half-updated: every change below is one insert or remove.
+        self.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Subscribes a new connection to `counter`; the receiver holds the latest message for it.
+    pub fn register(&self, counter: &CounterName) -> (ConnectionId, watch::Receiver<Option<Outbound>>) {
+        let id = ConnectionId::generate();
+        let (latest, receiver) = watch::channel(None);
+        self.insert(&id, counter, latest);
+        (id, receiver)
+    }
+
+    fn insert(&self, id: &ConnectionId, counter: &CounterName, latest: Latest) {
+        let mut subscriptions = self.lock();
+        subscriptions.by_counter.entry(counter.clone()).or_default().insert(id.clone());
+        subscriptions.connections.insert(id.clone(), (counter.clone(), latest));
+    }
+
+    pub fn unregister(&self, id: &ConnectionId) {
+        let mut subscriptions = self.lock();
+        if let Some((counter, _)) = subscriptions.connections.remove(id)
+            && let Some(ids) = subscriptions.by_counter.get_mut(&counter)
+        {
+            ids.remove(id);
+            if ids.is_empty() {
+                subscriptions.by_counter.remove(&counter);
+            }
+        }
+    }
+}
+
+impl ConnectionStore for Hub {
+    async fn subscribe(&self, connection: &ConnectionId, counter: &CounterName) -> Result<(), ConnectionStoreError> {
+        let (latest, _) = watch::channel(None);
+        self.insert(connection, counter, latest);
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, connection: &ConnectionId) -> Result<(), ConnectionStoreError> {
+        self.unregister(connection);
+        Ok(())
+    }
+
+    async fn subscription(&self, connection: &ConnectionId) -> Result<Option<CounterName>, ConnectionStoreError> {
+        Ok(self.lock().connections.get(connection).map(|(counter, _)| counter.clone()))
+    }
+
+    async fn subscribers(
+        &self,
+        counter: &CounterName,
+        _page: Option<String>,
+    ) -> Result<SubscriberPage, ConnectionStoreError> {
+        let connections = self.lock().by_counter.get(counter).map(|ids| ids.iter().cloned().collect());
+        Ok(SubscriberPage { connections: connections.unwrap_or_default(), next: None })
+    }
+}
+
+impl Notifier for Hub {
+    /// Replaces the connection's pending message, unless it already holds a later value.
+    async fn send(&self, connection: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
+        let subscriptions = self.lock();
+        let Some((_, latest)) = subscriptions.connections.get(connection) else {
+            return Err(NotifyError::Gone);
+        };
+        if latest.is_closed() {
+            return Err(NotifyError::Gone);
+        }
+        latest.send_if_modified(|pending| {
+            let newer = match (pending.as_ref().and_then(Outbound::value), message.value()) {
+                (Some(held), Some(new)) => new > held,
+                _ => true,
+            };
+            if newer {
+                *pending = Some(message.clone());
+            }
+            newer
+        });
+        Ok(())
+    }
+}

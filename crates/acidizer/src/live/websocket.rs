@@ -1,0 +1,113 @@
+//! `GET /ws?counter=NAME`: one WebSocket session per subscriber, speaking the contract's protocol.
+
+use super::hub::Hub;
+use acidizer_core::http::ApiError;
+use acidizer_core::live::{MAX_CLIENT_FRAME_BYTES, Outbound, ProtocolError, answer};
+use acidizer_core::{CounterName, CounterStore, Counters};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A client that has sent nothing for this long is pinged.
+const PING_IDLE: Duration = Duration::from_secs(30);
+/// Messages this large are closed on at the protocol level; up to it, too large ones get an error message.
+const MAX_MESSAGE_BYTES: usize = 16 * MAX_CLIENT_FRAME_BYTES;
+
+/// What every session needs.
+pub struct Live<S> {
+    pub counters: Counters<S>,
+    pub hub: Arc<Hub>,
+    /// Cancelled at shutdown: every session then closes with 1001 (going away).
+    pub shutdown: CancellationToken,
+    pub sessions: TaskTracker,
+}
+
+impl<S> Clone for Live<S> {
+    fn clone(&self) -> Self {
+        Self {
+            counters: self.counters.clone(),
+            hub: Arc::clone(&self.hub),
+            shutdown: self.shutdown.clone(),
+            sessions: self.sessions.clone(),
+        }
+    }
+}
+
+pub async fn upgrade<S: CounterStore>(
+    State(live): State<Live<S>>,
+    RawQuery(query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let counter = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "counter")
+        .map(|(_, value)| CounterName::parse(&value))
+        .unwrap_or_else(|| Ok(CounterName::global()));
+    let counter = match counter {
+        Ok(counter) => counter,
+        Err(invalid) => return ApiError::from(invalid).into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return ApiError::NotWebSocket(rejection.body_text()).into_response(),
+    };
+    let sessions = live.sessions.clone();
+    upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| sessions.track_future(session(socket, counter, live)))
+}
+
+async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live: Live<S>) {
+    let (id, mut updates) = live.hub.register(&counter);
+    let (mut outgoing, mut incoming) = socket.split();
+    let mut last_value = 0;
+    let mut idle = tokio::time::interval(PING_IDLE);
+    idle.reset();
+    loop {
+        let reply = tokio::select! {
+            () = live.shutdown.cancelled() => {
+                let close = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
+                let _ = outgoing.send(Message::Close(Some(close))).await;
+                break;
+            }
+            changed = updates.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let pending = updates.borrow_and_update().clone();
+                // Values only move forward: a change older than what this client was sent is dropped.
+                match pending {
+                    Some(message) if message.value().is_some_and(|value| value > last_value) => message,
+                    _ => continue,
+                }
+            }
+            received = incoming.next() => {
+                idle.reset();
+                match received {
+                    Some(Ok(Message::Text(text))) => answer(&live.counters, &counter, text.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => Outbound::Error(ProtocolError::Binary.to_string()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                }
+            }
+            _ = idle.tick() => {
+                if outgoing.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        if let Some(value) = reply.value() {
+            last_value = last_value.max(value);
+        }
+        if outgoing.send(Message::Text(reply.to_json().into())).await.is_err() {
+            break;
+        }
+    }
+    live.hub.unregister(&id);
+}
