@@ -37,6 +37,7 @@ struct Shared {
 pub struct Gateway {
     pub base: String,
     pub log: tempfile::NamedTempFile,
+    shared: Arc<Shared>,
     _functions: Vec<Child>,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -46,13 +47,14 @@ impl Gateway {
         let (queue, next) = mpsc::unbounded_channel();
         let shared =
             Arc::new(Shared { queue, next: tokio::sync::Mutex::new(next), waiting: Mutex::new(HashMap::new()) });
+        let runtime = Arc::clone(&shared);
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
             .route("/2018-06-01/runtime/invocation/{id}/response", post(invocation_response))
             .route("/2018-06-01/runtime/invocation/{id}/error", post(invocation_error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .fallback(http_api)
-            .with_state(Arc::clone(&shared));
+            .with_state(runtime);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let addr = listener.local_addr().expect("a bound address");
         let server = tokio::spawn(async move {
@@ -82,12 +84,29 @@ impl Gateway {
                     .expect("the Lambda binary starts")
             })
             .collect();
-        Gateway { base: format!("http://{addr}"), log, _functions: functions, _server: server }
+        Gateway { base: format!("http://{addr}"), log, shared, _functions: functions, _server: server }
     }
 
     /// What the functions wrote to stdout and stderr so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Invokes a function directly with `event`, as an event source would, and returns its answer.
+    pub async fn invoke(&self, event: Value) -> Result<Value, String> {
+        invoke(&self.shared, event).await
+    }
+}
+
+async fn invoke(shared: &Shared, event: Value) -> Result<Value, String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let (reply, answer) = oneshot::channel();
+    shared.waiting.lock().expect("the waiting list").insert(id.clone(), reply);
+    shared.queue.send(Invocation { id, event }).map_err(|_| "no function is running".to_owned())?;
+    match tokio::time::timeout(INTEGRATION_TIMEOUT, answer).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => Err("the invocation was dropped".to_owned()),
+        Err(_) => Err("the function did not answer in time".to_owned()),
     }
 }
 
@@ -148,20 +167,13 @@ async fn http_api(State(shared): State<Arc<Shared>>, request: Request) -> Respon
     let Ok(body) = axum::body::to_bytes(body, 10 * 1024 * 1024).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large").into_response();
     };
-    let id = uuid::Uuid::new_v4().to_string();
-    let event = event_v2(&id, &parts.method, &parts.uri, &parts.headers, &body);
-    let (reply, answer) = oneshot::channel();
-    shared.waiting.lock().expect("the waiting list").insert(id.clone(), reply);
-    if shared.queue.send(Invocation { id, event }).is_err() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no function").into_response();
-    }
-    match tokio::time::timeout(INTEGRATION_TIMEOUT, answer).await {
-        Ok(Ok(Ok(answer))) => response_from(&answer),
-        Ok(Ok(Err(failure))) => {
+    let event = event_v2(&uuid::Uuid::new_v4().to_string(), &parts.method, &parts.uri, &parts.headers, &body);
+    match invoke(&shared, event).await {
+        Ok(answer) => response_from(&answer),
+        Err(failure) => {
             eprintln!("{failure}");
             (StatusCode::INTERNAL_SERVER_ERROR, r#"{"message":"Internal Server Error"}"#).into_response()
         }
-        _ => (StatusCode::SERVICE_UNAVAILABLE, r#"{"message":"Service Unavailable"}"#).into_response(),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod binaries;
 pub mod contract;
 pub mod lambda;
 pub mod load;
+pub mod management_api;
 pub mod moto;
 pub mod ws;
 

@@ -20,8 +20,12 @@ pub struct ManagementApi {
 
 impl ManagementApi {
     /// A notifier for the WebSocket API at `endpoint`, with the rest of `config` (region, credentials, timeouts).
+    /// The SDK does not retry: the broadcast use case retries briefly itself, and gives up on a slow connection.
     pub fn new(config: &aws_config::SdkConfig, endpoint: &str) -> Self {
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(config).endpoint_url(endpoint).build();
+        let config = aws_sdk_apigatewaymanagement::config::Builder::from(config)
+            .endpoint_url(endpoint)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
         Self { client: Client::from_conf(config) }
     }
 }

@@ -1,0 +1,267 @@
+//! The `acidizer-ws` and `acidizer-stream` Lambda binaries, run as Lambda runs them, against moto and a stand-in
+//! for the Management API that can answer 410, 500 or slowly.
+
+use acidizer_core::{CounterName, CounterStore, IncrementCommand, RequestId, Timestamp};
+use acidizer_store_dynamodb::{DynamoStore, create_missing_tables};
+use acidizer_tests::lambda::Gateway;
+use acidizer_tests::management_api::ManagementApi;
+use acidizer_tests::{binaries, moto};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+struct Stack {
+    counter_table: String,
+    connections_table: String,
+    dynamodb: aws_sdk_dynamodb::Client,
+    management: ManagementApi,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Stack {
+    async fn new() -> Stack {
+        let moto = moto::shared();
+        let suffix = uuid::Uuid::new_v4().simple();
+        let (counter_table, connections_table) = (format!("counters-{suffix}"), format!("connections-{suffix}"));
+        let dynamodb = moto::client(&moto.endpoint);
+        create_missing_tables(&dynamodb, &counter_table, Some(&connections_table)).await.unwrap();
+        let management = ManagementApi::start().await;
+        let mut env = moto::aws_env(&moto.endpoint);
+        env.push(("COUNTER_TABLE", counter_table.clone()));
+        env.push(("CONNECTIONS_TABLE", connections_table.clone()));
+        env.push(("WEBSOCKET_ENDPOINT", management.endpoint.clone()));
+        Stack { counter_table, connections_table, dynamodb, management, env }
+    }
+
+    async fn function(&self, name: &str) -> Gateway {
+        Gateway::start(&binaries::path(name), &self.env, 1).await
+    }
+
+    async fn subscription(&self, connection: &str) -> Option<String> {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.connections_table)
+            .key("connectionId", AttributeValue::S(connection.to_owned()))
+            .send()
+            .await
+            .unwrap();
+        item.item().map(|item| {
+            let expires: i64 = item["expiresAt"].as_n().unwrap().parse().unwrap();
+            let ttl = expires - Timestamp::now().unix_seconds();
+            assert!((7000..=7200).contains(&ttl), "a subscription lives 2 h: {ttl} s");
+            item["counter"].as_s().unwrap().clone()
+        })
+    }
+
+    async fn increment(&self, counter: &str, times: u64) {
+        let store = DynamoStore::new(self.dynamodb.clone(), self.counter_table.clone());
+        for _ in 0..times {
+            store
+                .increment(IncrementCommand {
+                    counter: CounterName::parse(counter).unwrap(),
+                    request_id: RequestId::generate(),
+                    at: Timestamp::now(),
+                    deadline: std::time::Instant::now() + Duration::from_secs(10),
+                })
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Everything on the counter table's stream, as the event source mapping would hand it to `acidizer-stream`.
+    async fn stream_event(&self) -> Value {
+        let config = aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+            .endpoint_url(&moto::shared().endpoint)
+            .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("t", "t", None, None, "tests"))
+            .build();
+        let streams = aws_sdk_dynamodbstreams::Client::from_conf(config);
+        let table = self.dynamodb.describe_table().table_name(&self.counter_table).send().await.unwrap();
+        let arn = table.table().unwrap().latest_stream_arn().unwrap().to_owned();
+        let stream = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
+        let shard = stream.stream_description().unwrap().shards()[0].shard_id().unwrap().to_owned();
+        let iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard)
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap();
+        let records = streams.get_records().shard_iterator(iterator.shard_iterator().unwrap()).send().await.unwrap();
+        let records: Vec<Value> = records
+            .records()
+            .iter()
+            .map(|record| {
+                let change = record.dynamodb().unwrap();
+                json!({
+                    "eventID": record.event_id(),
+                    "eventName": record.event_name().unwrap().as_str(),
+                    "eventVersion": "1.1",
+                    "eventSource": "aws:dynamodb",
+                    "awsRegion": "us-east-1",
+                    "eventSourceARN": arn,
+                    "dynamodb": {
+                        "ApproximateCreationDateTime": 1_795_428_000.0,
+                        "Keys": image(change.keys().unwrap()),
+                        "NewImage": image(change.new_image().unwrap()),
+                        "SequenceNumber": change.sequence_number(),
+                        "SizeBytes": change.size_bytes(),
+                        "StreamViewType": "NEW_IMAGE",
+                    },
+                })
+            })
+            .collect();
+        json!({ "Records": records })
+    }
+}
+
+/// A stream image in DynamoDB JSON, as Lambda receives it.
+fn image(item: &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>) -> Value {
+    use aws_sdk_dynamodbstreams::types::AttributeValue as A;
+    item.iter()
+        .map(|(name, value)| {
+            let value = match value {
+                A::S(s) => json!({ "S": s }),
+                A::N(n) => json!({ "N": n }),
+                other => panic!("unexpected attribute {other:?}"),
+            };
+            (name.clone(), value)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn websocket_event(route: &str, connection: &str, query: Option<Value>, body: Option<&str>) -> Value {
+    let event_type = match route {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    let mut event = json!({
+        "requestContext": {
+            "routeKey": route,
+            "eventType": event_type,
+            "messageDirection": "IN",
+            "extendedRequestId": "ext-1",
+            "requestTime": "23/Nov/2026:10:00:00 +0000",
+            "stage": "test",
+            "connectedAt": 1_795_428_000_000_i64,
+            "requestTimeEpoch": 1_795_428_000_000_i64,
+            "identity": { "sourceIp": "127.0.0.1" },
+            "requestId": "req-1",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "connectionId": connection,
+            "apiId": "abc123",
+        },
+        "isBase64Encoded": false,
+    });
+    if let Some(query) = query {
+        event["queryStringParameters"] = query;
+    }
+    if let Some(body) = body {
+        event["body"] = json!(body);
+    }
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ws_function_subscribes_answers_and_forgets() {
+    let stack = Stack::new().await;
+    let ws = stack.function("acidizer-ws").await;
+    let connect = |id: &str, query: Option<Value>| ws.invoke(websocket_event("$connect", id, query, None));
+
+    let answer = connect("conn-a=", Some(json!({"counter": "tally"}))).await.unwrap();
+    assert_eq!(answer["statusCode"], 200);
+    assert_eq!(stack.subscription("conn-a=").await.as_deref(), Some("tally"));
+    assert_eq!(connect("conn-b+/=", None).await.unwrap()["statusCode"], 200);
+    assert_eq!(stack.subscription("conn-b+/=").await.as_deref(), Some("global"), "no counter is global");
+    for bad in ["Bad", "-x", ""] {
+        let refused = connect("conn-bad", Some(json!({ "counter": bad }))).await.unwrap();
+        assert_eq!(refused["statusCode"], 400, "counter {bad:?} is refused");
+    }
+    assert_eq!(stack.subscription("conn-bad").await, None);
+
+    stack.increment("tally", 2).await;
+    let message = |id: &str, body: &str| ws.invoke(websocket_event("$default", id, None, Some(body)));
+    for body in [r#"{"action":"sync"}"#, r#"{"action":"ping"}"#, r#"{"action":"dance"}"#, "nonsense"] {
+        assert_eq!(message("conn-a=", body).await.unwrap()["statusCode"], 200);
+    }
+    let replies = stack.management.delivered("conn-a=");
+    assert_eq!(replies.len(), 4, "{replies:?}");
+    assert_eq!(replies[0]["type"], "value");
+    assert_eq!((&replies[0]["counter"], &replies[0]["value"]), (&json!("tally"), &json!(2)));
+    assert!(replies[0]["updatedAt"].is_string());
+    assert_eq!(replies[1], json!({"type": "pong"}));
+    assert_eq!(replies[2]["type"], "error");
+    assert_eq!(replies[3]["type"], "error");
+
+    let bye = ws.invoke(websocket_event("$disconnect", "conn-a=", None, None)).await.unwrap();
+    assert_eq!(bye["statusCode"], 200);
+    assert_eq!(stack.subscription("conn-a=").await, None, "$disconnect forgets the connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_function_broadcasts_a_batch_once_per_subscriber() {
+    let stack = Stack::new().await;
+    let ws = stack.function("acidizer-ws").await;
+    let healthy: Vec<String> = (0..12).map(|i| format!("ok-{i}=")).collect();
+    let troubled = ["gone-1==", "broken-1", "slow-1"];
+    for id in healthy.iter().map(String::as_str).chain(troubled) {
+        let answer = ws.invoke(websocket_event("$connect", id, Some(json!({"counter": "tally"})), None)).await;
+        assert_eq!(answer.unwrap()["statusCode"], 200);
+    }
+    ws.invoke(websocket_event("$connect", "other-1", Some(json!({"counter": "other"})), None)).await.unwrap();
+
+    stack.increment("tally", 30).await;
+    let event = stack.stream_event().await;
+    assert_eq!(event["Records"].as_array().unwrap().len(), 90, "counter, audit and answer records");
+    let stream = stack.function("acidizer-stream").await;
+    let started = Instant::now();
+    let answer = stream.invoke(event).await.unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}), "every broadcast was attempted");
+    assert!(started.elapsed() < Duration::from_secs(4), "a slow subscriber does not stall the batch");
+
+    for id in &healthy {
+        let delivered = stack.management.delivered(id);
+        assert_eq!(delivered.len(), 1, "{id} gets exactly one message: {delivered:?}");
+        assert_eq!((&delivered[0]["type"], &delivered[0]["counter"]), (&json!("value"), &json!("tally")));
+        assert_eq!(delivered[0]["value"], 30);
+    }
+    assert_eq!(stack.subscription("gone-1==").await, None, "a 410 connection leaves the table");
+    assert_eq!(stack.subscription("broken-1").await.as_deref(), Some("tally"), "a 500 is not a reason to forget");
+    assert_eq!(stack.management.attempts("broken-1"), 3, "a 500 is retried briefly, then given up");
+    assert_eq!(stack.management.attempts("slow-1"), 1, "a slow post is not sent twice");
+    assert!(stack.management.delivered("other-1").is_empty(), "no subscriber sees another counter's values");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_function_reports_only_records_it_could_not_attempt() {
+    let stack = Stack::new().await;
+    stack.increment("tally", 3).await;
+    let event = stack.stream_event().await;
+    let counter_records: Vec<Value> = event["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["dynamodb"]["NewImage"]["kind"]["S"] == "counter")
+        .map(|r| r["dynamodb"]["SequenceNumber"].clone())
+        .collect();
+    assert_eq!(counter_records.len(), 3);
+
+    let mut env = stack.env.clone();
+    env.retain(|(name, _)| *name != "CONNECTIONS_TABLE");
+    env.push(("CONNECTIONS_TABLE", "no-such-table".to_owned()));
+    let stream = Gateway::start(&binaries::path("acidizer-stream"), &env, 1).await;
+    let answer = stream.invoke(event.clone()).await.unwrap();
+    let failed: Vec<Value> =
+        answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].clone()).collect();
+    assert_eq!(failed, counter_records, "only the counter records whose subscribers could not be listed");
+
+    let mut others = event;
+    others["Records"].as_array_mut().unwrap().retain(|r| r["dynamodb"]["NewImage"]["kind"]["S"] != "counter");
+    let answer = stream.invoke(others).await.unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}), "records that are not counter changes are ignored");
+}
