@@ -21,8 +21,10 @@ async fn subscribers(app: &App, counter: &str, count: usize) -> Vec<WsClient> {
 
 async fn every_subscriber_sees_every_change_in_order(target: Target) {
     let app = App::spawn(target).await;
-    let many = subscribers(&app, "many", 300).await;
+    let mut many = subscribers(&app, "many", 300).await;
     let few = subscribers(&app, "few", 30).await;
+    // One subscriber reads nothing until the end: it must hold up no one, and then catch up.
+    let mut stuck = many.pop().expect("subscribers");
 
     let increments = (0..4).map(|task| {
         let app = App::detached(app.base.clone(), app.target, app.http.clone());
@@ -50,6 +52,8 @@ async fn every_subscriber_sees_every_change_in_order(target: Target) {
         }))
     };
     let (many_seen, few_seen) = tokio::join!(watch(many, "many", many_final), watch(few, "few", few_final));
+    let caught_up: Vec<u64> = stuck.values_until(many_final, WAIT).await.into_iter().map(|(_, v)| v).collect();
+    assert!(caught_up.windows(2).all(|w| w[0] < w[1]), "strictly increasing: {caught_up:?}");
     let messages: usize = many_seen.iter().chain(&few_seen).sum();
     eprintln!("{messages} messages to 330 subscribers for 40 increments");
 }

@@ -35,8 +35,6 @@ pub enum ServeError {
     NoCounterTable,
     #[error(transparent)]
     CreateTables(#[from] CreateTablesError),
-    #[error(transparent)]
-    Stream(#[from] follow_stream::FollowError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("the server failed: {0}")]
@@ -45,6 +43,7 @@ pub enum ServeError {
 
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let origins = AllowedOrigins::parse(&std::env::var("ALLOWED_ORIGINS").unwrap_or_default())?;
+    site::build_if_missing(&args.static_dir);
     let hub = Arc::new(Hub::default());
     let broadcaster: LocalBroadcaster = LocalBroadcaster::new(Arc::clone(&hub), Arc::clone(&hub));
     let shutdown = CancellationToken::new();
@@ -64,8 +63,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
                 let connections = std::env::var(CONNECTIONS_TABLE_ENV).ok();
                 create_missing_tables(&client, &table, connections.as_deref()).await?;
             }
-            follow_stream::start(&config, &table, broadcaster, shutdown.clone()).await?;
-            tracing::info!(table, "store: dynamodb, following its stream");
+            follow_stream::start(config, table.clone(), broadcaster, shutdown.clone()).await;
+            tracing::info!(table, "store: dynamodb");
             host(Counters::new(DynamoStore::new(client, table)), hub, shutdown, &args, &origins).await
         }
     }
@@ -81,6 +80,7 @@ async fn host<S: CounterStore>(
     let live = Live { counters: counters.clone(), hub, shutdown: shutdown.clone(), sessions: TaskTracker::new() };
     let pages = Router::new()
         .route("/ws", get(websocket::upgrade::<S>))
+        .route("/config.json", get(site::config))
         .with_state(live.clone())
         .merge(Router::new().fallback(site::serve).with_state(site::Site::new(args.static_dir.clone())));
     let mut app = router_with_fallback(counters, origins, pages);

@@ -36,3 +36,38 @@ pub async fn serve(State(site): State<Site>, request: Request) -> Response {
         _ => ApiError::NotFound.into_response(),
     }
 }
+
+/// `/config.json`: where the SPA finds the API and the WebSocket — this server itself.
+pub async fn config(headers: http::HeaderMap) -> Response {
+    let host = headers.get(http::header::HOST).and_then(|host| host.to_str().ok());
+    let body = match host {
+        Some(host) => serde_json::json!({ "apiUrl": format!("http://{host}"), "wsUrl": format!("ws://{host}/ws") }),
+        None => serde_json::json!({}),
+    };
+    ([(http::header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+/// The SPA's sources, relative to the repository root (the working directory of `cargo run`).
+const FRONTEND_DIR: &str = "frontend";
+
+/// Builds the SPA into `dist` when it is missing and its sources are at hand, so that the first
+/// `cargo run -p acidizer -- serve` on a fresh clone shows the page. Failing that, the API still serves.
+pub fn build_if_missing(dist: &std::path::Path) {
+    let frontend = std::path::Path::new(FRONTEND_DIR);
+    if dist.join("index.html").is_file() || dist != frontend.join("dist") || !frontend.join("package.json").is_file() {
+        return;
+    }
+    let npm = |args: &[&str]| {
+        tracing::info!("building the SPA: npm {}", args.join(" "));
+        std::process::Command::new("npm")
+            .args(args)
+            .current_dir(frontend)
+            .stdout(std::process::Stdio::inherit())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let installed = frontend.join("node_modules").is_dir() || npm(&["ci", "--no-audit", "--no-fund"]);
+    if !(installed && npm(&["run", "build"])) {
+        tracing::warn!("could not build the SPA (is Node.js installed?); serving the API only");
+    }
+}

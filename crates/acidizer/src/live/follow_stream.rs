@@ -24,13 +24,41 @@ pub enum FollowError {
     NoStream { table: String, detail: String },
 }
 
-/// Finds the table's stream and starts following it from now on.
+/// How long to wait before looking for the stream again, when the store does not answer at start.
+const LOCATE_RETRY: Duration = Duration::from_secs(2);
+
+/// Follows the table's stream from now on (positioned before this returns, when the store answers), in the
+/// background. While the store does not answer — the server still starts, and answers 503 — it keeps looking.
 pub async fn start(
-    config: &SdkConfig,
-    table: &str,
+    config: SdkConfig,
+    table: String,
     broadcaster: LocalBroadcaster,
     shutdown: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, FollowError> {
+) -> tokio::task::JoinHandle<()> {
+    let first = locate(&config, &table).await;
+    tokio::spawn(async move {
+        let mut follower = match first {
+            Ok(follower) => follower,
+            Err(error) => {
+                tracing::warn!(%error, "cannot follow the stream yet; retrying");
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(LOCATE_RETRY) => {}
+                    }
+                    if let Ok(follower) = locate(&config, &table).await {
+                        break follower;
+                    }
+                }
+            }
+        };
+        tracing::info!(table, "following the counter table's stream");
+        follower.run(broadcaster, shutdown).await;
+    })
+}
+
+/// Finds the table's stream and its open shards, positioned at their ends.
+async fn locate(config: &SdkConfig, table: &str) -> Result<Follower, FollowError> {
     let no_stream = |detail: String| FollowError::NoStream { table: table.to_owned(), detail };
     let tables = acidizer_store_dynamodb::aws_sdk_dynamodb::Client::new(config);
     let description = tables
@@ -46,7 +74,7 @@ pub async fn start(
         .to_owned();
     let mut follower = Follower { streams: Streams::new(config), arn, shards: HashMap::new() };
     follower.discover(ShardIteratorType::Latest).await.map_err(no_stream)?;
-    Ok(tokio::spawn(async move { follower.run(broadcaster, shutdown).await }))
+    Ok(follower)
 }
 
 struct Follower {
