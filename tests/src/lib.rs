@@ -4,6 +4,7 @@
 pub mod app;
 pub mod binaries;
 pub mod contract;
+pub mod emf;
 pub mod lambda;
 pub mod load;
 pub mod management_api;

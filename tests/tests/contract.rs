@@ -28,6 +28,10 @@ macro_rules! contract_suite {
                 if $races {
                     let retries = app.logs().matches("lost a race").count();
                     assert!(retries > 0, "the load made increments race, and the losers retried");
+                    if app.target == Target::Lambda {
+                        let totals = acidizer_tests::emf::totals(&app.logs());
+                        assert!(totals.get("ConflictRetries").is_some_and(|n| *n >= 1.0), "{totals:?}");
+                    }
                     eprintln!("{} races lost and retried; {} 503s retried by clients", retries, report.retried_503);
                 }
             }

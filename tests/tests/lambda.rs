@@ -1,7 +1,7 @@
 //! What only the `acidizer-api` Lambda does: JSON logs (as `AWS_LAMBDA_LOG_FORMAT=JSON` asks), one line per
-//! request with its id, status and latency.
+//! request with its id, status and latency, and its metrics as CloudWatch Embedded Metric Format on stdout.
 
-use acidizer_tests::{App, Target};
+use acidizer_tests::{App, Target, emf};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -38,4 +38,29 @@ async fn logs_every_request_once_as_json_with_its_id_status_and_latency() {
     assert!(fields["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{fields}");
     assert_eq!(increment[0]["level"], "INFO");
     assert!(request_lines.iter().any(|line| line["fields"]["status"] == 422), "the refusal is logged too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emits_increments_replays_and_store_latency_as_embedded_metrics() {
+    let app = App::spawn(Target::Lambda).await;
+    for key in ["emf-1", "emf-2", "emf-1"] {
+        assert_eq!(app.increment(Some("metered"), Some(key)).await.status(), 200);
+    }
+    let mut totals = Default::default();
+    for _ in 0..50 {
+        totals = emf::totals(&app.lambda_logs().unwrap());
+        if totals.get("Replays").is_some_and(|n| *n >= 1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(totals.get("Increments"), Some(&2.0), "{totals:?}");
+    assert_eq!(totals.get("Replays"), Some(&1.0), "{totals:?}");
+    assert!(totals.get("StoreLatency").is_some_and(|ms| *ms > 0.0), "{totals:?}");
+    let document = emf::documents(&app.lambda_logs().unwrap()).into_iter().find(|d| d.get("Increments").is_some());
+    let document = document.expect("an EMF document with Increments");
+    assert_eq!(document["Function"], "acidizer-api");
+    let directive = &document["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "Acidizer");
+    assert!(directive["Dimensions"][0].as_array().unwrap().contains(&Value::from("Function")));
 }

@@ -235,6 +235,12 @@ async fn the_stream_function_broadcasts_a_batch_once_per_subscriber() {
     assert_eq!(stack.management.attempts("broken-1"), 3, "a 500 is retried briefly, then given up");
     assert_eq!(stack.management.attempts("slow-1"), 1, "a slow post is not sent twice");
     assert!(stack.management.delivered("other-1").is_empty(), "no subscriber sees another counter's values");
+
+    let totals = acidizer_tests::emf::totals(&stream.logs());
+    assert_eq!(totals.get("SubscribersReached"), Some(&12.0), "{totals:?}");
+    assert_eq!(totals.get("GoneConnections"), Some(&1.0), "{totals:?}");
+    assert_eq!(totals.get("PostsFailed"), Some(&2.0), "the broken and the slow one: {totals:?}");
+    assert!(totals.get("BroadcastDuration").is_some_and(|ms| *ms > 0.0), "{totals:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

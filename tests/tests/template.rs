@@ -37,7 +37,7 @@ fn key_schema(value: &Value) -> Vec<(String, String)> {
 fn declared(resource: &str) -> Layout {
     let template = template();
     let table = &template["Resources"][resource];
-    assert_eq!(table["Type"], Value::from("AWS::DynamoDB::Table"), "{resource} is a table");
+    assert_eq!(table["Type"], "AWS::DynamoDB::Table", "{resource} is a table");
     let properties = &table["Properties"];
     let attributes = properties["AttributeDefinitions"]
         .as_sequence()
@@ -133,4 +133,51 @@ async fn the_tables_the_code_creates_match_the_template() {
     assert_eq!(created(&client, &connections_table).await, declared("ConnectionsTable"));
     // Creating again is a no-op: `--create-tables` is safe on every start.
     create_missing_tables(&client, &counter_table, Some(&connections_table)).await.unwrap();
+}
+
+#[test]
+fn the_alarms_and_dashboard_watch_the_metrics_the_functions_emit() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let mut alarmed = Vec::new();
+    for (_, resource) in resources {
+        let namespace = resource["Properties"]["Namespace"].as_str();
+        let aws_metric = namespace.is_some_and(|namespace| namespace.starts_with("AWS/"));
+        if resource["Type"] == "AWS::CloudWatch::Alarm" && !aws_metric {
+            alarmed.push(text(&resource["Properties"]["MetricName"]));
+        }
+    }
+    assert!(!alarmed.is_empty(), "some alarms watch the functions' own metrics");
+    for name in &alarmed {
+        assert!(acidizer_core::telemetry::ALL.contains(&name.as_str()), "alarm on {name}, which nothing emits");
+    }
+    let dashboard = serde_norway::to_string(&template["Resources"]["Dashboard"]).unwrap();
+    for name in acidizer_core::telemetry::ALL {
+        assert!(dashboard.contains(&format!("\"{name}\"")), "the dashboard shows {name}");
+    }
+}
+
+#[test]
+fn the_functions_get_the_environment_the_code_reads() {
+    let template = template();
+    let expected = [
+        ("ApiFunction", "acidizer-api", vec!["ALLOWED_ORIGINS", "COUNTER_TABLE"]),
+        ("WsFunction", "acidizer-ws", vec!["CONNECTIONS_TABLE", "COUNTER_TABLE", "WEBSOCKET_ENDPOINT"]),
+        ("StreamFunction", "acidizer-stream", vec!["CONNECTIONS_TABLE", "WEBSOCKET_ENDPOINT"]),
+    ];
+    let global: Vec<String> =
+        template["Globals"]["Function"]["Environment"]["Variables"].as_mapping().unwrap().keys().map(text).collect();
+    assert_eq!(global, [acidizer_lambda::METRICS_NAMESPACE_ENV]);
+    for (resource, binary, variables) in expected {
+        let function = &template["Resources"][resource];
+        assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda");
+        assert_eq!(text(&function["Metadata"]["BuildProperties"]["Binary"]), binary);
+        let mut names: Vec<String> =
+            function["Properties"]["Environment"]["Variables"].as_mapping().unwrap().keys().map(text).collect();
+        names.sort();
+        assert_eq!(names, variables, "{resource}'s environment");
+    }
+    assert_eq!(acidizer_store_dynamodb::COUNTER_TABLE_ENV, "COUNTER_TABLE");
+    assert_eq!(acidizer_store_dynamodb::CONNECTIONS_TABLE_ENV, "CONNECTIONS_TABLE");
+    assert_eq!(acidizer_apigw::WEBSOCKET_ENDPOINT_ENV, "WEBSOCKET_ENDPOINT");
 }

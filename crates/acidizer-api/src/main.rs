@@ -8,10 +8,10 @@ use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, DynamoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    let metrics = acidizer_lambda::init("acidizer-api")?;
     let table = std::env::var(COUNTER_TABLE_ENV).map_err(|_| format!("{COUNTER_TABLE_ENV} is not set"))?;
     let origins = AllowedOrigins::parse(&std::env::var("ALLOWED_ORIGINS").unwrap_or_default())?;
     let client = DynamoStore::client_from_env().await;
     let app = router(Counters::new(DynamoStore::new(client, table)), &origins);
-    lambda_http::run(app).await
+    acidizer_lambda::service::run_http(metrics, app).await
 }

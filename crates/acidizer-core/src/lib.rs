@@ -6,6 +6,7 @@ pub mod domain;
 pub mod http;
 pub mod live;
 pub mod store;
+pub mod telemetry;
 pub mod usecase;
 
 pub use domain::{

@@ -2,6 +2,7 @@
 
 use crate::domain::{AuditRecord, CounterName, CounterSnapshot, CounterValue, IdempotencyKey, RequestId, Timestamp};
 use crate::store::{CounterStore, HistoryQuery, IncrementCommand, IncrementOutcome, StoreError};
+use crate::telemetry;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,10 +63,16 @@ impl<S: CounterStore> Counters<S> {
         let request_id = key.map_or_else(RequestId::generate, RequestId::from);
         let deadline = Instant::now() + STORE_DEADLINE;
         let command = IncrementCommand { counter: counter.clone(), request_id, at: Timestamp::now(), deadline };
-        let outcome = within_deadline(self.store.increment(command)).await?;
-        match outcome {
-            IncrementOutcome::Committed { body, .. } => Ok(IncrementReply { body, replayed: false }),
+        let started = Instant::now();
+        let outcome = within_deadline(self.store.increment(command)).await;
+        metrics::histogram!(telemetry::STORE_LATENCY).record(started.elapsed().as_secs_f64() * 1000.0);
+        match outcome? {
+            IncrementOutcome::Committed { body, .. } => {
+                metrics::counter!(telemetry::INCREMENTS).increment(1);
+                Ok(IncrementReply { body, replayed: false })
+            }
             IncrementOutcome::Replayed { counter: first, body } if first == counter => {
+                metrics::counter!(telemetry::REPLAYS).increment(1);
                 Ok(IncrementReply { body, replayed: true })
             }
             IncrementOutcome::Replayed { counter: first, .. } => Err(IncrementError::KeyUsedForAnotherCounter(first)),

@@ -62,6 +62,7 @@ pub(crate) async fn run(store: &DynamoStore, command: IncrementCommand) -> Resul
             return Err(if throttled { StoreError::Overloaded } else { StoreError::Contention });
         }
         tracing::debug!(counter = %command.counter, ?pause, "increment lost a race; retrying");
+        metrics::counter!(acidizer_core::telemetry::CONFLICT_RETRIES).increment(1);
         tokio::time::sleep(pause).await;
     }
 }

@@ -10,21 +10,21 @@ use acidizer_store_dynamodb::stream::stream_record;
 use acidizer_store_dynamodb::{CONNECTIONS_TABLE_ENV, DynamoConnections, sdk_config_from_env};
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use std::sync::Arc;
 
 type Broadcast = Broadcaster<DynamoConnections, ManagementApi>;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let metrics = acidizer_lambda::init("acidizer-stream")?;
     let table = std::env::var(CONNECTIONS_TABLE_ENV).map_err(|_| format!("{CONNECTIONS_TABLE_ENV} is not set"))?;
     let endpoint = std::env::var(WEBSOCKET_ENDPOINT_ENV).map_err(|_| format!("{WEBSOCKET_ENDPOINT_ENV} is not set"))?;
     let config = sdk_config_from_env().await;
     let connections = DynamoConnections::new(acidizer_store_dynamodb::aws_sdk_dynamodb::Client::new(&config), table);
     let broadcaster = Broadcaster::new(Arc::new(connections), Arc::new(ManagementApi::new(&config, &endpoint)));
     let broadcaster = &broadcaster;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| handle(broadcaster, event))).await
+    acidizer_lambda::handler::run(metrics, move |event: LambdaEvent<Event>| handle(broadcaster, event)).await
 }
 
 async fn handle(broadcaster: &Broadcast, event: LambdaEvent<Event>) -> Result<DynamoDbEventResponse, Error> {

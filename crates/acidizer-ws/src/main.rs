@@ -13,7 +13,7 @@ use acidizer_store_dynamodb::{
     CONNECTIONS_TABLE_ENV, COUNTER_TABLE_ENV, DynamoConnections, DynamoStore, sdk_config_from_env,
 };
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 use std::sync::Mutex;
 
@@ -28,7 +28,7 @@ struct Routes {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let metrics = acidizer_lambda::init("acidizer-ws")?;
     let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let (connections_table, counter_table) = (env(CONNECTIONS_TABLE_ENV)?, env(COUNTER_TABLE_ENV)?);
     let config = sdk_config_from_env().await;
@@ -41,9 +41,9 @@ async fn main() -> Result<(), Error> {
         config,
     };
     let routes = &routes;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+    acidizer_lambda::handler::run(metrics, move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
         routes.handle(event.payload)
-    }))
+    })
     .await
 }
 

@@ -2,6 +2,7 @@
 
 use super::{ConnectionStore, Notifier, NotifyError, Outbound, SubscriberPage};
 use crate::domain::{ConnectionId, CounterChange, CounterName};
+use crate::telemetry;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,6 +88,7 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
     }
 
     pub async fn broadcast(&self, changes: impl IntoIterator<Item = CounterChange>) -> BroadcastReport {
+        let started = std::time::Instant::now();
         let mut report = BroadcastReport::default();
         for change in coalesce(changes) {
             report.counters += 1;
@@ -121,6 +123,10 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
             }
         }
         tracing::debug!(?report, "broadcast");
+        metrics::counter!(telemetry::SUBSCRIBERS_REACHED).increment(report.reached as u64);
+        metrics::counter!(telemetry::GONE_CONNECTIONS).increment(report.gone as u64);
+        metrics::counter!(telemetry::POSTS_FAILED).increment(report.failed as u64);
+        metrics::histogram!(telemetry::BROADCAST_DURATION).record(started.elapsed().as_secs_f64() * 1000.0);
         report
     }
 

@@ -1,0 +1,31 @@
+//! The metrics acidizer records, through the `metrics` facade. The Lambda functions emit them as CloudWatch
+//! Embedded Metric Format; `infra/template.yaml`'s alarms and dashboard use these names.
+
+/// Increments committed.
+pub const INCREMENTS: &str = "Increments";
+/// Increments answered from a remembered answer.
+pub const REPLAYS: &str = "Replays";
+/// Increments that lost a race on the counter and were tried again.
+pub const CONFLICT_RETRIES: &str = "ConflictRetries";
+/// How long the store took to answer an increment, in milliseconds.
+pub const STORE_LATENCY: &str = "StoreLatency";
+/// Messages a broadcast delivered.
+pub const SUBSCRIBERS_REACHED: &str = "SubscribersReached";
+/// Connections a broadcast found gone, and forgot.
+pub const GONE_CONNECTIONS: &str = "GoneConnections";
+/// Subscribers a broadcast gave up on.
+pub const POSTS_FAILED: &str = "PostsFailed";
+/// How long a broadcast took, in milliseconds.
+pub const BROADCAST_DURATION: &str = "BroadcastDuration";
+
+/// Every metric above.
+pub const ALL: [&str; 8] = [
+    INCREMENTS,
+    REPLAYS,
+    CONFLICT_RETRIES,
+    STORE_LATENCY,
+    SUBSCRIBERS_REACHED,
+    GONE_CONNECTIONS,
+    POSTS_FAILED,
+    BROADCAST_DURATION,
+];
