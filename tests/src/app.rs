@@ -70,7 +70,7 @@ impl App {
                 let mut env = moto::aws_env(&moto.endpoint);
                 env.push(("COUNTER_TABLE", table));
                 env.push(("ALLOWED_ORIGINS", ALLOWED_ORIGIN.to_owned()));
-                let gateway = lambda::Gateway::start(&binaries::path("acidizer-api"), &env, 4).await;
+                let gateway = lambda::Gateway::start(&binaries::lambda("acidizer-api"), &env, 4).await;
                 App { base: gateway.base.clone(), target, http, _keep: Keep::Lambda(gateway) }
             }
         }

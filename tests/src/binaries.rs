@@ -20,3 +20,20 @@ pub fn path(name: &str) -> PathBuf {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repository").to_owned()
 }
+
+/// The environment variable naming a directory of release bootstraps (`cargo lambda build` output:
+/// `DIR/<function>/bootstrap`) to run instead of the debug builds.
+pub const LAMBDA_BOOTSTRAPS_ENV: &str = "ACIDIZER_LAMBDA_BOOTSTRAPS";
+
+/// A Lambda function's binary: the release bootstrap when `ACIDIZER_LAMBDA_BOOTSTRAPS` names their directory,
+/// else the debug build beside the tests.
+pub fn lambda(name: &str) -> PathBuf {
+    match std::env::var_os(LAMBDA_BOOTSTRAPS_ENV) {
+        Some(dir) => {
+            let bootstrap = repo_root().join(dir).join(name).join("bootstrap");
+            assert!(bootstrap.is_file(), "{} is missing: cargo lambda build --release", bootstrap.display());
+            bootstrap
+        }
+        None => path(name),
+    }
+}

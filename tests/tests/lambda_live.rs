@@ -34,7 +34,7 @@ impl Stack {
     }
 
     async fn function(&self, name: &str) -> Gateway {
-        Gateway::start(&binaries::path(name), &self.env, 1).await
+        Gateway::start(&binaries::lambda(name), &self.env, 1).await
     }
 
     async fn subscription(&self, connection: &str) -> Option<String> {
@@ -260,7 +260,7 @@ async fn the_stream_function_reports_only_records_it_could_not_attempt() {
     let mut env = stack.env.clone();
     env.retain(|(name, _)| *name != "CONNECTIONS_TABLE");
     env.push(("CONNECTIONS_TABLE", "no-such-table".to_owned()));
-    let stream = Gateway::start(&binaries::path("acidizer-stream"), &env, 1).await;
+    let stream = Gateway::start(&binaries::lambda("acidizer-stream"), &env, 1).await;
     let answer = stream.invoke(event.clone()).await.unwrap();
     let failed: Vec<Value> =
         answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].clone()).collect();
