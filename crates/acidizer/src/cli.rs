@@ -16,6 +16,25 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API and the SPA on one port.
     Serve(ServeArgs),
+    /// Measure increments per second and their latency (on a fresh in-process SQLite store, or at --url).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// A running acidizer to load, e.g. http://127.0.0.1:8080 (default: one started in-process on a fresh
+    /// embedded store in a temporary directory).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// How many increments to send.
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: usize,
+    /// How many clients send at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// The counter to increment.
+    #[arg(long, default_value = "bench")]
+    pub counter: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

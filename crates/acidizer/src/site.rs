@@ -5,6 +5,7 @@ use acidizer_core::http::ApiError;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
@@ -59,10 +60,13 @@ pub fn build_if_missing(dist: &std::path::Path) {
     }
     let npm = |args: &[&str]| {
         tracing::info!("building the SPA: npm {}", args.join(" "));
+        // npm's output goes to stderr: stdout carries only the server's URL line.
+        let Ok(stderr) = std::io::stderr().as_fd().try_clone_to_owned() else { return false };
         std::process::Command::new("npm")
             .args(args)
             .current_dir(frontend)
-            .stdout(std::process::Stdio::inherit())
+            .stdin(std::process::Stdio::null())
+            .stdout(stderr)
             .status()
             .is_ok_and(|status| status.success())
     };

@@ -102,3 +102,40 @@ impl Notifier for Hub {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acidizer_core::{CounterChange, Timestamp};
+
+    fn value(counter: &CounterName, value: u64) -> Outbound {
+        Outbound::change(&CounterChange { counter: counter.clone(), value, updated_at: Timestamp::from_unix_millis(0) })
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_does_not_read_holds_only_the_latest_value() {
+        let hub = Hub::default();
+        let counter = CounterName::global();
+        let (id, mut pending) = hub.register(&counter);
+        for n in [1, 2, 5, 4, 3] {
+            hub.send(&id, &value(&counter, n)).await.unwrap();
+        }
+        assert!(pending.has_changed().unwrap());
+        assert_eq!(pending.borrow_and_update().as_ref().and_then(Outbound::value), Some(5), "latest wins, never back");
+        let listed = hub.subscribers(&counter, None).await.unwrap();
+        assert_eq!(listed.connections, [id]);
+        assert!(hub.subscribers(&CounterName::parse("other").unwrap(), None).await.unwrap().connections.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_left_is_gone() {
+        let hub = Hub::default();
+        let counter = CounterName::global();
+        let (id, pending) = hub.register(&counter);
+        drop(pending);
+        assert_eq!(hub.send(&id, &value(&counter, 1)).await, Err(NotifyError::Gone), "its session ended");
+        hub.unregister(&id);
+        assert_eq!(hub.send(&id, &value(&counter, 2)).await, Err(NotifyError::Gone));
+        assert!(hub.subscribers(&counter, None).await.unwrap().connections.is_empty());
+    }
+}
