@@ -7,6 +7,9 @@ import type { ConnectionState, CounterValue, HistoryItem } from './lib/types';
 
 const counter = counterFromPath(window.location.pathname);
 
+/** How long after a pushed value the history is re-read (one read for a burst of values). */
+const HISTORY_REFRESH_MS = 250;
+
 function formatTime(at: string): string {
   return new Date(at).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
@@ -19,6 +22,8 @@ export function App() {
   const [pending, setPending] = useState(0);
   const [ready, setReady] = useState(false);
   const api = useRef<Api | null>(null);
+
+  const refreshTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
   const show = useCallback((incoming: CounterValue) => {
     setShown((current) => advance(current, incoming, counter));
@@ -39,6 +44,15 @@ export function App() {
     }
   }, [show]);
 
+  /** Re-reads the history once a burst of pushed values has settled, not once per value. */
+  const refreshSoon = useCallback(() => {
+    if (refreshTimer.current !== null) return;
+    refreshTimer.current = setTimeout(() => {
+      refreshTimer.current = null;
+      void refresh();
+    }, HISTORY_REFRESH_MS);
+  }, [refresh]);
+
   useEffect(() => {
     let live: LiveConnection | null = null;
     let cancelled = false;
@@ -53,7 +67,7 @@ export function App() {
         createSocket: (url) => new WebSocket(url),
         onValue: (value) => {
           show(value);
-          void refresh();
+          refreshSoon();
         },
         onState: setState,
         onConnected: () => void refresh(),
@@ -67,10 +81,11 @@ export function App() {
     return () => {
       cancelled = true;
       live?.stop();
+      if (refreshTimer.current !== null) clearTimeout(refreshTimer.current);
       window.removeEventListener('online', online);
       window.removeEventListener('offline', offline);
     };
-  }, [refresh, show]);
+  }, [refresh, refreshSoon, show]);
 
   const increment = () => {
     const client = api.current;

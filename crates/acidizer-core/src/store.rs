@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 /// How long a key's answer is remembered for replays (the contract promises at least 24 h).
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(48 * 60 * 60);
 
-/// One increment to commit: the counter, the request id it is known by and the instant it is stamped with.
+/// One increment to commit: the counter, the request id it is known by, and the instant of the request (the
+/// embedded store stamps the instant of its commit instead, so that `updatedAt` follows the values).
 #[derive(Debug, Clone)]
 pub struct IncrementCommand {
     pub counter: CounterName,
