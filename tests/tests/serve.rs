@@ -55,6 +55,11 @@ async fn serves_the_spa_beside_the_api() {
     assert_eq!(value.json::<serde_json::Value>().await.unwrap()["value"], 0, "the API still answers");
     let post = http.post(format!("{}/", server.base)).send().await.unwrap();
     assert_problem(post, 404, "POST /").await;
+
+    let config: serde_json::Value =
+        http.get(format!("{}/config.json", server.base)).send().await.unwrap().json().await.unwrap();
+    let ws = server.base.replacen("http://", "ws://", 1) + "/ws";
+    assert_eq!(config, serde_json::json!({"apiUrl": server.base, "wsUrl": ws}), "the SPA finds this server");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
