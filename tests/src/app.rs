@@ -1,7 +1,7 @@
 //! A running acidizer to test against — `spawn_app`-style: every test gets its own server and its own data.
 
 use crate::{binaries, lambda, moto};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -79,14 +79,6 @@ impl App {
     /// A handle on an app another `App` keeps alive, for concurrent clients.
     pub fn detached(base: String, target: Target, http: reqwest::Client) -> App {
         App { base, target, http, _keep: Keep::Nothing }
-    }
-
-    /// The logs of the Lambda functions, for a Lambda target.
-    pub fn lambda_logs(&self) -> Option<String> {
-        match &self._keep {
-            Keep::Lambda(gateway) => Some(gateway.logs()),
-            _ => None,
-        }
     }
 
     /// What the server or the Lambda functions logged so far.
@@ -187,9 +179,4 @@ impl Server {
             .expect("the server stops within 30 s of SIGTERM")
             .expect("the server exits")
     }
-}
-
-/// A data directory that outlives one server, for restart tests.
-pub fn data_dir(root: &Path) -> PathBuf {
-    root.join("data")
 }

@@ -15,7 +15,7 @@ async fn logs_every_request_once_as_json_with_its_id_status_and_latency() {
 
     let mut request_lines = Vec::new();
     for _ in 0..50 {
-        let logs = app.lambda_logs().expect("a Lambda target has logs");
+        let logs = app.logs();
         request_lines = logs
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -26,7 +26,7 @@ async fn logs_every_request_once_as_json_with_its_id_status_and_latency() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let logs = app.lambda_logs().unwrap();
+    let logs = app.logs();
     assert!(logs.lines().filter(|l| !l.trim().is_empty()).all(|l| l.starts_with('{')), "only JSON lines:\n{logs}");
     let increment: Vec<&Value> =
         request_lines.iter().filter(|line| line["fields"]["request_id"] == request_id.as_str()).collect();
@@ -48,7 +48,7 @@ async fn emits_increments_replays_and_store_latency_as_embedded_metrics() {
     }
     let mut totals = Default::default();
     for _ in 0..50 {
-        totals = emf::totals(&app.lambda_logs().unwrap());
+        totals = emf::totals(&app.logs());
         if totals.get("Replays").is_some_and(|n| *n >= 1.0) {
             break;
         }
@@ -57,7 +57,7 @@ async fn emits_increments_replays_and_store_latency_as_embedded_metrics() {
     assert_eq!(totals.get("Increments"), Some(&2.0), "{totals:?}");
     assert_eq!(totals.get("Replays"), Some(&1.0), "{totals:?}");
     assert!(totals.get("StoreLatency").is_some_and(|ms| *ms > 0.0), "{totals:?}");
-    let document = emf::documents(&app.lambda_logs().unwrap()).into_iter().find(|d| d.get("Increments").is_some());
+    let document = emf::documents(&app.logs()).into_iter().find(|d| d.get("Increments").is_some());
     let document = document.expect("an EMF document with Increments");
     assert_eq!(document["Function"], "acidizer-api");
     let directive = &document["_aws"]["CloudWatchMetrics"][0];

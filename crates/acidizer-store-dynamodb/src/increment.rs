@@ -19,13 +19,8 @@ const REQUEST_ITEM: usize = 2;
 
 /// How one transaction attempt ended, short of committing.
 enum Attempt {
-    /// The request id is taken: answer from what it holds. `attempted` is what this attempt tried to commit,
-    /// which the remembered answer equals when the taker was this very attempt (an SDK retry of a transaction that
-    /// committed while its first answer was lost).
-    Replay {
-        remembered: Option<Item>,
-        attempted: (u64, String),
-    },
+    /// The request id is taken: answer from what it holds (read again when the cancellation did not carry it).
+    Replay(Option<Item>),
     /// Another increment or transaction got there first, or the table throttled: try again, from the counter's
     /// value when the cancellation told it.
     Retry {
@@ -44,12 +39,19 @@ pub(crate) async fn run(store: &DynamoStore, command: IncrementCommand) -> Resul
             Some(current) => current,
             None => read_head(store, &command.counter).await?.map_or(0, |head| head.value),
         };
-        let attempt = match transact(store, &command, current).await {
-            Ok(outcome) => return Ok(outcome),
+        let attempted = Increment {
+            counter: command.counter.clone(),
+            value: current + 1,
+            request_id: command.request_id.clone(),
+            updated_at: command.at,
+        };
+        let body = attempted.response_body();
+        let attempt = match transact(store, &attempted, current, &body).await {
+            Ok(()) => return Ok(IncrementOutcome::Committed { value: attempted.value, body }),
             Err(attempt) => attempt,
         };
         match attempt {
-            Attempt::Replay { remembered, attempted } => return replay(store, &command, remembered, attempted).await,
+            Attempt::Replay(remembered) => return replay(store, &attempted, body, remembered).await,
             Attempt::Failed(error) => return Err(error),
             Attempt::Retry { throttled: now, current } => {
                 throttled |= now;
@@ -80,18 +82,12 @@ pub(crate) async fn read_head(store: &DynamoStore, counter: &CounterName) -> Res
     output.item().map(CounterItem::from_item).transpose()
 }
 
-async fn transact(store: &DynamoStore, command: &IncrementCommand, current: u64) -> Result<IncrementOutcome, Attempt> {
-    let value = current + 1;
-    let increment = Increment {
-        counter: command.counter.clone(),
-        value,
-        request_id: command.request_id.clone(),
-        updated_at: command.at,
-    };
-    let body = increment.response_body();
-    let items = transaction_items(store, &increment, current, &body).map_err(Attempt::Failed)?;
+/// Commits `increment` (with `body`, its answer) if the counter still holds `current`.
+async fn transact(store: &DynamoStore, increment: &Increment, current: u64, body: &str) -> Result<(), Attempt> {
+    let items = transaction_items(store, increment, current, body).map_err(Attempt::Failed)?;
     // The same token for the same attempt: the SDK's own retries of it then commit at most once.
-    let token = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}#{current}", command.request_id).as_bytes());
+    let token =
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}#{current}", increment.request_id).as_bytes());
     let result = store
         .client
         .transact_write_items()
@@ -99,13 +95,7 @@ async fn transact(store: &DynamoStore, command: &IncrementCommand, current: u64)
         .client_request_token(token.to_string())
         .send()
         .await;
-    match result {
-        Ok(_) => Ok(IncrementOutcome::Committed { value, body }),
-        Err(error) => Err(match classify(error) {
-            Attempt::Replay { remembered, .. } => Attempt::Replay { remembered, attempted: (value, body) },
-            other => other,
-        }),
-    }
+    result.map(|_| ()).map_err(classify)
 }
 
 fn transaction_items(
@@ -180,7 +170,7 @@ fn classify(error: SdkError<TransactWriteItemsError>) -> Attempt {
             let reasons = cancelled.cancellation_reasons();
             let code = |reason: &CancellationReason| reason.code().unwrap_or("None").to_owned();
             if let Some(request) = reasons.get(REQUEST_ITEM).filter(|r| code(r) == "ConditionalCheckFailed") {
-                return Attempt::Replay { remembered: request.item().cloned(), attempted: (0, String::new()) };
+                return Attempt::Replay(request.item().cloned());
             }
             let codes: Vec<String> = reasons.iter().map(code).collect();
             if codes.iter().any(|code| matches!(code.as_str(), "ConditionalCheckFailed" | "TransactionConflict")) {
@@ -207,11 +197,13 @@ fn classify(error: SdkError<TransactWriteItemsError>) -> Attempt {
 }
 
 /// Answers a taken request id from its remembered answer (read again if the cancellation did not carry it).
+/// When the remembered answer is the one `attempted` wrote, the taker was this very increment (an SDK retry of a
+/// transaction that committed while its first answer was lost): that is a commit, not a replay.
 async fn replay(
     store: &DynamoStore,
-    command: &IncrementCommand,
+    attempted: &Increment,
+    attempted_body: String,
     remembered: Option<Item>,
-    (attempted_value, attempted_body): (u64, String),
 ) -> Result<IncrementOutcome, StoreError> {
     let item = match remembered {
         Some(item) => item,
@@ -219,7 +211,7 @@ async fn replay(
             .client
             .get_item()
             .table_name(&store.table)
-            .set_key(Some(items::key(items::request_partition(&command.request_id), HEAD)))
+            .set_key(Some(items::key(items::request_partition(&attempted.request_id), HEAD)))
             .consistent_read(true)
             .send()
             .await
@@ -229,7 +221,7 @@ async fn replay(
     };
     let remembered = RequestItem::from_item(&item)?;
     if remembered.response == attempted_body {
-        return Ok(IncrementOutcome::Committed { value: attempted_value, body: attempted_body });
+        return Ok(IncrementOutcome::Committed { value: attempted.value, body: attempted_body });
     }
     Ok(IncrementOutcome::Replayed { counter: remembered.counter, body: remembered.response })
 }
@@ -263,13 +255,13 @@ mod tests {
             [["None", "None", "ConditionalCheckFailed"], ["ConditionalCheckFailed", "None", "ConditionalCheckFailed"]]
         {
             match classify(cancelled(&codes, Some((REQUEST_ITEM, item.clone())))) {
-                Attempt::Replay { remembered: Some(found), .. } => assert_eq!(found, item),
+                Attempt::Replay(Some(found)) => assert_eq!(found, item),
                 _ => panic!("{codes:?} is a replay"),
             }
         }
         assert!(matches!(
             classify(cancelled(&["None", "None", "ConditionalCheckFailed"], None)),
-            Attempt::Replay { remembered: None, .. }
+            Attempt::Replay(None)
         ));
     }
 
