@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every tool the tests and the lints need, at the versions pinned beside this script:
+# requirements.txt (pip) and apt.txt (Debian packages, when root). Quick when everything is already there.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+if ! python3 -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt" --dry-run --report - 2>/dev/null \
+    | python3 -c 'import json,sys; sys.exit(1 if json.load(sys.stdin)["install"] else 0)'; then
+    echo "installing the pinned Python tools ..."
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r "$here/requirements.txt"
+fi
+
+missing=()
+while read -r command package override; do
+    case "$command" in ''|'#'*) continue ;; esac
+    if [ -n "$override" ] && [ -x "${!override:-}" ]; then continue; fi
+    command -v "$command" >/dev/null || missing+=("$package")
+done < "$here/apt.txt"
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        echo "missing Debian packages (install them, then run again): ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "installing ${missing[*]} ..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
