@@ -1,6 +1,6 @@
 //! A running acidizer to test against — `spawn_app`-style: every test gets its own server and its own data.
 
-use crate::{binaries, lambda, moto};
+use crate::{binaries, dynamodb_local, lambda};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -18,9 +18,9 @@ pub const ALLOWED_ORIGIN: &str = "https://app.example";
 pub enum Target {
     /// `acidizer serve` on the embedded SQLite store.
     ServeSqlite,
-    /// `acidizer serve --store dynamodb` on moto.
+    /// `acidizer serve --store dynamodb` on DynamoDB Local.
     ServeDynamodb,
-    /// The `acidizer-api` Lambda binary on moto, behind a local Runtime API and HTTP API stand-in.
+    /// The `acidizer-api` Lambda binary on DynamoDB Local, behind a local Runtime API and HTTP API stand-in.
     Lambda,
 }
 
@@ -51,29 +51,38 @@ impl App {
                 let server = Server::start(&dir.path().join("data"), &[], &[], dir.path()).await;
                 App { base: server.base.clone(), target, http, _keep: Keep::Server { _server: server, _dir: dir } }
             }
-            Target::ServeDynamodb => {
-                let dir = tempfile::tempdir().expect("a temporary directory");
-                let moto = moto::shared();
-                let mut env = moto::aws_env(&moto.endpoint);
-                env.push(("COUNTER_TABLE", unique_table("counters")));
-                env.push(("CONNECTIONS_TABLE", unique_table("connections")));
-                let args = ["--store", "dynamodb", "--create-tables"];
-                let server = Server::start(&dir.path().join("data"), &args, &env, dir.path()).await;
-                App { base: server.base.clone(), target, http, _keep: Keep::Server { _server: server, _dir: dir } }
-            }
+            Target::ServeDynamodb => Self::spawn_serve_dynamodb(&dynamodb_local::shared().endpoint).await,
             Target::Lambda => {
-                let moto = moto::shared();
+                let emulator = dynamodb_local::shared();
                 let table = unique_table("counters");
-                acidizer_store_dynamodb::create_missing_tables(&moto::client(&moto.endpoint), &table, None)
-                    .await
-                    .expect("tables on the emulator");
-                let mut env = moto::aws_env(&moto.endpoint);
+                acidizer_store_dynamodb::create_missing_tables(
+                    &dynamodb_local::client(&emulator.endpoint),
+                    &table,
+                    None,
+                )
+                .await
+                .expect("tables on the emulator");
+                let mut env = dynamodb_local::aws_env(&emulator.endpoint);
                 env.push(("COUNTER_TABLE", table));
                 env.push(("ALLOWED_ORIGINS", ALLOWED_ORIGIN.to_owned()));
-                let gateway = lambda::Gateway::start(&binaries::lambda("acidizer-api"), &env, 4).await;
+                // As many warm instances as the tests send concurrent clients: 16 requests really run at once.
+                let gateway = lambda::Gateway::start(&binaries::lambda("acidizer-api"), &env, 16).await;
                 App { base: gateway.base.clone(), target, http, _keep: Keep::Lambda(gateway) }
             }
         }
+    }
+
+    /// `acidizer serve --store dynamodb` on the DynamoDB endpoint `endpoint` (the emulator, or a proxy before it).
+    pub async fn spawn_serve_dynamodb(endpoint: &str) -> App {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("an HTTP client");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut env = dynamodb_local::aws_env(endpoint);
+        env.push(("COUNTER_TABLE", unique_table("counters")));
+        env.push(("CONNECTIONS_TABLE", unique_table("connections")));
+        let args = ["--store", "dynamodb", "--create-tables"];
+        let server = Server::start(&dir.path().join("data"), &args, &env, dir.path()).await;
+        let target = Target::ServeDynamodb;
+        App { base: server.base.clone(), target, http, _keep: Keep::Server { _server: server, _dir: dir } }
     }
 
     /// A handle on an app another `App` keeps alive, for concurrent clients.

@@ -37,3 +37,8 @@ pub fn lambda(name: &str) -> PathBuf {
         None => path(name),
     }
 }
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}

@@ -124,6 +124,29 @@ pub async fn a_repeated_key_replays_the_first_answer_byte_for_byte(app: &App) {
     assert_eq!(app.get_json("/counters/orders").await["value"], 3);
 }
 
+pub async fn one_key_sent_by_many_at_once_commits_once(app: &App) {
+    const CLIENTS: usize = 16;
+    let answers = futures::future::join_all((0..CLIENTS).map(|_| async {
+        let response = app.increment(Some("stampede"), Some("same-click")).await;
+        let status = response.status().as_u16();
+        let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+        (status, replayed, response.bytes().await.unwrap())
+    }))
+    .await;
+    for (status, _, body) in &answers {
+        assert_eq!(*status, 200, "every client gets the answer: {}", String::from_utf8_lossy(body));
+    }
+    let fresh = answers.iter().filter(|(_, replayed, _)| !replayed).count();
+    assert_eq!(fresh, 1, "one client made the increment, the others are replays");
+    let first = &answers[0].2;
+    assert!(answers.iter().all(|(_, _, body)| body == first), "every answer is the same body, byte for byte");
+    let first: Value = serde_json::from_slice(first).unwrap();
+    assert_eq!(first["value"], 1);
+    assert_eq!(app.get_json("/counters/stampede").await["value"], 1);
+    let history = app.get_json("/counters/stampede/history").await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
+}
+
 pub async fn a_key_used_for_another_counter_is_refused(app: &App) {
     let first = app.increment(Some("apples"), Some("shared-key")).await;
     assert_eq!(first.status(), 200);

@@ -31,6 +31,8 @@ struct Shared {
     queue: mpsc::UnboundedSender<Invocation>,
     next: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Result<Value, String>>>>,
+    /// The function's timeout: each invocation's deadline is this far from its start.
+    timeout: Duration,
 }
 
 /// The HTTP API in front of `instances` running copies of a Lambda binary.
@@ -44,9 +46,19 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(binary: &FsPath, env: &[(&str, String)], instances: usize) -> Gateway {
+        Self::start_with_timeout(binary, env, instances, INTEGRATION_TIMEOUT).await
+    }
+
+    /// As [`Gateway::start`], for a function whose timeout is `timeout`.
+    pub async fn start_with_timeout(
+        binary: &FsPath,
+        env: &[(&str, String)],
+        instances: usize,
+        timeout: Duration,
+    ) -> Gateway {
         let (queue, next) = mpsc::unbounded_channel();
-        let shared =
-            Arc::new(Shared { queue, next: tokio::sync::Mutex::new(next), waiting: Mutex::new(HashMap::new()) });
+        let waiting = Mutex::new(HashMap::new());
+        let shared = Arc::new(Shared { queue, next: tokio::sync::Mutex::new(next), waiting, timeout });
         let runtime = Arc::clone(&shared);
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
@@ -103,7 +115,7 @@ async fn invoke(shared: &Shared, event: Value) -> Result<Value, String> {
     let (reply, answer) = oneshot::channel();
     shared.waiting.lock().expect("the waiting list").insert(id.clone(), reply);
     shared.queue.send(Invocation { id, event }).map_err(|_| "no function is running".to_owned())?;
-    match tokio::time::timeout(INTEGRATION_TIMEOUT, answer).await {
+    match tokio::time::timeout(shared.timeout + Duration::from_secs(1), answer).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(_)) => Err("the invocation was dropped".to_owned()),
         Err(_) => Err("the function did not answer in time".to_owned()),
@@ -120,7 +132,7 @@ async fn next_invocation(State(shared): State<Arc<Shared>>) -> Response {
     let Some(invocation) = invocation else {
         return StatusCode::GONE.into_response();
     };
-    let deadline = SystemTime::now() + INTEGRATION_TIMEOUT;
+    let deadline = SystemTime::now() + shared.timeout;
     let deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
     let mut response = invocation.event.to_string().into_response();
     let headers = response.headers_mut();

@@ -4,11 +4,13 @@
 pub mod app;
 pub mod binaries;
 pub mod contract;
+pub mod dynamodb_local;
 pub mod emf;
+pub mod fault_proxy;
 pub mod lambda;
 pub mod load;
 pub mod management_api;
-pub mod moto;
+pub mod store_contract;
 pub mod ws;
 
 pub use app::{App, Target};

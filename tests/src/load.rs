@@ -20,14 +20,15 @@ pub struct LoadReport {
     pub retried_503: usize,
 }
 
-/// POSTs one increment with `key`, retrying 503s with the same key (which the contract makes safe).
-/// Returns the status, whether it was a replay, and the body; `None` when the connection failed.
+/// POSTs one increment with `key`, retrying 429s and 503s with the same key (which the contract makes safe) after
+/// checking that each carries `Retry-After`. Returns the status, whether it was a replay, the body, and the retries.
 pub async fn increment_with_retries(app: &App, counter: &str, key: &str) -> (u16, bool, bytes::Bytes, usize) {
     let mut retries = 0;
     loop {
         let response = app.increment(Some(counter), Some(key)).await;
         let status = response.status().as_u16();
-        if status == 503 && retries < 20 {
+        if (status == 503 || status == 429) && retries < 40 {
+            assert!(response.headers().contains_key("retry-after"), "a {status} says when to retry");
             retries += 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;

@@ -1,6 +1,7 @@
 //! A stand-in for API Gateway's Management API (`POST /{stage}/@connections/{id}`), for the Lambda tests. How it
-//! answers depends on the connection id: `gone…` → 410 Gone, `broken…` → 500, `slow…` → 200 after 5 s, others
-//! → 200. It records every message delivered and every attempt.
+//! answers depends on the connection id: `gone…` → 410 Gone, `broken…` → 500 (until healed), `slow…` → 200 after
+//! 5 s, others → 200; and to everyone 429 (throttled) while a throttle set by the test lasts. It records every
+//! message delivered and every attempt.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -10,7 +11,7 @@ use axum::routing::post;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const STAGE: &str = "test";
 
@@ -18,6 +19,8 @@ pub const STAGE: &str = "test";
 struct Records {
     delivered: HashMap<String, Vec<Value>>,
     attempts: HashMap<String, usize>,
+    throttled_until: Option<Instant>,
+    healed: bool,
 }
 
 pub struct ManagementApi {
@@ -46,6 +49,16 @@ impl ManagementApi {
         self.records.lock().unwrap().delivered.get(connection).cloned().unwrap_or_default()
     }
 
+    /// Answers every post with 429 Too Many Requests for `duration` from now.
+    pub fn throttle_for(&self, duration: Duration) {
+        self.records.lock().unwrap().throttled_until = Some(Instant::now() + duration);
+    }
+
+    /// From now on the `broken…` connections answer 200.
+    pub fn heal(&self) {
+        self.records.lock().unwrap().healed = true;
+    }
+
     /// How many posts to `connection` were attempted.
     pub fn attempts(&self, connection: &str) -> usize {
         self.records.lock().unwrap().attempts.get(connection).copied().unwrap_or_default()
@@ -58,11 +71,19 @@ async fn post_to_connection(
     body: String,
 ) -> Response {
     assert_eq!(stage, STAGE);
-    *records.lock().unwrap().attempts.entry(id.clone()).or_default() += 1;
+    let (throttled, healed) = {
+        let mut records = records.lock().unwrap();
+        *records.attempts.entry(id.clone()).or_default() += 1;
+        (records.throttled_until.is_some_and(|until| Instant::now() < until), records.healed)
+    };
+    if throttled {
+        let error = [("x-amzn-errortype", "LimitExceededException")];
+        return (StatusCode::TOO_MANY_REQUESTS, error, r#"{"message":"Too Many Requests"}"#).into_response();
+    }
     if id.starts_with("gone") {
         return (StatusCode::GONE, [("x-amzn-errortype", "GoneException")], r#"{"message":null}"#).into_response();
     }
-    if id.starts_with("broken") {
+    if id.starts_with("broken") && !healed {
         return (StatusCode::INTERNAL_SERVER_ERROR, r#"{"message":"Internal server error"}"#).into_response();
     }
     if id.starts_with("slow") {

@@ -1,5 +1,5 @@
 //! The contract suite: the same test functions against `acidizer serve` on SQLite, `acidizer serve` on DynamoDB
-//! (moto), and the `acidizer-api` Lambda binary on DynamoDB (moto) behind a local Runtime API.
+//! (DynamoDB Local), and the `acidizer-api` Lambda binary on DynamoDB (DynamoDB Local) behind a local Runtime API.
 
 use acidizer_tests::{App, Target, contract, load};
 
@@ -13,6 +13,7 @@ macro_rules! contract_suite {
                 increments_count_by_one_with_request_ids,
                 original_routes_serve_the_global_counter,
                 a_repeated_key_replays_the_first_answer_byte_for_byte,
+                one_key_sent_by_many_at_once_commits_once,
                 a_key_used_for_another_counter_is_refused,
                 history_pages_newest_first,
                 bad_input_is_a_problem_and_changes_nothing,
@@ -49,5 +50,5 @@ macro_rules! contract_suite {
 }
 
 contract_suite!(serve_sqlite: Target::ServeSqlite, load: 64, 300, races_retried: false);
-contract_suite!(serve_dynamodb: Target::ServeDynamodb, load: 8, 25, races_retried: true);
-contract_suite!(lambda_dynamodb: Target::Lambda, load: 4, 20, races_retried: true);
+contract_suite!(serve_dynamodb: Target::ServeDynamodb, load: 16, 15, races_retried: true);
+contract_suite!(lambda_dynamodb: Target::Lambda, load: 16, 10, races_retried: true);

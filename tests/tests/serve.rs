@@ -2,7 +2,7 @@
 
 use acidizer_tests::app::Server;
 use acidizer_tests::contract::assert_problem;
-use acidizer_tests::{App, Target, moto};
+use acidizer_tests::{App, Target, binaries, dynamodb_local};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_answers_429_with_retry_after_and_changes_nothing_beyond_it() {
@@ -65,8 +65,8 @@ async fn serves_the_spa_beside_the_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_is_down_answers_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let closed_port = moto::free_port();
-    let mut env = moto::aws_env(&format!("http://127.0.0.1:{closed_port}"));
+    let closed_port = binaries::free_port();
+    let mut env = dynamodb_local::aws_env(&format!("http://127.0.0.1:{closed_port}"));
     env.push(("COUNTER_TABLE", "counters".to_owned()));
     let server = Server::start(&dir.path().join("data"), &["--store", "dynamodb"], &env, dir.path()).await;
     let app = App::detached(server.base.clone(), Target::ServeDynamodb, reqwest::Client::new());

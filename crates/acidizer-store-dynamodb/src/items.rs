@@ -75,6 +75,9 @@ pub(crate) struct RequestItem {
     pub response: String,
     /// Seconds since the epoch: the table's TTL attribute.
     pub expires_at: i64,
+    /// The `ClientRequestToken` of the attempt that wrote it (absent on answers remembered before tokens were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
 }
 
 pub(crate) fn to_item(value: &impl Serialize) -> Result<Item, StoreError> {
@@ -149,6 +152,7 @@ mod tests {
             counter: CounterName::global(),
             response: "{}".to_owned(),
             expires_at: 0,
+            attempt: None,
         })
         .unwrap();
         encoded.insert("counter".to_owned(), AttributeValue::S("Not A Name".to_owned()));

@@ -1,10 +1,11 @@
 //! The DynamoDB store of acidizer: one `TransactWriteItems` per increment — the counter conditioned on the value
-//! it was read at, the audit record keyed by counter and value, the remembered answer conditioned on its absence.
+//! last seen, the audit record keyed by counter and value, the remembered answer conditioned on its absence.
 
 mod backoff;
 mod connections;
 mod increment;
 mod items;
+mod last_seen;
 pub mod layout;
 pub mod stream;
 
@@ -30,11 +31,15 @@ pub const COUNTER_TABLE_ENV: &str = "COUNTER_TABLE";
 pub struct DynamoStore {
     client: Client,
     table: String,
+    last_seen: last_seen::LastSeen,
 }
+
+/// The longest any one DynamoDB operation may take, its retries included.
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(7);
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), last_seen: last_seen::LastSeen::default() }
     }
 
     /// A client from the standard AWS environment (see [`sdk_config_from_env`]).
@@ -57,7 +62,7 @@ pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_secs(3))
-        .operation_timeout(Duration::from_secs(7))
+        .operation_timeout(OPERATION_TIMEOUT)
         .build();
     let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
     aws_config::from_env().timeout_config(timeouts).retry_config(retries).load().await

@@ -1,6 +1,7 @@
 //! `acidizer-stream`: the counter table's stream → the latest value of each changed counter → every subscriber,
-//! through the API Gateway Management API. A record is reported as a batch item failure only when its broadcast
-//! could not be attempted at all (its counter's subscribers could not be listed).
+//! through the API Gateway Management API. Failing posts (a throttled or failing Management API) are retried with
+//! backoff while the invocation's time lasts; the records of every counter whose latest value did not reach all
+//! its subscribers are reported as batch item failures, so that Lambda sends them again.
 //!
 //! Environment: `CONNECTIONS_TABLE`, `WEBSOCKET_ENDPOINT`, and the AWS SDK's standard variables.
 
@@ -12,8 +13,14 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 type Broadcast = Broadcaster<DynamoConnections, ManagementApi>;
+
+/// What is left of an invocation for answering, after the broadcast's retries.
+const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+/// The longest one batch keeps retrying: past it, Lambda's own retry of the reported records takes over.
+const MAX_BROADCAST: Duration = Duration::from_secs(20);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -27,6 +34,14 @@ async fn main() -> Result<(), Error> {
     acidizer_lambda::handler::run(metrics, move |event: LambdaEvent<Event>| handle(broadcaster, event)).await
 }
 
+/// Failing subscribers are retried until shortly before the invocation's own deadline, so that the function
+/// still answers (with the records to retry) before Lambda gives up on it.
+fn broadcast_deadline(context: &lambda_runtime::Context) -> Instant {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let remaining = Duration::from_millis(context.deadline).saturating_sub(now);
+    Instant::now() + remaining.saturating_sub(ANSWER_MARGIN).min(MAX_BROADCAST)
+}
+
 async fn handle(broadcaster: &Broadcast, event: LambdaEvent<Event>) -> Result<DynamoDbEventResponse, Error> {
     let records: Vec<_> = event
         .payload
@@ -37,14 +52,14 @@ async fn handle(broadcaster: &Broadcast, event: LambdaEvent<Event>) -> Result<Dy
             stream_record(sequence_number, &record.event_name, record.change.new_image)
         })
         .collect();
-    let (failed, report) = failed_records(broadcaster, &records).await;
+    let (failed, report) = failed_records(broadcaster, &records, broadcast_deadline(&event.context)).await;
     tracing::info!(
         records = records.len(),
         counters = report.counters,
         reached = report.reached,
         gone = report.gone,
         failed = report.failed,
-        unreachable = report.unreachable.len(),
+        undelivered = report.undelivered.len(),
         "broadcast"
     );
     let mut response = DynamoDbEventResponse::default();

@@ -90,16 +90,15 @@ impl Routes {
     }
 
     async fn default_route(&self, request: &ApiGatewayWebsocketProxyRequest, connection: &ConnectionId) -> Value {
-        let counter = match self.connections.subscription(connection).await {
-            Ok(Some(counter)) => counter,
-            Ok(None) => CounterName::global(),
+        let subscription = match self.connections.subscription(connection).await {
+            Ok(found) => found,
             Err(error) => {
                 tracing::warn!(%connection, %error, "cannot look a subscription up");
-                CounterName::global()
+                None
             }
         };
         let body = request.body.as_deref().unwrap_or("");
-        let reply = answer(&self.counters, &counter, body).await;
+        let reply = answer(&self.counters, subscription.as_ref(), body).await;
         let Some(notifier) = self.notifier(request) else {
             tracing::error!("no WEBSOCKET_ENDPOINT and no domain in the request context");
             return status(500, "no endpoint");

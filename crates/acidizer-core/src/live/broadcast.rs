@@ -6,7 +6,7 @@ use crate::telemetry;
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a broadcast did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,10 +17,11 @@ pub struct BroadcastReport {
     pub reached: usize,
     /// Subscribers found gone, and forgotten.
     pub gone: usize,
-    /// Subscribers given up on after brief retries.
+    /// Subscribers given up on after retries.
     pub failed: usize,
-    /// Counters whose subscribers could not be listed: their broadcast was not (fully) attempted.
-    pub unreachable: Vec<CounterName>,
+    /// Counters whose latest value did not reach every subscriber: their subscribers could not be listed, or a
+    /// subscriber still failed when the time ran out. Their records are worth another broadcast later.
+    pub undelivered: Vec<CounterName>,
 }
 
 enum Delivery {
@@ -44,14 +45,16 @@ pub fn coalesce(changes: impl IntoIterator<Item = CounterChange>) -> Vec<Counter
 }
 
 /// Sends committed changes to subscribers through a [`Notifier`], with bounded concurrency; a subscriber that is
-/// gone is forgotten, one that fails is retried briefly and then given up on, never failing the broadcast.
+/// gone is forgotten, one that fails (a throttled or failing Management API) is retried with backoff until the
+/// broadcast's time runs out, and then reported in [`BroadcastReport::undelivered`].
 pub struct Broadcaster<C, N> {
     connections: Arc<C>,
     notifier: Arc<N>,
     concurrency: usize,
-    attempts: u32,
     attempt_timeout: Duration,
     retry_pause: Duration,
+    max_retry_pause: Duration,
+    time_budget: Duration,
 }
 
 impl<C, N> Clone for Broadcaster<C, N> {
@@ -60,9 +63,10 @@ impl<C, N> Clone for Broadcaster<C, N> {
             connections: Arc::clone(&self.connections),
             notifier: Arc::clone(&self.notifier),
             concurrency: self.concurrency,
-            attempts: self.attempts,
             attempt_timeout: self.attempt_timeout,
             retry_pause: self.retry_pause,
+            max_retry_pause: self.max_retry_pause,
+            time_budget: self.time_budget,
         }
     }
 }
@@ -73,10 +77,17 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
             connections,
             notifier,
             concurrency: 64,
-            attempts: 3,
             attempt_timeout: Duration::from_secs(2),
             retry_pause: Duration::from_millis(25),
+            max_retry_pause: Duration::from_secs(1),
+            time_budget: Duration::from_secs(5),
         }
+    }
+
+    /// How long a [`Broadcaster::broadcast`] may keep retrying failing subscribers (5 s unless set).
+    pub fn with_time_budget(mut self, budget: Duration) -> Self {
+        self.time_budget = budget;
+        self
     }
 
     pub fn connections(&self) -> &C {
@@ -87,12 +98,23 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
         &self.notifier
     }
 
+    /// Broadcasts within the broadcaster's time budget.
     pub async fn broadcast(&self, changes: impl IntoIterator<Item = CounterChange>) -> BroadcastReport {
-        let started = std::time::Instant::now();
+        self.broadcast_until(changes, Instant::now() + self.time_budget).await
+    }
+
+    /// Broadcasts the latest change of each counter; failing subscribers are retried until `deadline`.
+    pub async fn broadcast_until(
+        &self,
+        changes: impl IntoIterator<Item = CounterChange>,
+        deadline: Instant,
+    ) -> BroadcastReport {
+        let started = Instant::now();
         let mut report = BroadcastReport::default();
         for change in coalesce(changes) {
             report.counters += 1;
             let message = Outbound::change(&change);
+            let failed_before = report.failed;
             let mut page = None;
             loop {
                 let SubscriberPage { connections, next } =
@@ -100,12 +122,12 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                         Ok(found) => found,
                         Err(error) => {
                             tracing::warn!(counter = %change.counter, %error, "cannot list subscribers");
-                            report.unreachable.push(change.counter.clone());
+                            report.undelivered.push(change.counter.clone());
                             break;
                         }
                     };
                 let deliveries: Vec<Delivery> = futures::stream::iter(connections)
-                    .map(|connection| self.deliver(connection, &message))
+                    .map(|connection| self.deliver(connection, &message, deadline))
                     .buffer_unordered(self.concurrency)
                     .collect()
                     .await;
@@ -116,10 +138,14 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                         Delivery::Failed => report.failed += 1,
                     }
                 }
+
                 match next {
                     Some(next) => page = Some(next),
                     None => break,
                 }
+            }
+            if report.failed > failed_before && report.undelivered.last() != Some(&change.counter) {
+                report.undelivered.push(change.counter.clone());
             }
         }
         tracing::debug!(?report, "broadcast");
@@ -130,8 +156,9 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
         report
     }
 
-    async fn deliver(&self, connection: ConnectionId, message: &Outbound) -> Delivery {
-        for attempt in 0..self.attempts {
+    async fn deliver(&self, connection: ConnectionId, message: &Outbound, deadline: Instant) -> Delivery {
+        let mut ceiling = self.retry_pause;
+        loop {
             match tokio::time::timeout(self.attempt_timeout, self.notifier.send(&connection, message)).await {
                 Ok(Ok(())) => return Delivery::Reached,
                 Ok(Err(NotifyError::Gone)) => {
@@ -141,20 +168,23 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                     return Delivery::Gone;
                 }
                 Ok(Err(NotifyError::Failed(error))) => {
-                    tracing::debug!(%connection, %error, attempt, "send failed");
+                    tracing::debug!(%connection, %error, "send failed");
                 }
                 Err(_) => {
-                    // A slow send may still arrive: retrying could deliver it twice, so give up on this one.
-                    tracing::debug!(%connection, "send timed out; giving up on this subscriber");
+                    // A slow send may still arrive: the next broadcast (a retried batch) sends it again.
+                    tracing::info!(%connection, "send timed out; leaving this subscriber to the next broadcast");
                     return Delivery::Failed;
                 }
             }
-            if attempt + 1 < self.attempts {
-                tokio::time::sleep(self.retry_pause * 2u32.pow(attempt)).await;
+            // Capped exponential backoff with full jitter, while the broadcast's time lasts.
+            let pause = ceiling.mul_f64(fastrand::f64());
+            ceiling = (ceiling * 2).min(self.max_retry_pause);
+            if Instant::now() + pause + self.attempt_timeout.min(Duration::from_millis(100)) >= deadline {
+                tracing::info!(%connection, "giving up on a subscriber for this broadcast");
+                return Delivery::Failed;
             }
+            tokio::time::sleep(pause).await;
         }
-        tracing::info!(%connection, "giving up on a subscriber after retries");
-        Delivery::Failed
     }
 }
 
@@ -260,20 +290,65 @@ mod tests {
                 .unwrap();
         }
         let inboxes = Arc::new(Inboxes::default());
-        let broadcaster = Broadcaster::new(Arc::clone(&connections), Arc::clone(&inboxes));
+        let broadcaster = Broadcaster::new(Arc::clone(&connections), Arc::clone(&inboxes))
+            .with_time_budget(Duration::from_millis(300));
         let report = broadcaster
             .broadcast([change("a", 1), change("a", 2), change("b", 5), change("a", 3), change("broken", 1)])
             .await;
         assert_eq!(report.counters, 3);
         assert_eq!((report.reached, report.gone, report.failed), (4, 1, 1));
-        assert_eq!(report.unreachable, [CounterName::parse("broken").unwrap()]);
+        let undelivered = ["a", "broken"].map(|name| CounterName::parse(name).unwrap());
+        assert_eq!(report.undelivered, undelivered, "a failing subscriber and an unlistable counter are reported");
         let received = inboxes.received.lock().unwrap().clone();
         for id in ["ok-1", "ok-2", "flaky-1"] {
             assert_eq!(received[id], [3], "{id} got the latest value once");
         }
         assert_eq!(received["ok-3"], [5], "no subscriber sees another counter's values");
-        assert_eq!(inboxes.attempts.lock().unwrap()["bad-1"], 3, "a failing subscriber is retried, then given up");
+        let attempts = inboxes.attempts.lock().unwrap()["bad-1"];
+        assert!(attempts >= 3, "a failing subscriber is retried until the time runs out: {attempts}");
         let gone = connections.subscription(&ConnectionId::parse("gone-1").unwrap()).await.unwrap();
         assert_eq!(gone, None, "a gone subscriber is forgotten");
+    }
+
+    /// Answers every send with a failure (a throttled Management API) until `until`, then delivers.
+    struct ThrottledUntil {
+        until: Instant,
+        received: Mutex<HashMap<String, Vec<u64>>>,
+    }
+
+    impl Notifier for ThrottledUntil {
+        async fn send(&self, c: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
+            if Instant::now() < self.until {
+                return Err(NotifyError::Failed("429 Too Many Requests".into()));
+            }
+            self.received.lock().unwrap().entry(c.to_string()).or_default().push(message.value().unwrap());
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_throttled_notifier_still_delivers_the_final_value_within_the_budget() {
+        let connections = Arc::new(Connections::default());
+        for id in ["s-1", "s-2", "s-3"] {
+            connections.subscribe(&ConnectionId::parse(id).unwrap(), &CounterName::parse("a").unwrap()).await.unwrap();
+        }
+        let throttled =
+            Arc::new(ThrottledUntil { until: Instant::now() + Duration::from_millis(400), received: Mutex::default() });
+        let broadcaster =
+            Broadcaster::new(Arc::clone(&connections), Arc::clone(&throttled)).with_time_budget(Duration::from_secs(5));
+        let report = broadcaster.broadcast([change("a", 1), change("a", 9)]).await;
+        assert_eq!((report.reached, report.failed), (3, 0));
+        assert!(report.undelivered.is_empty());
+        for id in ["s-1", "s-2", "s-3"] {
+            assert_eq!(throttled.received.lock().unwrap()[id], [9]);
+        }
+
+        // Throttled past the budget: reported, so that the batch is sent again.
+        let throttled =
+            Arc::new(ThrottledUntil { until: Instant::now() + Duration::from_secs(60), received: Mutex::default() });
+        let broadcaster = Broadcaster::new(connections, throttled).with_time_budget(Duration::from_millis(300));
+        let report = broadcaster.broadcast([change("a", 10)]).await;
+        assert_eq!(report.failed, 3);
+        assert_eq!(report.undelivered, [CounterName::parse("a").unwrap()]);
     }
 }

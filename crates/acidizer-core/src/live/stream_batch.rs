@@ -11,16 +11,19 @@ pub struct StreamRecord {
     pub change: Option<CounterChange>,
 }
 
-/// Broadcasts a batch, and returns the sequence numbers of the records whose broadcast could not be attempted at
-/// all (their counter's subscribers could not be listed): those are the batch item failures.
+/// Broadcasts a batch until `deadline`, and returns the sequence numbers of the records of every counter whose
+/// latest value did not reach all its subscribers: those are the batch item failures, which the event source
+/// mapping sends again (a subscriber may then get an equal message twice, never miss the final one).
 pub async fn failed_records<C: ConnectionStore, N: Notifier>(
     broadcaster: &Broadcaster<C, N>,
     records: &[StreamRecord],
+    deadline: std::time::Instant,
 ) -> (Vec<String>, BroadcastReport) {
-    let report = broadcaster.broadcast(records.iter().filter_map(|record| record.change.clone())).await;
+    let changes = records.iter().filter_map(|record| record.change.clone());
+    let report = broadcaster.broadcast_until(changes, deadline).await;
     let failed = records
         .iter()
-        .filter(|record| record.change.as_ref().is_some_and(|change| report.unreachable.contains(&change.counter)))
+        .filter(|record| record.change.as_ref().is_some_and(|change| report.undelivered.contains(&change.counter)))
         .map(|record| record.sequence_number.clone())
         .collect();
     (failed, report)

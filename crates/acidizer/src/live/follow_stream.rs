@@ -1,6 +1,6 @@
-//! On the DynamoDB store, `acidizer serve` follows the counter table's stream itself — every shard, from LATEST
-//! at start, new shards from their beginning — and feeds the records through the same code path as the
-//! `acidizer-stream` Lambda.
+//! On the DynamoDB store, `acidizer serve` follows the counter table's stream itself — the open shards from
+//! LATEST at start (closed ones are history, never replayed), every shard found later from its beginning, each
+//! shard read once to its end — and feeds the records through the same code path as the `acidizer-stream` Lambda.
 
 use super::LocalBroadcaster;
 use acidizer_core::live::failed_records;
@@ -9,7 +9,7 @@ use acidizer_store_dynamodb::stream::stream_record;
 use aws_sdk_dynamodbstreams::Client as Streams;
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 const POLL_EVERY: Duration = Duration::from_millis(200);
 /// How often the stream is described again to find new shards.
 const DISCOVER_EVERY: Duration = Duration::from_secs(5);
+/// How long one batch's broadcast may retry failing subscribers.
+const BROADCAST_BUDGET: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
@@ -72,7 +74,7 @@ async fn locate(config: &SdkConfig, table: &str) -> Result<Follower, FollowError
         .and_then(|table| table.latest_stream_arn())
         .ok_or_else(|| no_stream("the table has no stream enabled".to_owned()))?
         .to_owned();
-    let mut follower = Follower { streams: Streams::new(config), arn, shards: HashMap::new() };
+    let mut follower = Follower { streams: Streams::new(config), arn, shards: HashMap::new(), seen: HashSet::new() };
     follower.discover(ShardIteratorType::Latest).await.map_err(no_stream)?;
     Ok(follower)
 }
@@ -80,15 +82,34 @@ async fn locate(config: &SdkConfig, table: &str) -> Result<Follower, FollowError
 struct Follower {
     streams: Streams,
     arn: String,
-    /// Open shards, and where each is read from next.
+    /// Shards being read, and where each is read from next.
     shards: HashMap<String, Position>,
+    /// Every shard ever described: being read, read to its end, or closed before the server started.
+    seen: HashSet<String>,
 }
 
-#[derive(Default)]
 struct Position {
     iterator: Option<String>,
+    /// Where the shard was first read from: an expired iterator that read nothing yet starts there again.
+    start: ShardIteratorType,
     /// The last record read: an expired iterator resumes after it.
     last_sequence_number: Option<String>,
+}
+
+/// Which described shards to start reading, and from where. At startup (`start` LATEST) the open shards are read
+/// from now on and the closed ones are history; afterwards every shard not seen before is new (a child of a shard
+/// that closed, or a shard that opened since) and is read from its beginning. A shard is never read twice.
+fn shards_to_start(
+    described: &[(String, bool)],
+    seen: &mut HashSet<String>,
+    start: &ShardIteratorType,
+) -> Vec<(String, ShardIteratorType)> {
+    described
+        .iter()
+        .filter(|(id, _)| seen.insert(id.clone()))
+        .filter(|(_, closed)| !(*closed && *start == ShardIteratorType::Latest))
+        .map(|(id, _)| (id.clone(), start.clone()))
+        .collect()
 }
 
 impl Follower {
@@ -112,26 +133,49 @@ impl Follower {
         }
     }
 
-    /// Adds the shards not yet followed, reading each from `start`.
+    /// Adds the shards not yet followed, reading each from `start` (see [`shards_to_start`]).
     async fn discover(&mut self, start: ShardIteratorType) -> Result<(), String> {
-        let description = self
-            .streams
-            .describe_stream()
-            .stream_arn(&self.arn)
-            .send()
-            .await
-            .map_err(|error| DisplayErrorContext(&error).to_string())?;
-        let shards = description.stream_description().map(|d| d.shards().to_vec()).unwrap_or_default();
-        for shard in shards {
-            let Some(id) = shard.shard_id() else { continue };
-            let closed = shard.sequence_number_range().and_then(|r| r.ending_sequence_number()).is_some();
-            if self.shards.contains_key(id) || (closed && start == ShardIteratorType::Latest) {
-                continue;
+        let described = self.describe().await?;
+        for (id, from) in shards_to_start(&described, &mut self.seen, &start) {
+            match self.iterator(&id, from.clone(), None).await {
+                Ok(iterator) => {
+                    self.shards.insert(id, Position { iterator, start: from, last_sequence_number: None });
+                }
+                Err(error) => {
+                    // Described again next time, and then started.
+                    self.seen.remove(&id);
+                    return Err(error);
+                }
             }
-            let iterator = self.iterator(id, start.clone(), None).await?;
-            self.shards.insert(id.to_owned(), Position { iterator, last_sequence_number: None });
         }
         Ok(())
+    }
+
+    /// Every shard of the stream (all pages of `DescribeStream`), with whether it is closed.
+    async fn describe(&self) -> Result<Vec<(String, bool)>, String> {
+        let mut described = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let output = self
+                .streams
+                .describe_stream()
+                .stream_arn(&self.arn)
+                .set_exclusive_start_shard_id(after.take())
+                .send()
+                .await
+                .map_err(|error| DisplayErrorContext(&error).to_string())?;
+            let Some(description) = output.stream_description() else { break };
+            for shard in description.shards() {
+                let Some(id) = shard.shard_id() else { continue };
+                let closed = shard.sequence_number_range().and_then(|r| r.ending_sequence_number()).is_some();
+                described.push((id.to_owned(), closed));
+            }
+            match description.last_evaluated_shard_id() {
+                Some(last) => after = Some(last.to_owned()),
+                None => break,
+            }
+        }
+        Ok(described)
     }
 
     async fn iterator(
@@ -153,18 +197,20 @@ impl Follower {
         Ok(output.shard_iterator().map(str::to_owned))
     }
 
-    /// A fresh iterator for a shard whose iterator expired: after the last record read, else from now.
+    /// A fresh iterator for a shard whose iterator expired: after the last record read, else where it started.
     async fn resume(&mut self, shard: &str) {
-        let Some(last) = self.shards.get(shard).map(|position| position.last_sequence_number.clone()) else {
-            return;
-        };
-        let fresh = match last {
-            Some(last) => self.iterator(shard, ShardIteratorType::AfterSequenceNumber, Some(last)).await,
-            None => self.iterator(shard, ShardIteratorType::Latest, None).await,
-        };
-        match (fresh, self.shards.get_mut(shard)) {
+        let Some(position) = self.shards.get(shard) else { return };
+        match position.last_sequence_number.clone() {
+            Some(last) => self.restart(shard, ShardIteratorType::AfterSequenceNumber, Some(last)).await,
+            None => self.restart(shard, position.start.clone(), None).await,
+        }
+    }
+
+    /// A fresh iterator for a shard, from `start` (after the sequence number `after`, when given).
+    async fn restart(&mut self, shard: &str, start: ShardIteratorType, after: Option<String>) {
+        match (self.iterator(shard, start, after).await, self.shards.get_mut(shard)) {
             (Ok(iterator), Some(position)) => position.iterator = iterator,
-            (Err(error), _) => tracing::warn!(shard, error, "cannot resume the stream"),
+            (Err(error), _) => tracing::warn!(shard, error, "cannot restart the stream"),
             _ => {}
         }
     }
@@ -178,6 +224,13 @@ impl Follower {
             Ok(output) => output,
             Err(error) if error.code() == Some("ExpiredIteratorException") => {
                 self.resume(shard).await;
+                return;
+            }
+            Err(error) if error.code() == Some("TrimmedDataAccessException") => {
+                // The iterator points at records already trimmed, so everything before it is trimmed too: the
+                // oldest record still there comes after it, and nothing older than where it stood is replayed.
+                // (DynamoDB Local also answers this for a LATEST iterator once a new table gets its first write.)
+                self.restart(shard, ShardIteratorType::TrimHorizon, None).await;
                 return;
             }
             Err(error) => {
@@ -196,9 +249,9 @@ impl Follower {
             })
             .collect();
         if !records.is_empty() {
-            let (failed, _) = failed_records(broadcaster, &records).await;
+            let (failed, _) = failed_records(broadcaster, &records, Instant::now() + BROADCAST_BUDGET).await;
             if !failed.is_empty() {
-                tracing::warn!(records = failed.len(), "stream records whose broadcast could not be attempted");
+                tracing::warn!(records = failed.len(), "stream records whose broadcast did not reach everyone");
             }
         }
         let last = records.last().map(|record| record.sequence_number.clone());
@@ -212,5 +265,37 @@ impl Follower {
                 self.shards.remove(shard);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(shards: &[(&str, bool)]) -> Vec<(String, bool)> {
+        shards.iter().map(|(id, closed)| ((*id).to_owned(), *closed)).collect()
+    }
+
+    #[test]
+    fn closed_shards_are_history_at_startup_and_never_read_later() {
+        let mut seen = HashSet::new();
+        let at_start = described(&[("old-1", true), ("old-2", true), ("open-1", false)]);
+        let started = shards_to_start(&at_start, &mut seen, &ShardIteratorType::Latest);
+        assert_eq!(started, [("open-1".to_owned(), ShardIteratorType::Latest)]);
+
+        // Later: the open shard closed and has a child; the shards closed before startup are still described.
+        let later = described(&[("old-1", true), ("old-2", true), ("open-1", true), ("child-1", false)]);
+        let started = shards_to_start(&later, &mut seen, &ShardIteratorType::TrimHorizon);
+        assert_eq!(started, [("child-1".to_owned(), ShardIteratorType::TrimHorizon)], "only the new shard");
+        assert!(shards_to_start(&later, &mut seen, &ShardIteratorType::TrimHorizon).is_empty(), "nothing twice");
+    }
+
+    #[test]
+    fn a_shard_that_opened_and_closed_between_looks_is_read_whole() {
+        let mut seen = HashSet::new();
+        shards_to_start(&described(&[("a", false)]), &mut seen, &ShardIteratorType::Latest);
+        let started =
+            shards_to_start(&described(&[("a", true), ("b", true)]), &mut seen, &ShardIteratorType::TrimHorizon);
+        assert_eq!(started, [("b".to_owned(), ShardIteratorType::TrimHorizon)]);
     }
 }

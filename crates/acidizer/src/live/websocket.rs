@@ -89,7 +89,7 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
             received = incoming.next() => {
                 idle.reset();
                 match received {
-                    Some(Ok(Message::Text(text))) => answer(&live.counters, &counter, text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => answer(&live.counters, Some(&counter), text.as_str()).await,
                     Some(Ok(Message::Binary(_))) => Outbound::Error(ProtocolError::Binary.to_string()),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,

@@ -1,0 +1,144 @@
+//! A proxy in front of DynamoDB Local that counts the requests it forwards and can inject faults into a share of
+//! the requests on the increment path (`GetItem`, `TransactWriteItems`): throttling answers, HTTP 500, a
+//! connection dropped after the request was applied, or an answer delayed past the SDK's attempt timeout.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the proxy does to the requests it picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward everything.
+    None,
+    /// 400 `ThrottlingException`, not applied.
+    Throttling,
+    /// 400 `ProvisionedThroughputExceededException`, not applied.
+    ProvisionedThroughputExceeded,
+    /// 500 `InternalServerError`, not applied.
+    InternalError,
+    /// Applied, then the connection is cut before the answer's body arrives.
+    DropAfterApply,
+    /// Applied, and answered only after the SDK's attempt timeout (3 s).
+    SlowAfterApply,
+}
+
+/// The operations faults are injected into.
+const FAULTED: [&str; 2] = ["DynamoDB_20120810.GetItem", "DynamoDB_20120810.TransactWriteItems"];
+
+struct Shared {
+    upstream: String,
+    http: reqwest::Client,
+    fault: Fault,
+    rate: f64,
+    /// Requests forwarded (or faulted), by operation (`GetItem`, `TransactWriteItems`, …).
+    counts: Mutex<HashMap<String, usize>>,
+}
+
+pub struct FaultProxy {
+    pub endpoint: String,
+    shared: Arc<Shared>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// A proxy to `upstream` that applies `fault` to about `rate` of the faultable requests.
+    pub async fn start(upstream: &str, fault: Fault, rate: f64) -> FaultProxy {
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_owned(),
+            http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("an HTTP client"),
+            fault,
+            rate,
+            counts: Mutex::new(HashMap::new()),
+        });
+        let app = Router::new().fallback(forward).with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let addr = listener.local_addr().expect("an address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FaultProxy { endpoint: format!("http://{addr}"), shared, _server: server }
+    }
+
+    /// How many `operation` requests (`GetItem`, `TransactWriteItems`, …) came through so far.
+    pub fn count(&self, operation: &str) -> usize {
+        self.shared.counts.lock().unwrap().get(operation).copied().unwrap_or_default()
+    }
+
+    /// Forgets the counts so far.
+    pub fn reset_counts(&self) {
+        self.shared.counts.lock().unwrap().clear();
+    }
+}
+
+fn error_answer(status: StatusCode, kind: &str) -> Response {
+    let body =
+        format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected by the test proxy"}}"#);
+    (status, [("content-type", "application/x-amz-json-1.0")], body).into_response()
+}
+
+async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let operation = target.rsplit('.').next().unwrap_or("").to_owned();
+    *shared.counts.lock().unwrap().entry(operation).or_default() += 1;
+    let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let fault =
+        if FAULTED.contains(&target.as_str()) && fastrand::f64() < shared.rate { shared.fault } else { Fault::None };
+    match fault {
+        Fault::Throttling => return error_answer(StatusCode::BAD_REQUEST, "ThrottlingException"),
+        Fault::ProvisionedThroughputExceeded => {
+            return error_answer(StatusCode::BAD_REQUEST, "ProvisionedThroughputExceededException");
+        }
+        Fault::InternalError => return error_answer(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError"),
+        _ => {}
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let upstream = shared
+        .http
+        .request(parts.method.clone(), format!("{}{path}", shared.upstream))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let Ok(upstream) = upstream else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = upstream.status();
+    let content_type = upstream.headers().get("content-type").cloned();
+    let Ok(answer) = upstream.bytes().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    match fault {
+        Fault::DropAfterApply => {
+            // The headers promise the whole body; the stream then fails, and the connection is cut.
+            let length = answer.len().to_string();
+            let cut = futures::stream::once(async { Err::<Bytes, std::io::Error>(std::io::Error::other("cut")) });
+            return Response::builder()
+                .status(status)
+                .header("content-length", length)
+                .body(Body::from_stream(cut))
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response());
+        }
+        Fault::SlowAfterApply => tokio::time::sleep(Duration::from_millis(3500)).await,
+        _ => {}
+    }
+    let mut response = (status, answer).into_response();
+    if let Some(content_type) = content_type {
+        response.headers_mut().insert("content-type", content_type);
+    }
+    response
+}

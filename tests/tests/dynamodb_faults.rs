@@ -1,0 +1,76 @@
+//! `acidizer serve --store dynamodb` on DynamoDB Local behind a proxy that injects faults into the increment path,
+//! and the DynamoDB requests an increment costs, counted by the same proxy.
+
+use acidizer_tests::fault_proxy::{Fault, FaultProxy};
+use acidizer_tests::{App, dynamodb_local, load};
+
+/// 16 clients on one counter, one in ten requests repeating a key: every acknowledged increment is in history
+/// exactly once, values 1..N, every answer 200 after retries of 429/503 (each with `Retry-After`).
+async fn exact_under(fault: Fault, rate: f64) {
+    let proxy = FaultProxy::start(&dynamodb_local::shared().endpoint, fault, rate).await;
+    let app = App::spawn_serve_dynamodb(&proxy.endpoint).await;
+    let report = load::run(&app, "faulty", 16, 10).await;
+    load::assert_exact(&app, "faulty", &report).await;
+    assert!(!report.replays.is_empty());
+    let faulted = proxy.count("TransactWriteItems") + proxy.count("GetItem");
+    eprintln!("{fault:?}: {faulted} requests on the increment path, {} 503/429 retried by clients", report.retried_503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exact_when_dynamodb_throttles() {
+    exact_under(Fault::Throttling, 0.2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exact_when_provisioned_throughput_is_exceeded() {
+    exact_under(Fault::ProvisionedThroughputExceeded, 0.2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exact_when_dynamodb_fails_with_500() {
+    exact_under(Fault::InternalError, 0.2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exact_when_answers_are_lost_after_the_write_applied() {
+    exact_under(Fault::DropAfterApply, 0.15).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exact_when_answers_come_after_the_sdk_gave_up() {
+    exact_under(Fault::SlowAfterApply, 0.03).await;
+}
+
+/// DynamoDB requests (`GetItem` + `TransactWriteItems`) per committed increment, and transaction attempts per
+/// commit, with one client and with 16 on one counter. The figures go to BENCHMARKS.md:
+/// `cargo test -p acidizer-tests --test dynamodb_faults requests_per_increment -- --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_per_increment() {
+    let proxy = FaultProxy::start(&dynamodb_local::shared().endpoint, Fault::None, 0.0).await;
+    for (clients, per_client) in [(1, 200), (16, 20)] {
+        // A server of its own for each run, warmed up by one increment of another counter.
+        let app = App::spawn_serve_dynamodb(&proxy.endpoint).await;
+        assert_eq!(app.increment(Some("warm-up"), None).await.status(), 200);
+        let counter = format!("requests-{clients}");
+        proxy.reset_counts();
+        let report = load::run(&app, &counter, clients, per_client).await;
+        let commits = report.first.len() as f64;
+        let answered = commits + report.replays.len() as f64;
+        let requests = (proxy.count("GetItem") + proxy.count("TransactWriteItems")) as f64;
+        let attempts = proxy.count("TransactWriteItems") as f64;
+        println!(
+            "{clients} client(s): {answered} increment requests ({commits} commits), {:.2} DynamoDB requests per \
+             increment request, {:.2} transaction attempts per commit",
+            requests / answered,
+            attempts / commits
+        );
+        load::assert_exact(&app, &counter, &report).await;
+        if clients == 1 {
+            // A warm process knows the counter's value: an uncontended increment is one transaction.
+            assert!(
+                requests / (commits + report.replays.len() as f64) <= 1.2,
+                "{requests} requests for {commits} commits"
+            );
+        }
+    }
+}
