@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +37,10 @@ struct Shared {
     http: reqwest::Client,
     fault: Fault,
     rate: f64,
+    /// Whether faults are injected now.
+    faulting: AtomicBool,
+    /// How many faults were injected.
+    injected: AtomicUsize,
     /// Requests forwarded (or faulted), by operation (`GetItem`, `TransactWriteItems`, …).
     counts: Mutex<HashMap<String, usize>>,
 }
@@ -54,6 +59,8 @@ impl FaultProxy {
             http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("an HTTP client"),
             fault,
             rate,
+            faulting: AtomicBool::new(fault != Fault::None),
+            injected: AtomicUsize::new(0),
             counts: Mutex::new(HashMap::new()),
         });
         let app = Router::new().fallback(forward).with_state(Arc::clone(&shared));
@@ -68,6 +75,16 @@ impl FaultProxy {
     /// How many `operation` requests (`GetItem`, `TransactWriteItems`, …) came through so far.
     pub fn count(&self, operation: &str) -> usize {
         self.shared.counts.lock().unwrap().get(operation).copied().unwrap_or_default()
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> usize {
+        self.shared.injected.load(Ordering::Relaxed)
+    }
+
+    /// Forwards every request from now on, faultless.
+    pub fn stop_faults(&self) {
+        self.shared.faulting.store(false, Ordering::Relaxed);
     }
 
     /// Forgets the counts so far.
