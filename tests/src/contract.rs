@@ -34,8 +34,9 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, what: &str
 }
 
 pub async fn unknown_counter_reads_zero(app: &App) {
-    assert_eq!(app.get_json("/counters/fresh").await, json!({"counter": "fresh", "value": 0, "updatedAt": null}));
-    assert_eq!(app.get_json("/value").await, json!({"counter": "global", "value": 0, "updatedAt": null}));
+    let fresh = json!({"counter": "fresh", "value": 0, "seq": 0, "updatedAt": null});
+    assert_eq!(app.get_json("/counters/fresh").await, fresh);
+    assert_eq!(app.get_json("/value").await, json!({"counter": "global", "value": 0, "seq": 0, "updatedAt": null}));
     assert_eq!(app.get_json("/counters/fresh/history").await, json!({"counter": "fresh", "items": [], "next": null}));
 }
 
@@ -48,15 +49,15 @@ pub async fn increments_count_by_one_with_request_ids(app: &App) {
         assert!(response.headers().get("idempotent-replayed").is_none());
         let body: Value = response.json().await.unwrap();
         let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["counter", "value", "requestId", "updatedAt"]);
+        assert_eq!(keys, ["counter", "value", "seq", "delta", "requestId", "updatedAt"]);
         assert_eq!(body["counter"], "clicks");
-        assert_eq!(body["value"], expected);
+        assert_eq!((&body["value"], &body["seq"], &body["delta"]), (&json!(expected), &json!(expected), &json!(1)));
         assert!(is_uuid(&body["requestId"]), "a generated request id is a UUID: {body}");
         assert!(is_timestamp(&body["updatedAt"]), "{body}");
         last = body;
     }
     let read = app.get_json("/counters/clicks").await;
-    assert_eq!(read, json!({"counter": "clicks", "value": 3, "updatedAt": last["updatedAt"]}));
+    assert_eq!(read, json!({"counter": "clicks", "value": 3, "seq": 3, "updatedAt": last["updatedAt"]}));
     // The empty JSON object and unknown fields are accepted; an increment is always by exactly one.
     let response = app
         .http
@@ -164,20 +165,21 @@ pub async fn history_pages_newest_first(app: &App) {
     }
     let page = app.get_json("/counters/pages/history?limit=2").await;
     assert_eq!(page["counter"], "pages");
-    let values: Vec<u64> = page["items"].as_array().unwrap().iter().map(|i| i["value"].as_u64().unwrap()).collect();
+    let values: Vec<u64> = page["items"].as_array().unwrap().iter().map(|i| i["seq"].as_u64().unwrap()).collect();
     assert_eq!(values, [5, 4]);
     assert_eq!(page["next"], 4);
     let item = &page["items"][0];
     let keys: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["value", "requestId", "at"]);
+    assert_eq!(keys, ["seq", "delta", "value", "requestId", "at"]);
     assert_eq!(item["requestId"], "page-5");
     assert_eq!(item["at"], answers[4]["updatedAt"]);
 
     let page = app.get_json("/counters/pages/history?limit=2&before=4").await;
-    let values: Vec<u64> = page["items"].as_array().unwrap().iter().map(|i| i["value"].as_u64().unwrap()).collect();
+    let values: Vec<u64> = page["items"].as_array().unwrap().iter().map(|i| i["seq"].as_u64().unwrap()).collect();
     assert_eq!((values, page["next"].clone()), (vec![3, 2], json!(2)));
     let page = app.get_json("/counters/pages/history?limit=2&before=2").await;
-    assert_eq!(page["items"], json!([{"value": 1, "requestId": "page-1", "at": answers[0]["updatedAt"]}]));
+    let first = json!({"seq": 1, "delta": 1, "value": 1, "requestId": "page-1", "at": answers[0]["updatedAt"]});
+    assert_eq!(page["items"], json!([first]));
     assert_eq!(page["next"], Value::Null);
     let all = app.get_json("/counters/pages/history").await;
     assert_eq!(all["items"].as_array().unwrap().len(), 5);
@@ -187,7 +189,83 @@ pub async fn history_pages_newest_first(app: &App) {
     let past_the_end = app.get_json("/counters/pages/history?before=1").await;
     assert_eq!(past_the_end, json!({"counter": "pages", "items": [], "next": null}));
     let above = app.get_json("/counters/pages/history?before=1000&limit=1").await;
-    assert_eq!(above["items"][0]["value"], 5);
+    assert_eq!(above["items"][0]["seq"], 5);
+}
+
+/// `POST /counters/{counter}/decrement` with an optional key.
+async fn decrement(app: &App, counter: &str, key: Option<&str>) -> reqwest::Response {
+    app.change(Some(counter), "decrement", key).await
+}
+
+pub async fn decrements_stop_at_zero(app: &App) {
+    let refused = assert_problem(decrement(app, "seats", Some("down-0")).await, 409, "a decrement at 0").await;
+    assert_eq!(refused["type"], "urn:acidizer:problem:counter-at-floor");
+    assert!(refused["detail"].as_str().unwrap().contains("at 0"), "{refused}");
+    assert_eq!(
+        app.get_json("/counters/seats").await,
+        json!({"counter": "seats", "value": 0, "seq": 0, "updatedAt": null})
+    );
+    assert_eq!(app.get_json("/counters/seats/history").await["items"], json!([]), "a 409 commits nothing");
+
+    for i in 1..=3 {
+        assert_eq!(app.increment(Some("seats"), Some(&format!("up-{i}"))).await.status(), 200);
+    }
+    let first = decrement(app, "seats", Some("down-1")).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_body = first.bytes().await.unwrap();
+    let body: Value = serde_json::from_slice(&first_body).unwrap();
+    assert_eq!((&body["value"], &body["seq"], &body["delta"]), (&json!(2), &json!(4), &json!(-1)));
+    assert_eq!(body["requestId"], "down-1");
+    let replay = decrement(app, "seats", Some("down-1")).await;
+    assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(replay.bytes().await.unwrap(), first_body, "a replayed decrement is byte for byte the first answer");
+    let read = app.get_json("/counters/seats").await;
+    assert_eq!((&read["value"], &read["seq"]), (&json!(2), &json!(4)));
+    let newest = &app.get_json("/counters/seats/history?limit=1").await["items"][0];
+    assert_eq!((&newest["seq"], &newest["delta"], &newest["value"]), (&json!(4), &json!(-1), &json!(2)));
+
+    // A key names one request: the other operation with it is refused, whichever way round.
+    let reused = assert_problem(decrement(app, "seats", Some("up-1")).await, 422, "an increment's key").await;
+    assert!(reused["detail"].as_str().unwrap().contains("increment"), "{reused}");
+    assert_problem(app.increment(Some("seats"), Some("down-1")).await, 422, "a decrement's key").await;
+    // A 409 is not remembered: the same key tries again, and commits once the counter allows it.
+    for i in 2..=3 {
+        assert_eq!(decrement(app, "seats", Some(&format!("down-{i}"))).await.status(), 200);
+    }
+    assert_problem(decrement(app, "seats", Some("down-0")).await, 409, "at 0 again").await;
+    assert_eq!(app.increment(Some("seats"), Some("up-4")).await.status(), 200);
+    let retried: Value = decrement(app, "seats", Some("down-0")).await.json().await.unwrap();
+    assert_eq!((&retried["value"], &retried["seq"]), (&json!(0), &json!(8)));
+    let read = app.get_json("/counters/seats").await;
+    assert_eq!((&read["value"], &read["seq"]), (&json!(0), &json!(8)));
+}
+
+/// A client of the original Number Acidizer: its own routes, no idempotency keys, a burst of clicks both ways.
+pub async fn the_original_clients_see_their_counter_come_back(app: &App) {
+    let post = |path: &'static str| async move {
+        let response =
+            app.http.post(app.url(path)).header("x-request-id", uuid::Uuid::new_v4().to_string()).send().await;
+        response.expect("the server answers")
+    };
+    for _ in 0..60 {
+        assert_eq!(post("/increment").await.status(), 200);
+    }
+    let start = app.get_json("/value").await["value"].as_u64().unwrap();
+    assert_eq!(start, 60);
+    let burst = (0..100).map(|i| post(if i % 2 == 0 { "/increment" } else { "/decrement" }));
+    let statuses: Vec<u16> = futures::future::join_all(burst).await.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|status| *status == 200), "every click of the burst counts: {statuses:?}");
+    assert_eq!(app.get_json("/value").await["value"], start, "50 up and 50 down: back where it started");
+    for left in (0..start).rev() {
+        let response = post("/decrement").await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.json::<Value>().await.unwrap()["value"], left);
+    }
+    let last = assert_problem(post("/decrement").await, 409, "one decrement too many").await;
+    assert_eq!(last["status"], 409);
+    assert_eq!(app.get_json("/value").await["value"], 0);
+    assert_eq!(app.get_json("/history").await["items"][0]["delta"], -1);
 }
 
 /// Every bad request of the contract's list: the right 4xx, as a problem, and no counter changes.
@@ -204,6 +282,12 @@ pub async fn bad_input_is_a_problem_and_changes_nothing(app: &App) {
         (Method::GET, "/counters/a%20b".into(), vec![], None, 422),
         (Method::GET, "/counters/%FF".into(), vec![], None, 422),
         (Method::POST, "/counters/Bad!/increment".into(), vec![], None, 422),
+        (Method::POST, "/counters/Bad!/decrement".into(), vec![], None, 422),
+        (Method::POST, "/counters/victim/decrement".into(), vec![("idempotency-key", "a/b")], None, 422),
+        (Method::POST, "/counters/victim/decrement".into(), vec![json_type], Some("[1]".into()), 400),
+        (Method::POST, "/decrement".into(), vec![("content-type", "text/plain")], Some("{}".into()), 415),
+        (Method::GET, "/counters/victim/decrement".into(), vec![], None, 405),
+        (Method::GET, "/decrement".into(), vec![], None, 405),
         (Method::GET, "/counters/bad.name/history".into(), vec![], None, 422),
         (Method::POST, "/counters/victim/increment".into(), vec![("idempotency-key", "has space")], None, 422),
         (Method::POST, "/counters/victim/increment".into(), vec![("idempotency-key", "a/b")], None, 422),

@@ -107,8 +107,12 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let fault =
-        if FAULTED.contains(&target.as_str()) && fastrand::f64() < shared.rate { shared.fault } else { Fault::None };
+    let faulting = shared.faulting.load(Ordering::Relaxed);
+    let picked = faulting && FAULTED.contains(&target.as_str()) && fastrand::f64() < shared.rate;
+    let fault = if picked { shared.fault } else { Fault::None };
+    if picked {
+        shared.injected.fetch_add(1, Ordering::Relaxed);
+    }
     match fault {
         Fault::Throttling => return error_answer(StatusCode::BAD_REQUEST, "ThrottlingException"),
         Fault::ProvisionedThroughputExceeded => {

@@ -115,3 +115,126 @@ pub async fn assert_exact(app: &App, counter: &str, report: &LoadReport) {
         assert_eq!(item["requestId"], by_value[&value].as_str(), "record {value} names its request");
     }
 }
+
+/// One acknowledged change of a mixed load.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub operation: &'static str,
+    pub seq: u64,
+    pub delta: i64,
+    pub value: u64,
+    pub body: bytes::Bytes,
+}
+
+/// What a mixed load saw: the first answer for every key, the replays, and the changes refused at a bound.
+#[derive(Debug, Default)]
+pub struct MixedReport {
+    pub first: HashMap<String, Change>,
+    pub replays: Vec<(String, bytes::Bytes)>,
+    pub refused: usize,
+}
+
+/// `tasks` concurrent clients, each sending `per_task` increments or decrements (at random) to `counter`; one in
+/// ten repeats a key (and its operation) the same client was already answered for. Every final answer is 200 or
+/// 409 (429 and 503 are retried with the same key, after checking their `Retry-After`).
+pub async fn run_mixed(app: &App, counter: &str, tasks: usize, per_task: usize) -> MixedReport {
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let app = App::detached(app.base.clone(), app.target, app.http.clone());
+        let counter = counter.to_owned();
+        handles.push(tokio::spawn(async move {
+            let mut report = MixedReport::default();
+            let mut seen: Vec<String> = Vec::new();
+            for i in 0..per_task {
+                let repeat = i % 10 == 9 && !seen.is_empty();
+                let (key, operation) = if repeat {
+                    let key = seen[(i * 7) % seen.len()].clone();
+                    let operation = report.first[&key].operation;
+                    (key, operation)
+                } else {
+                    (format!("x{task}-r{i}"), if fastrand::bool() { "increment" } else { "decrement" })
+                };
+                let (status, replayed, body) = change_with_retries(&app, &counter, operation, &key).await;
+                match status {
+                    409 => {
+                        assert!(!repeat, "{key}: a replay is never refused");
+                        report.refused += 1;
+                    }
+                    200 if repeat => {
+                        assert!(replayed, "{key}: a used key replays");
+                        report.replays.push((key, body));
+                    }
+                    200 => {
+                        let parsed: Value = serde_json::from_slice(&body).expect("a JSON answer");
+                        assert_eq!(parsed["requestId"], key.as_str());
+                        let change = Change {
+                            operation,
+                            seq: parsed["seq"].as_u64().expect("a seq"),
+                            delta: parsed["delta"].as_i64().expect("a delta"),
+                            value: parsed["value"].as_u64().expect("a value"),
+                            body,
+                        };
+                        report.first.insert(key.clone(), change);
+                        seen.push(key);
+                    }
+                    other => panic!("{operation} {key}: {other} {}", String::from_utf8_lossy(&body)),
+                }
+            }
+            report
+        }));
+    }
+    let mut report = MixedReport::default();
+    for handle in handles {
+        let part = handle.await.expect("a load task");
+        report.first.extend(part.first);
+        report.replays.extend(part.replays);
+        report.refused += part.refused;
+    }
+    report
+}
+
+async fn change_with_retries(app: &App, counter: &str, operation: &str, key: &str) -> (u16, bool, bytes::Bytes) {
+    for _ in 0..40 {
+        let response = app.change(Some(counter), operation, Some(key)).await;
+        let status = response.status().as_u16();
+        if status == 503 || status == 429 {
+            assert!(response.headers().contains_key("retry-after"), "a {status} says when to retry");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+        return (status, replayed, response.bytes().await.unwrap_or_default());
+    }
+    panic!("{operation} {key}: still 503 after 40 tries");
+}
+
+/// The promises after a mixed load from 0: `seq`s 1..N for the N acknowledged changes, each record's value the
+/// running sum of the deltas and never below 0, each acknowledged change in the history as answered, every replay
+/// byte-identical.
+pub async fn assert_exact_mixed(app: &App, counter: &str, report: &MixedReport) {
+    let n = report.first.len() as u64;
+    let read = app.get_json(&format!("/counters/{counter}")).await;
+    assert_eq!(read["seq"], n, "one seq per acknowledged change");
+    let mut history = full_history(app, counter).await;
+    history.reverse();
+    let seqs: Vec<u64> = history.iter().map(|item| item["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "seqs 1..N with no gap");
+    let mut value = 0u64;
+    let mut by_key = HashMap::new();
+    for item in &history {
+        value = value.checked_add_signed(item["delta"].as_i64().unwrap()).expect("never below 0");
+        assert_eq!(item["value"], value, "record {} holds the running sum", item["seq"]);
+        by_key.insert(item["requestId"].as_str().unwrap().to_owned(), item.clone());
+    }
+    assert_eq!(read["value"], value);
+    for (key, change) in &report.first {
+        let item = &by_key[key];
+        assert_eq!(
+            (&item["seq"], &item["delta"], &item["value"]),
+            (&change.seq.into(), &change.delta.into(), &change.value.into())
+        );
+    }
+    for (key, body) in &report.replays {
+        assert_eq!(body, &report.first[key].body, "replay of {key} is byte-identical");
+    }
+}

@@ -79,17 +79,17 @@ impl WsClient {
         reply
     }
 
-    /// Reads value messages until one holds `last`; returns every value seen, in order.
-    pub async fn values_until(&mut self, last: u64, within: Duration) -> Vec<(String, u64)> {
+    /// Reads value messages until one holds `seq` `last`; returns every counter and `seq` seen, in order.
+    pub async fn seqs_until(&mut self, last: u64, within: Duration) -> Vec<(String, u64)> {
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             let message = self.next_json(remaining).await;
             assert_eq!(message["type"], "value", "{message}");
-            let value = message["value"].as_u64().expect("a value");
-            seen.push((message["counter"].as_str().unwrap_or_default().to_owned(), value));
-            if value >= last {
+            let seq = message["seq"].as_u64().expect("a seq");
+            seen.push((message["counter"].as_str().unwrap_or_default().to_owned(), seq));
+            if seq >= last {
                 return seen;
             }
         }

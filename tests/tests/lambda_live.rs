@@ -1,7 +1,7 @@
 //! The `acidizer-ws` and `acidizer-stream` Lambda binaries, run as Lambda runs them, against DynamoDB Local and a stand-in
 //! for the Management API that can answer 410, 500 or slowly.
 
-use acidizer_core::{CounterName, CounterStore, IncrementCommand, RequestId, Timestamp};
+use acidizer_core::{ChangeCommand, CounterMax, CounterName, CounterStore, Delta, RequestId, Timestamp};
 use acidizer_store_dynamodb::{DynamoStore, create_missing_tables};
 use acidizer_tests::lambda::Gateway;
 use acidizer_tests::management_api::ManagementApi;
@@ -58,9 +58,11 @@ impl Stack {
         let store = DynamoStore::new(self.dynamodb.clone(), self.counter_table.clone());
         for _ in 0..times {
             store
-                .increment(IncrementCommand {
+                .change(ChangeCommand {
                     counter: CounterName::parse(counter).unwrap(),
+                    delta: Delta::Increment,
                     request_id: RequestId::generate(),
+                    max: CounterMax::DEFAULT,
                     at: Timestamp::now(),
                     deadline: std::time::Instant::now() + Duration::from_secs(10),
                 })

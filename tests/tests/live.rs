@@ -43,7 +43,7 @@ async fn every_subscriber_sees_every_change_in_order(target: Target) {
 
     let watch = |clients: Vec<WsClient>, counter: &'static str, last: u64| {
         join_all(clients.into_iter().map(move |mut client| async move {
-            let seen = client.values_until(last, WAIT).await;
+            let seen = client.seqs_until(last, WAIT).await;
             assert!(seen.iter().all(|(c, _)| c == counter), "only {counter}'s values: {seen:?}");
             let values: Vec<u64> = seen.iter().map(|(_, v)| *v).collect();
             assert!(values.windows(2).all(|w| w[0] < w[1]), "strictly increasing: {values:?}");
@@ -52,7 +52,7 @@ async fn every_subscriber_sees_every_change_in_order(target: Target) {
         }))
     };
     let (many_seen, few_seen) = tokio::join!(watch(many, "many", many_final), watch(few, "few", few_final));
-    let caught_up: Vec<u64> = stuck.values_until(many_final, WAIT).await.into_iter().map(|(_, v)| v).collect();
+    let caught_up: Vec<u64> = stuck.seqs_until(many_final, WAIT).await.into_iter().map(|(_, v)| v).collect();
     assert!(caught_up.windows(2).all(|w| w[0] < w[1]), "strictly increasing: {caught_up:?}");
     let messages: usize = many_seen.iter().chain(&few_seen).sum();
     eprintln!("{messages} messages to 330 subscribers for 40 increments");
@@ -63,15 +63,25 @@ async fn the_protocol_answers_sync_ping_and_bad_messages(target: Target) {
     let mut client = WsClient::connect(&app.base, None).await;
     assert_eq!(
         client.sync().await,
-        serde_json::json!({"type": "value", "counter": "global", "value": 0, "updatedAt": null})
+        serde_json::json!({"type": "value", "counter": "global", "value": 0, "seq": 0, "updatedAt": null})
     );
     let committed: serde_json::Value = app.increment(None, Some("proto-1")).await.json().await.unwrap();
     let pushed = client.next_json(WAIT).await;
+    let at = &committed["updatedAt"];
     assert_eq!(
         pushed,
-        serde_json::json!({"type": "value", "counter": "global", "value": 1, "updatedAt": committed["updatedAt"]})
+        serde_json::json!({"type": "value", "counter": "global", "value": 1, "seq": 1, "updatedAt": at})
     );
-    assert_eq!(client.sync().await["value"], 1);
+    let down: serde_json::Value = app.change(None, "decrement", Some("proto-2")).await.json().await.unwrap();
+    let pushed = client.next_json(WAIT).await;
+    let at = &down["updatedAt"];
+    assert_eq!(
+        pushed,
+        serde_json::json!({"type": "value", "counter": "global", "value": 0, "seq": 2, "updatedAt": at}),
+        "a decrement is pushed too: the value goes down, the seq up"
+    );
+    let synced = client.sync().await;
+    assert_eq!((&synced["value"], &synced["seq"]), (&serde_json::json!(0), &serde_json::json!(2)));
 
     client.send_text(r#"{"action":"ping"}"#).await;
     assert_eq!(client.next_json(WAIT).await, serde_json::json!({"type": "pong"}));

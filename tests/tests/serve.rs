@@ -59,7 +59,8 @@ async fn serves_the_spa_beside_the_api() {
     let config: serde_json::Value =
         http.get(format!("{}/config.json", server.base)).send().await.unwrap().json().await.unwrap();
     let ws = server.base.replacen("http://", "ws://", 1) + "/ws";
-    assert_eq!(config, serde_json::json!({"apiUrl": server.base, "wsUrl": ws}), "the SPA finds this server");
+    let expected = serde_json::json!({"apiUrl": server.base, "wsUrl": ws, "counterMax": 1_000_000_000});
+    assert_eq!(config, expected, "the SPA finds this server, and the ceiling");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

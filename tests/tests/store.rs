@@ -49,6 +49,24 @@ macro_rules! store_suite {
                 store_contract::one_request_id_sent_at_once_commits_once(Arc::new(store.0)).await;
             }
 
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn changes_stay_within_the_floor_and_the_ceiling() {
+                let store = $make;
+                store_contract::changes_stay_within_the_floor_and_the_ceiling(&store.0).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_committed_decrement_replays_even_at_the_floor() {
+                let store = $make;
+                store_contract::a_committed_decrement_replays_even_at_the_floor(&store.0).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_mixed_changes_are_exact() {
+                let store = $make;
+                store_contract::concurrent_mixed_changes_are_exact(Arc::new(store.0), $tasks, $per_task).await;
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_increments_are_exact() {
                 let store = $make;

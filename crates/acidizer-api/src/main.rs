@@ -1,9 +1,10 @@
 //! `acidizer-api`: the Lambda host of the HTTP API (API Gateway HTTP API, payload format 2.0) on DynamoDB.
 //!
-//! Environment: `COUNTER_TABLE` (required), `ALLOWED_ORIGINS` (optional), and the AWS SDK's standard variables.
+//! Environment: `COUNTER_TABLE` (required), `ALLOWED_ORIGINS` and `COUNTER_MAX` (optional), and the AWS SDK's
+//! standard variables.
 
-use acidizer_core::Counters;
 use acidizer_core::http::{AllowedOrigins, router};
+use acidizer_core::{CounterMax, Counters};
 use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, DynamoStore};
 
 #[tokio::main]
@@ -11,7 +12,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let metrics = acidizer_lambda::init("acidizer-api")?;
     let table = std::env::var(COUNTER_TABLE_ENV).map_err(|_| format!("{COUNTER_TABLE_ENV} is not set"))?;
     let origins = AllowedOrigins::parse(&std::env::var("ALLOWED_ORIGINS").unwrap_or_default())?;
+    let max = CounterMax::from_env().map_err(|invalid| invalid.to_string())?;
     let client = DynamoStore::client_from_env().await;
-    let app = router(Counters::new(DynamoStore::new(client, table)), &origins);
+    let app = router(Counters::new(DynamoStore::new(client, table)).with_max(max), &origins);
     acidizer_lambda::service::run_http(metrics, app).await
 }

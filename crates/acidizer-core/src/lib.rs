@@ -1,5 +1,5 @@
 //! The core of acidizer: domain types that can only hold valid values, the store port, the use cases
-//! (increment, read, history) and the one HTTP router that every host — the `acidizer-api` Lambda and
+//! (change, read, history) and the one HTTP router that every host — the `acidizer-api` Lambda and
 //! `acidizer serve` — runs unchanged.
 
 pub mod domain;
@@ -10,8 +10,8 @@ pub mod telemetry;
 pub mod usecase;
 
 pub use domain::{
-    AuditRecord, ConnectionId, CounterChange, CounterName, CounterSnapshot, CounterValue, HistoryLimit, IdempotencyKey,
-    Increment, RequestId, Timestamp,
+    AuditRecord, Bound, Change, ConnectionId, CounterChange, CounterMax, CounterName, CounterSnapshot, CounterValue,
+    Delta, HistoryLimit, IdempotencyKey, RequestId, Seq, Timestamp,
 };
-pub use store::{CounterStore, HistoryQuery, IncrementCommand, IncrementOutcome, StoreError};
+pub use store::{ChangeCommand, ChangeOutcome, CounterStore, HistoryQuery, StoreError};
 pub use usecase::Counters;

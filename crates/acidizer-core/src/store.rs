@@ -1,36 +1,44 @@
 //! The store port: what a counter store must do, and how it fails.
 
-use crate::domain::{AuditRecord, CounterName, CounterSnapshot, CounterValue, HistoryLimit, RequestId, Timestamp};
+use crate::domain::{
+    AuditRecord, Bound, CounterMax, CounterName, CounterSnapshot, CounterValue, Delta, HistoryLimit, RequestId, Seq,
+    Timestamp,
+};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// How long a key's answer is remembered for replays (the contract promises at least 24 h).
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(48 * 60 * 60);
 
-/// One increment to commit: the counter, the request id it is known by, and the instant of the request (the
-/// embedded store stamps the instant of its commit instead, so that `updatedAt` follows the values).
+/// One change to commit: the counter, +1 or -1, the request id it is known by, the ceiling it must stay under, and
+/// the instant of the request (the embedded store stamps the instant of its commit instead, so that `updatedAt`
+/// follows the `seq`s).
 #[derive(Debug, Clone)]
-pub struct IncrementCommand {
+pub struct ChangeCommand {
     pub counter: CounterName,
+    pub delta: Delta,
     pub request_id: RequestId,
+    pub max: CounterMax,
     pub at: Timestamp,
     /// The store gives up (with [`StoreError::Timeout`]) rather than commit after this instant.
     pub deadline: Instant,
 }
 
-/// What a store did with an [`IncrementCommand`].
+/// What a store did with a [`ChangeCommand`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IncrementOutcome {
-    /// The increment committed with its audit record; `body` is the answer, now remembered under the request id.
-    Committed { value: CounterValue, body: String },
-    /// The request id was used before: `body` is the answer given then, for `counter`.
-    Replayed { counter: CounterName, body: String },
+pub enum ChangeOutcome {
+    /// The change committed with its audit record; `body` is the answer, now remembered under the request id.
+    Committed { value: CounterValue, seq: Seq, body: String },
+    /// The request id was used before: `body` is the answer given then, to a change of `counter` by `delta`.
+    Replayed { counter: CounterName, delta: Delta, body: String },
+    /// The change would cross a bound: nothing was committed or remembered.
+    Refused(Bound),
 }
 
-/// A page of history: records with values below `before` (all when `None`), newest first.
+/// A page of history: records with `seq`s below `before` (all when `None`), newest first.
 #[derive(Debug, Clone, Copy)]
 pub struct HistoryQuery {
-    pub before: Option<CounterValue>,
+    pub before: Option<Seq>,
     pub limit: HistoryLimit,
 }
 
@@ -54,11 +62,11 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// A durable counter store. Implementations uphold the contract's promises: an increment commits its counter
-/// value, its audit record and its remembered answer together, durably, before it returns.
+/// A durable counter store. Implementations uphold the contract's promises: a change commits its counter value and
+/// `seq`, its audit record and its remembered answer together, durably, before it returns; the bounds are checked
+/// inside the same transaction.
 pub trait CounterStore: Send + Sync + 'static {
-    fn increment(&self, command: IncrementCommand)
-    -> impl Future<Output = Result<IncrementOutcome, StoreError>> + Send;
+    fn change(&self, command: ChangeCommand) -> impl Future<Output = Result<ChangeOutcome, StoreError>> + Send;
 
     fn read(&self, counter: &CounterName) -> impl Future<Output = Result<CounterSnapshot, StoreError>> + Send;
 

@@ -1,7 +1,9 @@
-//! The use cases every host runs: increment, read, history and health.
+//! The use cases every host runs: change (increment, decrement), read, history and health.
 
-use crate::domain::{AuditRecord, CounterName, CounterSnapshot, CounterValue, IdempotencyKey, RequestId, Timestamp};
-use crate::store::{CounterStore, HistoryQuery, IncrementCommand, IncrementOutcome, StoreError};
+use crate::domain::{
+    AuditRecord, Bound, CounterMax, CounterName, CounterSnapshot, Delta, IdempotencyKey, RequestId, Seq, Timestamp,
+};
+use crate::store::{ChangeCommand, ChangeOutcome, CounterStore, HistoryQuery, StoreError};
 use crate::telemetry;
 use serde::Serialize;
 use std::sync::Arc;
@@ -10,20 +12,33 @@ use std::time::{Duration, Instant};
 /// How long a request may spend in the store: the contract answers every request within 10 s.
 pub const STORE_DEADLINE: Duration = Duration::from_secs(8);
 
-/// The answer to an increment: the body sent the first time, and whether this is a replay of it.
+/// The answer to a change: the body sent the first time, and whether this is a replay of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncrementReply {
+pub struct ChangeReply {
     pub body: String,
     pub replayed: bool,
 }
 
-/// Why an increment was refused.
+/// Why a change was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum IncrementError {
-    #[error("this Idempotency-Key was already used for the counter '{0}'")]
-    KeyUsedForAnotherCounter(CounterName),
+pub enum ChangeError {
+    /// The key names another request: a change of another counter, or the other operation.
+    #[error("this Idempotency-Key was already used for an {} of the counter '{counter}'", delta.operation())]
+    KeyUsedForAnotherRequest { counter: CounterName, delta: Delta },
+    /// The change would take the counter below 0 or above its ceiling; nothing was committed.
+    #[error("{}", refusal(counter, *bound))]
+    OutOfBounds { counter: CounterName, bound: Bound },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn refusal(counter: &CounterName, bound: Bound) -> String {
+    match bound {
+        Bound::Floor => format!("the counter '{counter}' is at 0 and cannot go lower; nothing was changed"),
+        Bound::Ceiling(max) => {
+            format!("the counter '{counter}' is at its ceiling of {max} and cannot go higher; nothing was changed")
+        }
+    }
 }
 
 /// A page of a counter's history, newest first; `next` is the `before` of the following page.
@@ -31,51 +46,75 @@ pub enum IncrementError {
 pub struct HistoryPage {
     pub counter: CounterName,
     pub items: Vec<AuditRecord>,
-    pub next: Option<CounterValue>,
+    pub next: Option<Seq>,
 }
 
-/// The counters, over one store.
+/// The counters, over one store, each kept between 0 and `max`.
 pub struct Counters<S> {
     store: Arc<S>,
+    max: CounterMax,
 }
 
 impl<S> Clone for Counters<S> {
     fn clone(&self) -> Self {
-        Self { store: Arc::clone(&self.store) }
+        Self { store: Arc::clone(&self.store), max: self.max }
     }
 }
 
 impl<S: CounterStore> Counters<S> {
+    /// The counters with the default ceiling.
     pub fn new(store: S) -> Self {
-        Self { store: Arc::new(store) }
+        Self { store: Arc::new(store), max: CounterMax::DEFAULT }
+    }
+
+    /// The same counters with another ceiling.
+    pub fn with_max(self, max: CounterMax) -> Self {
+        Self { max, ..self }
+    }
+
+    pub fn max(&self) -> CounterMax {
+        self.max
     }
 
     pub fn store(&self) -> &S {
         &self.store
     }
 
-    /// Increments `counter` once per request id: a repeated key replays the first answer.
-    pub async fn increment(
+    /// Changes `counter` by `delta` once per request id: a repeated key replays the first answer.
+    pub async fn change(
         &self,
         counter: CounterName,
+        delta: Delta,
         key: Option<IdempotencyKey>,
-    ) -> Result<IncrementReply, IncrementError> {
+    ) -> Result<ChangeReply, ChangeError> {
         let request_id = key.map_or_else(RequestId::generate, RequestId::from);
         let deadline = Instant::now() + STORE_DEADLINE;
-        let command = IncrementCommand { counter: counter.clone(), request_id, at: Timestamp::now(), deadline };
+        let command = ChangeCommand {
+            counter: counter.clone(),
+            delta,
+            request_id,
+            max: self.max,
+            at: Timestamp::now(),
+            deadline,
+        };
         let started = Instant::now();
-        let outcome = within_deadline(self.store.increment(command)).await;
+        let outcome = within_deadline(self.store.change(command)).await;
         metrics::histogram!(telemetry::STORE_LATENCY).record(started.elapsed().as_secs_f64() * 1000.0);
         match outcome? {
-            IncrementOutcome::Committed { body, .. } => {
+            ChangeOutcome::Committed { body, .. } => {
                 metrics::counter!(telemetry::INCREMENTS).increment(1);
-                Ok(IncrementReply { body, replayed: false })
+                Ok(ChangeReply { body, replayed: false })
             }
-            IncrementOutcome::Replayed { counter: first, body } if first == counter => {
+            ChangeOutcome::Replayed { counter: first, delta: first_delta, body }
+                if first == counter && first_delta == delta =>
+            {
                 metrics::counter!(telemetry::REPLAYS).increment(1);
-                Ok(IncrementReply { body, replayed: true })
+                Ok(ChangeReply { body, replayed: true })
             }
-            IncrementOutcome::Replayed { counter: first, .. } => Err(IncrementError::KeyUsedForAnotherCounter(first)),
+            ChangeOutcome::Replayed { counter, delta, .. } => {
+                Err(ChangeError::KeyUsedForAnotherRequest { counter, delta })
+            }
+            ChangeOutcome::Refused(bound) => Err(ChangeError::OutOfBounds { counter, bound }),
         }
     }
 
@@ -85,8 +124,8 @@ impl<S: CounterStore> Counters<S> {
 
     pub async fn history(&self, counter: &CounterName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
         let items = within_deadline(self.store.history(counter, query)).await?;
-        // Values are gap-free 1..N, so a page ending above 1 has a successor.
-        let next = items.last().map(|record| record.value).filter(|value| *value > 1);
+        // `seq`s are gap-free 1..N, so a page ending above 1 has a successor.
+        let next = items.last().map(|record| record.seq).filter(|seq| *seq > 1);
         Ok(HistoryPage { counter: counter.clone(), items, next })
     }
 

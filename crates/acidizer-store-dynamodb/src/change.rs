@@ -1,13 +1,16 @@
-//! One increment: one transaction — counter conditioned on the value last seen, audit record, remembered answer
-//! — tried first from the value this process last saw, and retried on contention from the value the cancellation
-//! reports, with capped exponential backoff and full jitter. Every attempt has its own `ClientRequestToken`, so
-//! the SDK's own retries of an attempt commit at most once and no two attempts can be mistaken for each other.
+//! One change (+1 or -1): one transaction — the counter conditioned on the exact state the change was computed
+//! from, the audit record, the remembered answer — tried first from the state this process last saw, and retried
+//! on contention from the state the cancellation reports, with capped exponential backoff and full jitter. The
+//! bounds are checked on that state, so the check and the change commit together or not at all. Every attempt has
+//! its own `ClientRequestToken`, so the SDK's own retries of an attempt commit at most once and no two attempts can
+//! be mistaken for each other.
 
 use crate::backoff::Backoff;
 use crate::items::{self, AuditItem, CounterItem, HEAD, Item, Kind, RequestItem};
+use crate::last_seen::Head;
 use crate::{DynamoStore, is_throttling, sdk_error};
 use acidizer_core::store::IDEMPOTENCY_RETENTION;
-use acidizer_core::{CounterName, Increment, IncrementCommand, IncrementOutcome, StoreError};
+use acidizer_core::{Change, ChangeCommand, ChangeOutcome, CounterName, StoreError};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -24,55 +27,80 @@ const REQUEST_ITEM: usize = 2;
 enum Attempt {
     /// The request id is taken: answer from what it holds (read again when the cancellation did not carry it).
     Replay(Option<Item>),
-    /// Another increment or transaction got there first, or the table throttled: try again, from the counter's
-    /// value when the cancellation told it.
+    /// Another change or transaction got there first, or the table throttled: try again, from the counter's
+    /// state when the cancellation told it.
     Retry {
         throttled: bool,
-        current: Option<u64>,
+        current: Option<Head>,
     },
     /// An SDK retry of this very attempt met the attempt itself still in progress: send it again, unchanged.
     InProgress,
     Failed(StoreError),
 }
 
+/// What is known of the counter's state before an attempt.
+enum Known {
+    /// What this process last saw: good enough to try a transaction, not to refuse a change.
+    Hint(Head),
+    /// What DynamoDB said just now (a strongly consistent read, or a cancellation's current item).
+    Fact(Head),
+}
+
 /// One attempt as sent: its token, and the answer it would have given.
 struct Sent {
     token: String,
     value: u64,
+    seq: u64,
     body: String,
 }
 
-pub(crate) async fn run(store: &DynamoStore, command: IncrementCommand) -> Result<IncrementOutcome, StoreError> {
+pub(crate) async fn run(store: &DynamoStore, command: ChangeCommand) -> Result<ChangeOutcome, StoreError> {
     let mut backoff = Backoff::new();
     let mut throttled = false;
     let mut contended = false;
     let mut sent: Vec<Sent> = Vec::new();
-    // Try first from the value last seen here (0 for a counter never seen: a new counter then costs one request).
-    let mut known_current = Some(store.last_seen.get(&command.counter).unwrap_or(0));
+    // Try first from the state last seen here (zero for a counter never seen: a new counter then costs one request).
+    let mut known = Some(Known::Hint(store.last_seen.get(&command.counter).unwrap_or_default()));
     loop {
-        let current = match known_current.take() {
-            Some(current) => current,
+        let (head, fact) = match known.take() {
+            Some(Known::Fact(head)) => (head, true),
+            Some(Known::Hint(head)) => (head, false),
             None => {
                 check_deadline(&command, throttled, contended)?;
-                read_head(store, &command.counter).await?.map_or(0, |head| head.value)
+                (read_head(store, &command.counter).await?, true)
             }
         };
         check_deadline(&command, throttled, contended)?;
-        let attempted = Increment {
+        let value = match command.delta.apply(head.value, command.max) {
+            Ok(value) => value,
+            // Refused on DynamoDB's word only, and only when the request id was not used already.
+            Err(bound) if fact => return refuse_unless_known(store, &command, &sent, bound).await,
+            Err(_) => continue,
+        };
+        let change = Change {
             counter: command.counter.clone(),
-            value: current + 1,
+            value,
+            seq: head.seq + 1,
+            delta: command.delta,
             request_id: command.request_id.clone(),
             updated_at: command.at,
         };
-        let attempt =
-            Sent { token: uuid::Uuid::new_v4().to_string(), value: attempted.value, body: attempted.response_body() };
-        let result = transact(store, &attempted, current, &attempt, command.deadline).await;
+        let attempt = Sent {
+            token: uuid::Uuid::new_v4().to_string(),
+            value: change.value,
+            seq: change.seq,
+            body: change.response_body(),
+        };
+        let result = transact(store, &change, head, &attempt, command.deadline).await;
         sent.push(attempt);
         match result {
             Ok(()) => {
-                store.last_seen.set(&command.counter, attempted.value);
-                let committed =
-                    sent.pop().map(|sent| IncrementOutcome::Committed { value: sent.value, body: sent.body });
+                store.last_seen.set(&command.counter, Head { value: change.value, seq: change.seq });
+                let committed = sent.pop().map(|sent| ChangeOutcome::Committed {
+                    value: sent.value,
+                    seq: sent.seq,
+                    body: sent.body,
+                });
                 return committed.ok_or_else(|| StoreError::Unavailable("no attempt was recorded".to_owned()));
             }
             Err(Attempt::Replay(remembered)) => return replay(store, &command, &sent, remembered).await,
@@ -80,26 +108,31 @@ pub(crate) async fn run(store: &DynamoStore, command: IncrementCommand) -> Resul
             Err(Attempt::InProgress) => return Err(StoreError::Timeout),
             Err(Attempt::Retry { throttled: now, current }) => {
                 throttled |= now;
-                contended |= !now;
                 if let Some(current) = current {
                     store.last_seen.set(&command.counter, current);
                 }
-                known_current = current;
+                known = current.map(Known::Fact);
+                if !fact && current.is_some() {
+                    // The state last seen here was out of date, and the cancellation told the current one: that
+                    // is no lost race, so the next attempt goes at once.
+                    continue;
+                }
+                contended |= !now;
             }
         }
         let pause = backoff.next_delay();
         if Instant::now() + pause >= command.deadline {
-            tracing::warn!(counter = %command.counter, attempts = sent.len(), "increment gave up on contention");
+            tracing::warn!(counter = %command.counter, attempts = sent.len(), "change gave up on contention");
             return Err(if throttled { StoreError::Overloaded } else { StoreError::Contention });
         }
-        tracing::debug!(counter = %command.counter, ?pause, "increment lost a race; retrying");
+        tracing::debug!(counter = %command.counter, ?pause, "change lost a race; retrying");
         metrics::counter!(acidizer_core::telemetry::CONFLICT_RETRIES).increment(1);
         tokio::time::sleep(pause).await;
     }
 }
 
 /// No attempt starts after the request's deadline: the answer then says why the earlier attempts failed.
-fn check_deadline(command: &IncrementCommand, throttled: bool, contended: bool) -> Result<(), StoreError> {
+fn check_deadline(command: &ChangeCommand, throttled: bool, contended: bool) -> Result<(), StoreError> {
     if Instant::now() < command.deadline {
         return Ok(());
     }
@@ -112,7 +145,17 @@ fn check_deadline(command: &IncrementCommand, throttled: bool, contended: bool) 
     })
 }
 
-pub(crate) async fn read_head(store: &DynamoStore, counter: &CounterName) -> Result<Option<CounterItem>, StoreError> {
+/// The counter's state, strongly consistent (zero for a counter never changed).
+pub(crate) async fn read_head(store: &DynamoStore, counter: &CounterName) -> Result<Head, StoreError> {
+    let head = read_counter(store, counter).await?.map_or_else(Head::default, |item| Head::of(&item));
+    store.last_seen.set(counter, head);
+    Ok(head)
+}
+
+pub(crate) async fn read_counter(
+    store: &DynamoStore,
+    counter: &CounterName,
+) -> Result<Option<CounterItem>, StoreError> {
     let output = store
         .client
         .get_item()
@@ -122,23 +165,46 @@ pub(crate) async fn read_head(store: &DynamoStore, counter: &CounterName) -> Res
         .send()
         .await
         .map_err(sdk_error)?;
-    let head = output.item().map(CounterItem::from_item).transpose()?;
-    if let Some(head) = &head {
-        store.last_seen.set(counter, head.value);
-    }
-    Ok(head)
+    output.item().map(CounterItem::from_item).transpose()
 }
 
-/// Commits `increment` (with its answer) if the counter still holds `current`. The SDK's own retries of the
-/// attempt carry its token; a retry that meets the attempt still in progress is sent again, until the deadline.
+/// A change past a bound commits nothing and is not remembered — unless its request id was used already, when
+/// the answer is that request's (a replay, or this request's own attempt that committed after all).
+async fn refuse_unless_known(
+    store: &DynamoStore,
+    command: &ChangeCommand,
+    sent: &[Sent],
+    bound: acidizer_core::Bound,
+) -> Result<ChangeOutcome, StoreError> {
+    match remembered_answer(store, command).await? {
+        Some(item) => replay(store, command, sent, Some(item)).await,
+        None => Ok(ChangeOutcome::Refused(bound)),
+    }
+}
+
+async fn remembered_answer(store: &DynamoStore, command: &ChangeCommand) -> Result<Option<Item>, StoreError> {
+    let output = store
+        .client
+        .get_item()
+        .table_name(&store.table)
+        .set_key(Some(items::key(items::request_partition(&command.request_id), HEAD)))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    Ok(output.item)
+}
+
+/// Commits `change` (with its answer) if the counter still holds `current`. The SDK's own retries of the attempt
+/// carry its token; a retry that meets the attempt still in progress is sent again, until the deadline.
 async fn transact(
     store: &DynamoStore,
-    increment: &Increment,
-    current: u64,
+    change: &Change,
+    current: Head,
     attempt: &Sent,
     deadline: Instant,
 ) -> Result<(), Attempt> {
-    let items = transaction_items(store, increment, current, attempt).map_err(Attempt::Failed)?;
+    let items = transaction_items(store, change, current, attempt).map_err(Attempt::Failed)?;
     let mut backoff = Backoff::new();
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -169,47 +235,55 @@ async fn transact(
 
 fn transaction_items(
     store: &DynamoStore,
-    increment: &Increment,
-    current: u64,
+    change: &Change,
+    current: Head,
     attempt: &Sent,
 ) -> Result<Vec<TransactWriteItem>, StoreError> {
-    let partition = items::counter_partition(&increment.counter);
-    let at = increment.updated_at.unix_millis();
+    let partition = items::counter_partition(&change.counter);
+    let at = change.updated_at.unix_millis();
     let counter = items::to_item(&CounterItem {
         pk: partition.clone(),
         sk: HEAD,
         kind: Kind::Counter,
-        counter: increment.counter.clone(),
-        value: increment.value,
+        counter: change.counter.clone(),
+        value: change.value,
+        seq: Some(change.seq),
         updated_at: at,
-        request_id: increment.request_id.clone(),
+        request_id: change.request_id.clone(),
     })?;
     let audit = items::to_item(&AuditItem {
         pk: partition,
-        sk: increment.value,
+        sk: change.seq,
         kind: Kind::Audit,
-        counter: increment.counter.clone(),
-        request_id: increment.request_id.clone(),
+        counter: change.counter.clone(),
+        request_id: change.request_id.clone(),
         at,
+        delta: Some(change.delta.as_i64()),
+        value: Some(change.value),
     })?;
     let request = items::to_item(&RequestItem {
-        pk: items::request_partition(&increment.request_id),
+        pk: items::request_partition(&change.request_id),
         sk: HEAD,
         kind: Kind::Request,
-        counter: increment.counter.clone(),
+        counter: change.counter.clone(),
         response: attempt.body.clone(),
-        expires_at: increment.updated_at.unix_seconds() + IDEMPOTENCY_RETENTION.as_secs() as i64,
+        expires_at: change.updated_at.unix_seconds() + IDEMPOTENCY_RETENTION.as_secs() as i64,
         attempt: Some(attempt.token.clone()),
+        delta: Some(change.delta.as_i64()),
     })?;
 
     let counter_put = Put::builder().table_name(&store.table).set_item(Some(counter));
-    let counter_put = if current == 0 {
+    let counter_put = if current.seq == 0 {
         counter_put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", "pk")
     } else {
+        // Exactly the state the change was computed from (items from before decrements have no `seq`: it was
+        // their value).
         counter_put
-            .condition_expression("#value = :current")
+            .condition_expression("#value = :value AND (#seq = :seq OR (attribute_not_exists(#seq) AND #value = :seq))")
             .expression_attribute_names("#value", "value")
-            .expression_attribute_values(":current", AttributeValue::N(current.to_string()))
+            .expression_attribute_names("#seq", "seq")
+            .expression_attribute_values(":value", AttributeValue::N(current.value.to_string()))
+            .expression_attribute_values(":seq", AttributeValue::N(current.seq.to_string()))
     };
     let absent = |put: aws_sdk_dynamodb::types::builders::PutBuilder| {
         put.table_name(&store.table)
@@ -244,13 +318,13 @@ fn classify(error: SdkError<TransactWriteItemsError>) -> Attempt {
             }
             let codes: Vec<String> = reasons.iter().map(code).collect();
             if codes.iter().any(|code| matches!(code.as_str(), "ConditionalCheckFailed" | "TransactionConflict")) {
-                // The counter's condition failed with its item: the next attempt starts from that value.
+                // The counter's condition failed with its item: the next attempt starts from that state.
                 let current = reasons
                     .get(COUNTER_ITEM)
                     .filter(|reason| code(reason) == "ConditionalCheckFailed")
                     .and_then(|reason| reason.item())
                     .and_then(|item| CounterItem::from_item(item).ok())
-                    .map(|counter| counter.value);
+                    .map(|counter| Head::of(&counter));
                 Attempt::Retry { throttled: false, current }
             } else if codes.iter().any(|code| code.contains("Throughput") || code.contains("Throttl")) {
                 Attempt::Retry { throttled: true, current: None }
@@ -273,31 +347,24 @@ fn classify(error: SdkError<TransactWriteItemsError>) -> Attempt {
 /// that committed while its answer was lost), that attempt committed: this is a commit, not a replay.
 async fn replay(
     store: &DynamoStore,
-    command: &IncrementCommand,
+    command: &ChangeCommand,
     sent: &[Sent],
     remembered: Option<Item>,
-) -> Result<IncrementOutcome, StoreError> {
+) -> Result<ChangeOutcome, StoreError> {
     let item = match remembered {
         Some(item) => item,
-        None => store
-            .client
-            .get_item()
-            .table_name(&store.table)
-            .set_key(Some(items::key(items::request_partition(&command.request_id), HEAD)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?
-            .item
+        None => remembered_answer(store, command)
+            .await?
             .ok_or_else(|| StoreError::Unavailable("a taken request id has no remembered answer yet".to_owned()))?,
     };
     let remembered = RequestItem::from_item(&item)?;
     let own = remembered.attempt.as_deref().and_then(|token| sent.iter().find(|sent| sent.token == token));
     if let Some(own) = own {
-        store.last_seen.set(&command.counter, own.value);
-        return Ok(IncrementOutcome::Committed { value: own.value, body: remembered.response });
+        store.last_seen.set(&command.counter, Head { value: own.value, seq: own.seq });
+        return Ok(ChangeOutcome::Committed { value: own.value, seq: own.seq, body: remembered.response });
     }
-    Ok(IncrementOutcome::Replayed { counter: remembered.counter, body: remembered.response })
+    let delta = items::delta_of(remembered.delta)?;
+    Ok(ChangeOutcome::Replayed { counter: remembered.counter, delta, body: remembered.response })
 }
 
 #[cfg(test)]
@@ -355,12 +422,16 @@ mod tests {
             kind: Kind::Counter,
             counter: CounterName::global(),
             value: 41,
+            seq: Some(43),
             updated_at: 0,
             request_id: acidizer_core::RequestId::parse("winner").unwrap(),
         })
         .unwrap();
         let told = classify(cancelled(&["ConditionalCheckFailed", "None", "None"], Some((COUNTER_ITEM, counter))));
-        assert!(matches!(told, Attempt::Retry { throttled: false, current: Some(41) }), "retry from the told value");
+        assert!(
+            matches!(told, Attempt::Retry { throttled: false, current: Some(Head { value: 41, seq: 43 }) }),
+            "retry from the told state"
+        );
         let throttled = cancelled(&["ThrottlingError", "None", "None"], None);
         assert!(matches!(classify(throttled), Attempt::Retry { throttled: true, .. }));
     }

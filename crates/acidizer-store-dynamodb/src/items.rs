@@ -2,14 +2,16 @@
 //!
 //! | kind      | pk                  | sk    | holds                                   |
 //! |-----------|---------------------|-------|-----------------------------------------|
-//! | `counter` | `counter#{name}`    | 0     | the value, when and by which request    |
-//! | `audit`   | `counter#{name}`    | value | the request that produced that value    |
-//! | `request` | `request#{id}`      | 0     | the answer given, until `expiresAt`     |
+//! | `counter` | `counter#{name}`    | 0     | the value and `seq`, when and by which request |
+//! | `audit`   | `counter#{name}`    | seq   | the change (`delta`, `value` after it) and its request |
+//! | `request` | `request#{id}`      | 0     | the answer given (and `delta`), until `expiresAt` |
 //!
-//! Audit records share the counter's partition with the value as sort key, so a counter's history is one
-//! Query and, since the counter is conditioned on the value it was read at, gap-free 1..N by construction.
+//! Audit records share the counter's partition with the `seq` as sort key, so a counter's history is one Query
+//! and, since the counter is conditioned on the state the change was computed from, gap-free 1..N by
+//! construction. Items written before decrements existed have no `seq`, `delta` or audit `value`: then every
+//! change was +1, so `seq` is the value and the audit record's value is its sort key.
 
-use acidizer_core::{AuditRecord, CounterName, CounterSnapshot, RequestId, StoreError, Timestamp};
+use acidizer_core::{AuditRecord, CounterName, CounterSnapshot, Delta, RequestId, StoreError, Timestamp};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -50,6 +52,9 @@ pub(crate) struct CounterItem {
     pub kind: Kind,
     pub counter: CounterName,
     pub value: u64,
+    /// Absent on items written before decrements existed: then it equals `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     pub updated_at: i64,
     pub request_id: RequestId,
 }
@@ -58,11 +63,18 @@ pub(crate) struct CounterItem {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AuditItem {
     pub pk: String,
+    /// The change's `seq`.
     pub sk: u64,
     pub kind: Kind,
     pub counter: CounterName,
     pub request_id: RequestId,
     pub at: i64,
+    /// +1 or -1; absent on items written before decrements existed (+1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<i64>,
+    /// The value after the change; absent on items written before decrements existed (the `seq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,6 +90,9 @@ pub(crate) struct RequestItem {
     /// The `ClientRequestToken` of the attempt that wrote it (absent on answers remembered before tokens were).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<String>,
+    /// The change's +1 or -1; absent on answers remembered before decrements existed (+1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<i64>,
 }
 
 pub(crate) fn to_item(value: &impl Serialize) -> Result<Item, StoreError> {
@@ -93,8 +108,14 @@ impl CounterItem {
         from_item(item)
     }
 
+    /// The counter's `seq` (its value, on items written before decrements existed).
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq.unwrap_or(self.value)
+    }
+
     pub(crate) fn into_snapshot(self) -> CounterSnapshot {
         CounterSnapshot {
+            seq: self.seq(),
             counter: self.counter,
             value: self.value,
             updated_at: Some(Timestamp::from_unix_millis(self.updated_at)),
@@ -102,13 +123,24 @@ impl CounterItem {
     }
 }
 
+/// The change an item's optional `delta` names (+1 when absent).
+pub(crate) fn delta_of(delta: Option<i64>) -> Result<Delta, StoreError> {
+    Delta::from_i64(delta.unwrap_or(1)).map_err(|error| StoreError::Corrupt(format!("unreadable item: {error}")))
+}
+
 impl AuditItem {
     pub(crate) fn from_item(item: &Item) -> Result<Self, StoreError> {
         from_item(item)
     }
 
-    pub(crate) fn into_record(self) -> AuditRecord {
-        AuditRecord { value: self.sk, request_id: self.request_id, at: Timestamp::from_unix_millis(self.at) }
+    pub(crate) fn into_record(self) -> Result<AuditRecord, StoreError> {
+        Ok(AuditRecord {
+            seq: self.sk,
+            delta: delta_of(self.delta)?,
+            value: self.value.unwrap_or(self.sk),
+            request_id: self.request_id,
+            at: Timestamp::from_unix_millis(self.at),
+        })
     }
 }
 
@@ -130,6 +162,7 @@ mod tests {
             kind: Kind::Counter,
             counter: CounterName::global(),
             value: 42,
+            seq: Some(44),
             updated_at: 1_795_428_000_000,
             request_id: RequestId::parse("k-1").unwrap(),
         };
@@ -138,9 +171,41 @@ mod tests {
         assert_eq!(encoded["sk"], AttributeValue::N("0".to_owned()));
         assert_eq!(encoded["kind"], AttributeValue::S("counter".to_owned()));
         assert_eq!(encoded["value"], AttributeValue::N("42".to_owned()));
+        assert_eq!(encoded["seq"], AttributeValue::N("44".to_owned()));
         let snapshot = CounterItem::from_item(&encoded).unwrap().into_snapshot();
-        assert_eq!(snapshot.value, 42);
+        assert_eq!((snapshot.value, snapshot.seq), (42, 44));
         assert_eq!(snapshot.updated_at.unwrap().to_string(), "2026-11-23T10:00:00.000Z");
+    }
+
+    #[test]
+    fn items_written_before_decrements_read_as_increments() {
+        let mut counter = to_item(&CounterItem {
+            pk: counter_partition(&CounterName::global()),
+            sk: HEAD,
+            kind: Kind::Counter,
+            counter: CounterName::global(),
+            value: 7,
+            seq: None,
+            updated_at: 0,
+            request_id: RequestId::parse("k-7").unwrap(),
+        })
+        .unwrap();
+        assert!(!counter.contains_key("seq"));
+        let snapshot = CounterItem::from_item(&counter).unwrap().into_snapshot();
+        assert_eq!((snapshot.value, snapshot.seq), (7, 7), "seq is the value");
+        counter.insert("seq".to_owned(), AttributeValue::N("9".to_owned()));
+        assert_eq!(CounterItem::from_item(&counter).unwrap().seq(), 9);
+
+        let old_audit = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S("counter#global".to_owned())),
+            ("sk".to_owned(), AttributeValue::N("7".to_owned())),
+            ("kind".to_owned(), AttributeValue::S("audit".to_owned())),
+            ("counter".to_owned(), AttributeValue::S("global".to_owned())),
+            ("requestId".to_owned(), AttributeValue::S("k-7".to_owned())),
+            ("at".to_owned(), AttributeValue::N("0".to_owned())),
+        ]);
+        let record = AuditItem::from_item(&old_audit).unwrap().into_record().unwrap();
+        assert_eq!((record.seq, record.delta, record.value), (7, Delta::Increment, 7));
     }
 
     #[test]
@@ -153,6 +218,7 @@ mod tests {
             response: "{}".to_owned(),
             expires_at: 0,
             attempt: None,
+            delta: None,
         })
         .unwrap();
         encoded.insert("counter".to_owned(), AttributeValue::S("Not A Name".to_owned()));

@@ -1,17 +1,17 @@
-//! The DynamoDB store of acidizer: one `TransactWriteItems` per increment — the counter conditioned on the value
-//! last seen, the audit record keyed by counter and value, the remembered answer conditioned on its absence.
+//! The DynamoDB store of acidizer: one `TransactWriteItems` per change — the counter conditioned on the state last
+//! seen, the audit record keyed by counter and `seq`, the remembered answer conditioned on its absence.
 
 mod backoff;
+mod change;
 mod connections;
-mod increment;
 mod items;
 mod last_seen;
 pub mod layout;
 pub mod stream;
+mod turns;
 
 use acidizer_core::{
-    AuditRecord, CounterName, CounterSnapshot, CounterStore, HistoryQuery, IncrementCommand, IncrementOutcome,
-    StoreError,
+    AuditRecord, ChangeCommand, ChangeOutcome, CounterName, CounterSnapshot, CounterStore, HistoryQuery, StoreError,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -32,6 +32,7 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     last_seen: last_seen::LastSeen,
+    turns: turns::Turns,
 }
 
 /// The longest any one DynamoDB operation may take, its retries included.
@@ -39,7 +40,7 @@ pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(7);
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), last_seen: last_seen::LastSeen::default() }
+        Self { client, table: table.into(), last_seen: last_seen::LastSeen::default(), turns: turns::Turns::default() }
     }
 
     /// A client from the standard AWS environment (see [`sdk_config_from_env`]).
@@ -69,13 +70,17 @@ pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
 }
 
 impl CounterStore for DynamoStore {
-    async fn increment(&self, command: IncrementCommand) -> Result<IncrementOutcome, StoreError> {
-        increment::run(self, command).await
+    async fn change(&self, command: ChangeCommand) -> Result<ChangeOutcome, StoreError> {
+        let deadline = tokio::time::Instant::from_std(command.deadline);
+        let Ok(_turn) = tokio::time::timeout_at(deadline, self.turns.take(&command.counter)).await else {
+            return Err(StoreError::Contention);
+        };
+        change::run(self, command).await
     }
 
     async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {
-        let head = increment::read_head(self, counter).await?;
-        Ok(head.map_or_else(|| CounterSnapshot::zero(counter.clone()), items::CounterItem::into_snapshot))
+        let item = change::read_counter(self, counter).await?;
+        Ok(item.map_or_else(|| CounterSnapshot::zero(counter.clone()), items::CounterItem::into_snapshot))
     }
 
     async fn history(&self, counter: &CounterName, query: HistoryQuery) -> Result<Vec<AuditRecord>, StoreError> {
@@ -99,7 +104,7 @@ impl CounterStore for DynamoStore {
             .send()
             .await
             .map_err(sdk_error)?;
-        output.items().iter().map(|item| items::AuditItem::from_item(item).map(items::AuditItem::into_record)).collect()
+        output.items().iter().map(|item| items::AuditItem::from_item(item)?.into_record()).collect()
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -21,6 +21,7 @@ pub fn counter_change(new_image: impl Into<serde_dynamo::Item>) -> Option<Counte
     }
     match serde_dynamo::from_item::<_, CounterItem>(image) {
         Ok(item) => Some(CounterChange {
+            seq: item.seq(),
             counter: item.counter,
             value: item.value,
             updated_at: Timestamp::from_unix_millis(item.updated_at),

@@ -1,7 +1,7 @@
 //! Increments per second on the embedded store as clients are added: with group commit, concurrent increments
 //! share fsyncs, so throughput grows with the number of clients while every increment stays durable.
 
-use acidizer_core::{CounterName, CounterStore, IncrementCommand, RequestId, Timestamp};
+use acidizer_core::{ChangeCommand, CounterMax, CounterName, CounterStore, Delta, RequestId, Timestamp};
 use acidizer_store_sqlite::SqliteStore;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
@@ -19,13 +19,15 @@ async fn burst(store: Arc<SqliteStore>, clients: u64) {
             tokio::spawn(async move {
                 for _ in 0..INCREMENTS_PER_ITERATION / clients {
                     let key = format!("bench-{}", NEXT_KEY.fetch_add(1, Ordering::Relaxed));
-                    let command = IncrementCommand {
+                    let command = ChangeCommand {
                         counter: CounterName::global(),
+                        delta: Delta::Increment,
                         request_id: RequestId::parse(&key).expect("a valid key"),
+                        max: CounterMax::DEFAULT,
                         at: Timestamp::now(),
                         deadline: Instant::now() + Duration::from_secs(30),
                     };
-                    store.increment(command).await.expect("the increment commits");
+                    store.change(command).await.expect("the increment commits");
                 }
             })
         })

@@ -1,6 +1,6 @@
 //! The embedded store of `acidizer serve`: SQLite in WAL mode with `synchronous=FULL`.
 //!
-//! One writer thread owns the only writing connection and commits increments in groups: every increment that
+//! One writer thread owns the only writing connection and commits changes in groups: every change that
 //! arrives while a commit is under way joins the next one, and each is answered only after its commit is durable.
 //! Reads (value, history, health) run on their own connections, beside the writer.
 
@@ -9,8 +9,8 @@ mod schema;
 mod writer;
 
 use acidizer_core::{
-    AuditRecord, CounterChange, CounterName, CounterSnapshot, CounterStore, HistoryQuery, IncrementCommand,
-    IncrementOutcome, StoreError,
+    AuditRecord, ChangeCommand, ChangeOutcome, CounterChange, CounterName, CounterSnapshot, CounterStore, HistoryQuery,
+    StoreError,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "acidizer.sqlite3";
 
-/// How many increments may wait for the writer before new ones are turned away as overloaded.
+/// How many changes may wait for the writer before new ones are turned away as overloaded.
 const WRITE_QUEUE: usize = 16_384;
 
 /// Why the store could not be opened.
@@ -82,7 +82,7 @@ impl SqliteStore {
 }
 
 impl CounterStore for SqliteStore {
-    async fn increment(&self, command: IncrementCommand) -> Result<IncrementOutcome, StoreError> {
+    async fn change(&self, command: ChangeCommand) -> Result<ChangeOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writes.try_send(writer::Job { command, reply }).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,

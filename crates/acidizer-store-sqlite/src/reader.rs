@@ -1,7 +1,7 @@
 //! Reads on their own connections: a small pool beside the writer.
 
 use crate::{schema, sql_error};
-use acidizer_core::{AuditRecord, CounterName, CounterSnapshot, HistoryQuery, RequestId, StoreError, Timestamp};
+use acidizer_core::{AuditRecord, CounterName, CounterSnapshot, Delta, HistoryQuery, RequestId, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -45,16 +45,21 @@ impl Readers {
 
 pub(crate) fn snapshot(connection: &Connection, counter: CounterName) -> Result<CounterSnapshot, StoreError> {
     let row = connection
-        .prepare_cached("SELECT value, updated_at FROM counters WHERE name = ?1")
+        .prepare_cached("SELECT value, seq, updated_at FROM counters WHERE name = ?1")
         .and_then(|mut statement| {
-            statement.query_row([counter.as_str()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))).optional()
+            statement
+                .query_row([counter.as_str()], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                })
+                .optional()
         })
         .map_err(sql_error)?;
     Ok(match row {
         None => CounterSnapshot::zero(counter),
-        Some((value, updated_at)) => CounterSnapshot {
+        Some((value, seq, updated_at)) => CounterSnapshot {
             counter,
             value: stored_value(value)?,
+            seq: stored_value(seq)?,
             updated_at: Some(Timestamp::from_unix_millis(updated_at)),
         },
     })
@@ -68,20 +73,29 @@ pub(crate) fn history(
     let before = query.before.map_or(i64::MAX, |before| i64::try_from(before).unwrap_or(i64::MAX));
     let mut statement = connection
         .prepare_cached(
-            "SELECT value, request_id, at FROM audit WHERE counter = ?1 AND value < ?2 ORDER BY value DESC LIMIT ?3",
+            "SELECT seq, delta, value, request_id, at FROM audit WHERE counter = ?1 AND seq < ?2
+             ORDER BY seq DESC LIMIT ?3",
         )
         .map_err(sql_error)?;
     let rows = statement
         .query_map(params![counter.as_str(), before, query.limit.get()], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+            ))
         })
         .map_err(sql_error)?;
     rows.map(|row| {
-        let (value, request_id, at) = row.map_err(sql_error)?;
+        let (seq, delta, value, request_id, at) = row.map_err(sql_error)?;
+        let corrupt = |what: String| StoreError::Corrupt(format!("audit record {seq} of {counter}: {what}"));
         Ok(AuditRecord {
+            seq: stored_value(seq)?,
+            delta: Delta::from_i64(delta).map_err(|error| corrupt(error.to_string()))?,
             value: stored_value(value)?,
-            request_id: RequestId::parse(&request_id)
-                .map_err(|_| StoreError::Corrupt(format!("audit record {value} has request id {request_id:?}")))?,
+            request_id: RequestId::parse(&request_id).map_err(|_| corrupt(format!("request id {request_id:?}")))?,
             at: Timestamp::from_unix_millis(at),
         })
     })
@@ -92,6 +106,7 @@ pub(crate) fn ping(connection: &Connection) -> Result<(), StoreError> {
     connection.query_row("SELECT 1", [], |_| Ok(())).map_err(sql_error)
 }
 
+/// A stored value or `seq`, which is never negative.
 pub(crate) fn stored_value(value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative counter value {value}")))
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative counter value or seq {value}")))
 }

@@ -4,38 +4,93 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
 
+/// The layout's version, kept in `PRAGMA user_version`. Version 1 (user_version 0) had increments only.
+const VERSION: i64 = 2;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS counters (
     name       TEXT PRIMARY KEY,
     value      INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
-    request_id TEXT NOT NULL
+    request_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit (
     counter    TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    delta      INTEGER NOT NULL,
     value      INTEGER NOT NULL,
     request_id TEXT NOT NULL,
     at         INTEGER NOT NULL,
-    PRIMARY KEY (counter, value)
+    PRIMARY KEY (counter, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idempotency (
     key        TEXT PRIMARY KEY,
     counter    TEXT NOT NULL,
     response   TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    delta      INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
 ";
+
+/// From version 1 (increments only: every audit record's `seq` is its value, every change +1) to version 2.
+/// Remembered answers keep their bodies, so replays of them stay byte for byte what was first sent.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE counters ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+UPDATE counters SET seq = value;
+ALTER TABLE audit RENAME TO audit_v1;
+CREATE TABLE audit (
+    counter    TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    delta      INTEGER NOT NULL,
+    value      INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (counter, seq)
+) WITHOUT ROWID;
+INSERT INTO audit (counter, seq, delta, value, request_id, at)
+    SELECT counter, value, 1, value, request_id, at FROM audit_v1;
+DROP TABLE audit_v1;
+ALTER TABLE idempotency ADD COLUMN delta INTEGER NOT NULL DEFAULT 1;
+";
+
+/// Brings the database to [`VERSION`] in one transaction: a new file gets the layout, a version 1 file is
+/// migrated; a file from a newer version is refused.
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version == VERSION {
+        return Ok(());
+    }
+    if version > VERSION {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "the database has layout version {version}; this acidizer knows up to {VERSION}"
+        )));
+    }
+    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let has_counters: bool = transaction.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters')",
+        [],
+        |row| row.get(0),
+    )?;
+    if has_counters {
+        transaction.execute_batch(MIGRATE_1_TO_2)?;
+        tracing::info!("migrated the database to layout version {VERSION}");
+    }
+    transaction.execute_batch(SCHEMA)?;
+    transaction.pragma_update(None, "user_version", VERSION)?;
+    transaction.commit()
+}
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Opens the one writing connection: WAL, and a commit is durable (fsynced) before it returns.
 pub(crate) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
-    let connection = Connection::open(path)?;
+    let mut connection = Connection::open(path)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
-    connection.execute_batch(SCHEMA)?;
+    migrate(&mut connection)?;
     Ok(connection)
 }
 

@@ -1,23 +1,23 @@
-//! The one writer: group commit of increments, each answered once its commit is durable.
+//! The one writer: group commit of changes, each answered once its commit is durable.
 
 use crate::reader::stored_value;
 use crate::sql_error;
 use acidizer_core::store::IDEMPOTENCY_RETENTION;
-use acidizer_core::{CounterChange, CounterName, Increment, IncrementCommand, IncrementOutcome, StoreError, Timestamp};
+use acidizer_core::{Change, ChangeCommand, ChangeOutcome, CounterChange, CounterName, Delta, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// The most increments one commit carries.
+/// The most changes one commit carries.
 const MAX_GROUP: usize = 1024;
 /// How often remembered answers past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 pub(crate) struct Job {
-    pub(crate) command: IncrementCommand,
-    pub(crate) reply: oneshot::Sender<Result<IncrementOutcome, StoreError>>,
+    pub(crate) command: ChangeCommand,
+    pub(crate) reply: oneshot::Sender<Result<ChangeOutcome, StoreError>>,
 }
 
 /// Where committed changes go, if anywhere.
@@ -86,7 +86,7 @@ fn commit_group(connection: &mut Connection, group: Vec<Job>, changes: &Changes)
             true
         }
         Err(error) => {
-            tracing::error!(%error, increments = jobs.len(), "group commit failed; nothing of it was committed");
+            tracing::error!(%error, changes = jobs.len(), "group commit failed; nothing of it was committed");
             for job in jobs {
                 let _ = job.reply.send(Err(StoreError::Unavailable(error.to_string())));
             }
@@ -95,67 +95,86 @@ fn commit_group(connection: &mut Connection, group: Vec<Job>, changes: &Changes)
     }
 }
 
-/// Replays a known request id, or writes the counter, its audit record and the remembered answer.
-fn apply(
-    transaction: &Transaction<'_>,
-    command: &IncrementCommand,
-    at: Timestamp,
-) -> Result<IncrementOutcome, StoreError> {
+/// Replays a known request id, refuses a change past a bound, or writes the counter, its audit record and the
+/// remembered answer.
+fn apply(transaction: &Transaction<'_>, command: &ChangeCommand, at: Timestamp) -> Result<ChangeOutcome, StoreError> {
     let remembered = transaction
-        .prepare_cached("SELECT counter, response FROM idempotency WHERE key = ?1")
+        .prepare_cached("SELECT counter, delta, response FROM idempotency WHERE key = ?1")
         .and_then(|mut statement| {
             statement
                 .query_row([command.request_id.as_str()], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
                 })
                 .optional()
         })
         .map_err(sql_error)?;
-    if let Some((counter, body)) = remembered {
-        let counter = CounterName::parse(&counter)
-            .map_err(|_| StoreError::Corrupt(format!("remembered answer names counter {counter:?}")))?;
-        return Ok(IncrementOutcome::Replayed { counter, body });
+    if let Some((counter, delta, body)) = remembered {
+        let corrupt = |what: String| StoreError::Corrupt(format!("remembered answer {}: {what}", command.request_id));
+        let counter = CounterName::parse(&counter).map_err(|_| corrupt(format!("counter {counter:?}")))?;
+        let delta = Delta::from_i64(delta).map_err(|error| corrupt(error.to_string()))?;
+        return Ok(ChangeOutcome::Replayed { counter, delta, body });
     }
 
     let current = transaction
-        .prepare_cached("SELECT value FROM counters WHERE name = ?1")
+        .prepare_cached("SELECT value, seq FROM counters WHERE name = ?1")
         .and_then(|mut statement| {
-            statement.query_row([command.counter.as_str()], |row| row.get::<_, i64>(0)).optional()
+            statement
+                .query_row([command.counter.as_str()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
+                .optional()
         })
         .map_err(sql_error)?;
-    let value = current.map_or(Ok(0), stored_value)? + 1;
-    let increment =
-        Increment { counter: command.counter.clone(), value, request_id: command.request_id.clone(), updated_at: at };
-    let body = increment.response_body();
-    let stored = i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("counter overflow at {value}")))?;
+    let (value, seq) = match current {
+        Some((value, seq)) => (stored_value(value)?, stored_value(seq)?),
+        None => (0, 0),
+    };
+    let value = match command.delta.apply(value, command.max) {
+        Ok(value) => value,
+        Err(bound) => return Ok(ChangeOutcome::Refused(bound)),
+    };
+    let change = Change {
+        counter: command.counter.clone(),
+        value,
+        seq: seq + 1,
+        delta: command.delta,
+        request_id: command.request_id.clone(),
+        updated_at: at,
+    };
+    let body = change.response_body();
+    let stored = |n: u64| i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("counter overflow at {n}")));
+    let (stored_value, stored_seq) = (stored(change.value)?, stored(change.seq)?);
     let expires_at = at.unix_seconds() + IDEMPOTENCY_RETENTION.as_secs() as i64;
+    let (counter, request_id, delta) = (command.counter.as_str(), command.request_id.as_str(), command.delta.as_i64());
     let written: rusqlite::Result<()> = (|| {
         transaction
             .prepare_cached(
-                "INSERT INTO counters (name, value, updated_at, request_id) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (name) DO UPDATE SET
-                   value = excluded.value, updated_at = excluded.updated_at, request_id = excluded.request_id",
+                "INSERT INTO counters (name, value, seq, updated_at, request_id) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, seq = excluded.seq,
+                   updated_at = excluded.updated_at, request_id = excluded.request_id",
             )?
-            .execute(params![command.counter.as_str(), stored, at.unix_millis(), command.request_id.as_str()])?;
+            .execute(params![counter, stored_value, stored_seq, at.unix_millis(), request_id])?;
         transaction
-            .prepare_cached("INSERT INTO audit (counter, value, request_id, at) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![command.counter.as_str(), stored, command.request_id.as_str(), at.unix_millis()])?;
+            .prepare_cached(
+                "INSERT INTO audit (counter, seq, delta, value, request_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![counter, stored_seq, delta, stored_value, request_id, at.unix_millis()])?;
         transaction
-            .prepare_cached("INSERT INTO idempotency (key, counter, response, expires_at) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![command.request_id.as_str(), command.counter.as_str(), body, expires_at])?;
+            .prepare_cached(
+                "INSERT INTO idempotency (key, counter, delta, response, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![request_id, counter, delta, body, expires_at])?;
         Ok(())
     })();
     written.map_err(sql_error)?;
-    Ok(IncrementOutcome::Committed { value, body })
+    Ok(ChangeOutcome::Committed { value: change.value, seq: change.seq, body })
 }
 
 /// Sends the latest committed value of each counter the group changed.
-fn publish(changes: &mpsc::UnboundedSender<CounterChange>, jobs: &[Job], outcomes: &[IncrementOutcome], at: Timestamp) {
+fn publish(changes: &mpsc::UnboundedSender<CounterChange>, jobs: &[Job], outcomes: &[ChangeOutcome], at: Timestamp) {
     let committed = jobs.iter().zip(outcomes).filter_map(|(job, outcome)| match outcome {
-        IncrementOutcome::Committed { value, .. } => {
-            Some(CounterChange { counter: job.command.counter.clone(), value: *value, updated_at: at })
+        ChangeOutcome::Committed { value, seq, .. } => {
+            Some(CounterChange { counter: job.command.counter.clone(), value: *value, seq: *seq, updated_at: at })
         }
-        IncrementOutcome::Replayed { .. } => None,
+        ChangeOutcome::Replayed { .. } | ChangeOutcome::Refused(_) => None,
     });
     for change in acidizer_core::live::coalesce(committed) {
         // No one listening is no reason to fail a commit.

@@ -1,18 +1,25 @@
-//! The SQLite store on its own: group commit, deadlines, and data that outlives the store.
+//! The SQLite store on its own: group commit, deadlines, data that outlives the store, and databases written by
+//! the previous layout.
 
 use acidizer_core::{
-    CounterName, CounterStore, HistoryLimit, HistoryQuery, IncrementCommand, IncrementOutcome, RequestId, StoreError,
-    Timestamp,
+    ChangeCommand, ChangeOutcome, CounterMax, CounterName, CounterStore, Delta, HistoryLimit, HistoryQuery, RequestId,
+    StoreError, Timestamp,
 };
 use acidizer_store_sqlite::SqliteStore;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn command(counter: &str, key: &str, deadline: Instant) -> IncrementCommand {
-    IncrementCommand {
+fn command(counter: &str, key: &str, deadline: Instant) -> ChangeCommand {
+    change(counter, Delta::Increment, key, deadline)
+}
+
+fn change(counter: &str, delta: Delta, key: &str, deadline: Instant) -> ChangeCommand {
+    ChangeCommand {
         counter: CounterName::parse(counter).unwrap(),
+        delta,
         request_id: RequestId::parse(key).unwrap(),
+        max: CounterMax::DEFAULT,
         at: Timestamp::now(),
         deadline,
     }
@@ -32,8 +39,8 @@ async fn concurrent_increments_share_commits_and_stay_exact() {
             tokio::spawn(async move {
                 let mut values = Vec::new();
                 for i in 0..50 {
-                    match store.increment(command("shared", &format!("t{task}-{i}"), soon())).await.unwrap() {
-                        IncrementOutcome::Committed { value, .. } => values.push(value),
+                    match store.change(command("shared", &format!("t{task}-{i}"), soon())).await.unwrap() {
+                        ChangeOutcome::Committed { value, .. } => values.push(value),
                         other => panic!("a fresh key commits: {other:?}"),
                     }
                 }
@@ -57,7 +64,7 @@ async fn concurrent_increments_share_commits_and_stay_exact() {
 async fn an_increment_past_its_deadline_is_not_committed() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    let late = store.increment(command("late", "late-1", Instant::now())).await;
+    let late = store.change(command("late", "late-1", Instant::now())).await;
     assert!(matches!(late, Err(StoreError::Timeout)), "{late:?}");
     assert_eq!(store.read(&CounterName::parse("late").unwrap()).await.unwrap().value, 0);
 }
@@ -67,13 +74,14 @@ async fn data_outlives_the_store_and_replays_after_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let first = {
         let store = SqliteStore::open(dir.path()).unwrap();
-        store.increment(command("kept", "kept-1", soon())).await.unwrap();
-        store.increment(command("kept", "kept-2", soon())).await.unwrap()
+        store.change(command("kept", "kept-1", soon())).await.unwrap();
+        store.change(command("kept", "kept-2", soon())).await.unwrap()
     };
-    let IncrementOutcome::Committed { body, .. } = first else { panic!("committed") };
+    let ChangeOutcome::Committed { body, .. } = first else { panic!("committed") };
     let store = SqliteStore::open(dir.path()).unwrap();
-    let replay = store.increment(command("kept", "kept-2", soon())).await.unwrap();
-    assert_eq!(replay, IncrementOutcome::Replayed { counter: CounterName::parse("kept").unwrap(), body });
+    let replay = store.change(command("kept", "kept-2", soon())).await.unwrap();
+    let kept = CounterName::parse("kept").unwrap();
+    assert_eq!(replay, ChangeOutcome::Replayed { counter: kept, delta: Delta::Increment, body });
     let history = store
         .history(
             &CounterName::parse("kept").unwrap(),
@@ -83,4 +91,52 @@ async fn data_outlives_the_store_and_replays_after_reopening() {
         .unwrap();
     let ids: Vec<&str> = history.iter().map(|record| record.request_id.as_str()).collect();
     assert_eq!(ids, ["kept-2", "kept-1"]);
+}
+
+/// The layout before decrements existed (`PRAGMA user_version` 0), with three increments of `old` and the
+/// remembered answer of the last one.
+const PREVIOUS_LAYOUT: &str = r#"
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    request_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE audit (counter TEXT NOT NULL, value INTEGER NOT NULL, request_id TEXT NOT NULL, at INTEGER NOT NULL,
+    PRIMARY KEY (counter, value)) WITHOUT ROWID;
+CREATE TABLE idempotency (key TEXT PRIMARY KEY, counter TEXT NOT NULL, response TEXT NOT NULL,
+    expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX idempotency_expiry ON idempotency (expires_at);
+INSERT INTO counters VALUES ('old', 3, 1795428000300, 'old-3');
+INSERT INTO audit VALUES ('old', 1, 'old-1', 1795428000100), ('old', 2, 'old-2', 1795428000200),
+    ('old', 3, 'old-3', 1795428000300);
+INSERT INTO idempotency VALUES ('old-3', 'old',
+    '{"counter":"old","value":3,"requestId":"old-3","updatedAt":"2026-11-23T10:00:00.300Z"}', 99999999999);
+"#;
+
+#[tokio::test]
+async fn a_database_of_the_previous_layout_opens_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let old = rusqlite::Connection::open(dir.path().join(acidizer_store_sqlite::DATABASE_FILE)).unwrap();
+        old.execute_batch(PREVIOUS_LAYOUT).unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let old = CounterName::parse("old").unwrap();
+    let snapshot = store.read(&old).await.unwrap();
+    assert_eq!((snapshot.value, snapshot.seq), (3, 3), "seq is the value, as every change was +1");
+    let all = HistoryQuery { before: None, limit: HistoryLimit::parse("10").unwrap() };
+    let history = store.history(&old, all).await.unwrap();
+    let read: Vec<(u64, Delta, u64, &str)> =
+        history.iter().map(|r| (r.seq, r.delta, r.value, r.request_id.as_str())).collect();
+    assert_eq!(
+        read,
+        [(3, Delta::Increment, 3, "old-3"), (2, Delta::Increment, 2, "old-2"), (1, Delta::Increment, 1, "old-1")]
+    );
+    // A remembered answer replays byte for byte as it was first sent.
+    let replay = store.change(command("old", "old-3", soon())).await.unwrap();
+    let first = r#"{"counter":"old","value":3,"requestId":"old-3","updatedAt":"2026-11-23T10:00:00.300Z"}"#;
+    assert_eq!(replay, ChangeOutcome::Replayed { counter: old.clone(), delta: Delta::Increment, body: first.into() });
+    // And the counter goes on: a decrement is seq 4.
+    let next = store.change(change("old", Delta::Decrement, "new-4", soon())).await.unwrap();
+    assert!(matches!(next, ChangeOutcome::Committed { value: 2, seq: 4, .. }), "{next:?}");
+    drop(store);
+    let reopened = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(reopened.read(&old).await.unwrap().seq, 4, "a migrated database opens again as it is");
 }

@@ -1,5 +1,6 @@
-//! `acidizer bench`: concurrent increments with fresh idempotency keys, timed one by one; then the checks that
-//! every acknowledged increment counted exactly once.
+//! `acidizer bench`: concurrent changes (increments, and decrements with `--mix`) with fresh idempotency keys,
+//! timed one by one; then the checks that the history is exact: `seq`s 1..N with no gap, each record's value the
+//! running sum of the deltas and never below 0, every acknowledged change in it under its request id.
 
 use crate::cli::BenchArgs;
 use acidizer_core::domain::InvalidCounterName;
@@ -21,8 +22,25 @@ pub enum BenchError {
     Server(std::io::Error),
     #[error("cannot read {url}: {detail}")]
     Read { url: String, detail: String },
-    #[error("{lost} acknowledged increments are missing from the counter")]
-    Lost { lost: u64 },
+    #[error("the history is not exact: {0}")]
+    NotExact(String),
+}
+
+/// One acknowledged change: its request id, `seq`, delta and the value after it.
+struct Acknowledged {
+    request_id: String,
+    seq: u64,
+    delta: i64,
+    value: u64,
+}
+
+/// What one client saw.
+#[derive(Default)]
+struct ClientReport {
+    latencies: Vec<Duration>,
+    acknowledged: Vec<Acknowledged>,
+    refused: usize,
+    failures: usize,
 }
 
 /// The in-process server of a run without `--url`.
@@ -56,11 +74,11 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .map_err(|error| BenchError::Read { url: base.clone(), detail: error.to_string() })?;
-    let before = read_value(&http, &base, &counter).await?;
+    let before = read_state(&http, &base, &counter).await?;
 
     let progress = ProgressBar::new(args.requests as u64);
     progress.set_style(
-        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} increments, {per_sec}, {eta} left")
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} changes, {per_sec}, {eta} left")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let next = Arc::new(AtomicUsize::new(0));
@@ -69,74 +87,181 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let workers: Vec<_> = (0..args.concurrency.max(1))
         .map(|_| {
             let (http, next, progress) = (http.clone(), Arc::clone(&next), progress.clone());
-            let url = format!("{base}/counters/{counter}/increment");
-            let requests = args.requests;
+            let urls = [format!("{base}/counters/{counter}/increment"), format!("{base}/counters/{counter}/decrement")];
+            let (requests, mix) = (args.requests, args.mix);
             let run_id = run_id.clone();
             tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut failures = 0usize;
+                let mut report = ClientReport::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= requests {
-                        return (latencies, failures);
+                        return report;
                     }
+                    let url = &urls[usize::from(fastrand::f64() < mix)];
+                    let key = format!("bench-{run_id}-{i}");
                     let sent = Instant::now();
-                    let answer = http.post(&url).header("Idempotency-Key", format!("bench-{run_id}-{i}")).send().await;
+                    let answer = http.post(url).header("Idempotency-Key", &key).send().await;
                     match answer {
-                        Ok(response) if response.status().is_success() => latencies.push(sent.elapsed()),
-                        _ => failures += 1,
+                        Ok(response) if response.status().is_success() => {
+                            report.latencies.push(sent.elapsed());
+                            match response.json::<serde_json::Value>().await {
+                                Ok(body) => report.acknowledged.push(Acknowledged {
+                                    request_id: key,
+                                    seq: body["seq"].as_u64().unwrap_or_default(),
+                                    delta: body["delta"].as_i64().unwrap_or_default(),
+                                    value: body["value"].as_u64().unwrap_or_default(),
+                                }),
+                                Err(_) => report.failures += 1,
+                            }
+                        }
+                        Ok(response) if response.status() == reqwest::StatusCode::CONFLICT => {
+                            report.latencies.push(sent.elapsed());
+                            report.refused += 1;
+                        }
+                        _ => report.failures += 1,
                     }
                     progress.inc(1);
                 }
             })
         })
         .collect();
-    let mut latencies = Vec::with_capacity(args.requests);
-    let mut failures = 0;
+    let mut all = ClientReport::default();
     for worker in workers {
-        if let Ok((worker_latencies, worker_failures)) = worker.await {
-            latencies.extend(worker_latencies);
-            failures += worker_failures;
+        if let Ok(report) = worker.await {
+            all.latencies.extend(report.latencies);
+            all.acknowledged.extend(report.acknowledged);
+            all.refused += report.refused;
+            all.failures += report.failures;
         }
     }
     let elapsed = started.elapsed();
     progress.finish_and_clear();
-    let after = read_value(&http, &base, &counter).await?;
 
+    let mut latencies = all.latencies;
     latencies.sort_unstable();
-    let acknowledged = latencies.len() as u64;
-    println!("acidizer bench: {} increments of '{counter}' at {base}, {} clients", args.requests, args.concurrency);
-    println!("  acknowledged   {acknowledged} ({failures} failed)");
+    let answered = latencies.len() as u64;
+    let acknowledged = all.acknowledged.len();
+    println!(
+        "acidizer bench: {} changes of '{counter}' at {base}, {} clients, {:.0} % decrements",
+        args.requests,
+        args.concurrency,
+        args.mix * 100.0
+    );
+    println!("  acknowledged   {acknowledged} ({} refused at a bound, {} failed)", all.refused, all.failures);
     println!("  elapsed        {:.2} s", elapsed.as_secs_f64());
-    println!("  throughput     {:.0} increments/s", acknowledged as f64 / elapsed.as_secs_f64());
+    println!("  throughput     {:.0} answers/s", answered as f64 / elapsed.as_secs_f64());
     for (label, quantile) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
         println!("  latency {label}    {:.2} ms", percentile(&latencies, quantile).as_secs_f64() * 1000.0);
     }
     if let Some(local) = &local {
         let commits = local.counters.store().commits();
-        println!(
-            "  group commits  {commits} ({:.1} increments per fsync)",
-            acknowledged as f64 / commits.max(1) as f64
-        );
+        println!("  group commits  {commits} ({:.1} changes per fsync)", acknowledged as f64 / commits.max(1) as f64);
         if let Some(peak) = peak_rss_kib() {
             println!("  peak memory    {:.1} MiB (client and server in one process)", peak as f64 / 1024.0);
         }
     }
-    let counted = after.saturating_sub(before);
-    println!("  counted        {counted} (the counter went from {before} to {after})");
-    if counted < acknowledged {
-        return Err(BenchError::Lost { lost: acknowledged - counted });
+    let after = read_state(&http, &base, &counter).await?;
+    let history = read_history(&http, &base, &counter, before.seq).await?;
+    check_exact(before, after, &history, &all.acknowledged)?;
+    println!(
+        "  exact          seq {} to {}, value {} to {}: every acknowledged change is in the history once",
+        before.seq, after.seq, before.value, after.value
+    );
+    Ok(())
+}
+
+/// A counter's value and `seq`.
+#[derive(Debug, Clone, Copy)]
+struct State {
+    value: u64,
+    seq: u64,
+}
+
+/// One history record: `seq`, delta, value after, request id.
+type Record = (u64, i64, u64, String);
+
+/// The history after `before` is `seq`s `before.seq + 1 ..= after.seq` with no gap, each value the running sum of
+/// the deltas (never below 0), and every acknowledged change in it with its `seq`, delta and value.
+fn check_exact(
+    before: State,
+    after: State,
+    history: &[Record],
+    acknowledged: &[Acknowledged],
+) -> Result<(), BenchError> {
+    let fail = |what: String| Err(BenchError::NotExact(what));
+    let expected = after.seq.saturating_sub(before.seq) as usize;
+    if history.len() != expected {
+        return fail(format!("{} records after seq {}, but the seq went to {}", history.len(), before.seq, after.seq));
+    }
+    let mut value = before.value;
+    let mut by_request = std::collections::HashMap::with_capacity(history.len());
+    for (index, (seq, delta, after_change, request_id)) in history.iter().enumerate() {
+        if *seq != before.seq + 1 + index as u64 {
+            return fail(format!("record {} has seq {seq}", index + 1));
+        }
+        value = match value.checked_add_signed(*delta) {
+            Some(next) if next == *after_change => next,
+            _ => return fail(format!("seq {seq}: {value} {delta:+} is not {after_change} (or is below 0)")),
+        };
+        by_request.insert(request_id.as_str(), (*seq, *delta, *after_change));
+    }
+    if value != after.value {
+        return fail(format!("the deltas sum to {value}, but the counter reads {}", after.value));
+    }
+    for change in acknowledged {
+        if by_request.get(change.request_id.as_str()) != Some(&(change.seq, change.delta, change.value)) {
+            return fail(format!(
+                "acknowledged change {} (seq {}) is not in the history as answered",
+                change.request_id, change.seq
+            ));
+        }
     }
     Ok(())
 }
 
-async fn read_value(http: &reqwest::Client, base: &str, counter: &CounterName) -> Result<u64, BenchError> {
-    let url = format!("{base}/counters/{counter}");
-    let failure = |detail: String| BenchError::Read { url: url.clone(), detail };
-    let response = http.get(&url).send().await.map_err(|error| failure(error.to_string()))?;
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<serde_json::Value, BenchError> {
+    let failure = |detail: String| BenchError::Read { url: url.to_owned(), detail };
+    let response = http.get(url).send().await.map_err(|error| failure(error.to_string()))?;
     let body = response.bytes().await.map_err(|error| failure(error.to_string()))?;
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|error| failure(error.to_string()))?;
-    value["value"].as_u64().ok_or_else(|| failure(format!("no value in {value}")))
+    serde_json::from_slice(&body).map_err(|error| failure(error.to_string()))
+}
+
+async fn read_state(http: &reqwest::Client, base: &str, counter: &CounterName) -> Result<State, BenchError> {
+    let url = format!("{base}/counters/{counter}");
+    let body = get_json(http, &url).await?;
+    match (body["value"].as_u64(), body["seq"].as_u64()) {
+        (Some(value), Some(seq)) => Ok(State { value, seq }),
+        _ => Err(BenchError::Read { url, detail: format!("no value and seq in {body}") }),
+    }
+}
+
+/// The records with `seq`s after `after`, oldest first.
+async fn read_history(
+    http: &reqwest::Client,
+    base: &str,
+    counter: &CounterName,
+    after: u64,
+) -> Result<Vec<Record>, BenchError> {
+    let mut records = Vec::new();
+    let mut url = format!("{base}/counters/{counter}/history?limit=100");
+    'pages: loop {
+        let page = get_json(http, &url).await?;
+        for item in page["items"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            let seq = item["seq"].as_u64().unwrap_or_default();
+            if seq <= after {
+                break 'pages;
+            }
+            let delta = item["delta"].as_i64().unwrap_or_default();
+            let value = item["value"].as_u64().unwrap_or_default();
+            records.push((seq, delta, value, item["requestId"].as_str().unwrap_or_default().to_owned()));
+        }
+        match page["next"].as_u64() {
+            Some(next) if next > after => url = format!("{base}/counters/{counter}/history?limit=100&before={next}"),
+            _ => break,
+        }
+    }
+    records.reverse();
+    Ok(records)
 }
 
 fn percentile(sorted: &[Duration], quantile: f64) -> Duration {

@@ -1,5 +1,6 @@
 //! Command-line arguments.
 
+use acidizer_core::CounterMax;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -16,7 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API and the SPA on one port.
     Serve(ServeArgs),
-    /// Measure increments per second and their latency (on a fresh in-process SQLite store, or at --url).
+    /// Measure changes per second and their latency (on a fresh in-process SQLite store, or at --url), then check
+    /// the counter's history is exact.
     Bench(BenchArgs),
 }
 
@@ -26,13 +28,16 @@ pub struct BenchArgs {
     /// embedded store in a temporary directory).
     #[arg(long)]
     pub url: Option<String>,
-    /// How many increments to send.
+    /// How many changes to send.
     #[arg(long, default_value_t = 20_000)]
     pub requests: usize,
+    /// The share of decrements among the changes (0 to 1; the rest are increments).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_mix)]
+    pub mix: f64,
     /// How many clients send at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// The counter to increment.
+    /// The counter to change (no one else should change it during the run: the final check reads its history).
     #[arg(long, default_value = "bench")]
     pub counter: String,
 }
@@ -65,4 +70,14 @@ pub struct ServeArgs {
     /// Cap requests per second per client IP (429 beyond it).
     #[arg(long)]
     pub rate_limit: Option<NonZeroU32>,
+    /// The ceiling every counter stays under (1 to 2^53): an increment at it answers 409.
+    #[arg(long, env = "COUNTER_MAX", default_value = "1000000000", value_parser = CounterMax::parse)]
+    pub counter_max: CounterMax,
+}
+
+fn parse_mix(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(mix) if (0.0..=1.0).contains(&mix) => Ok(mix),
+        _ => Err(format!("the mix is a share of decrements from 0 to 1, not {raw:?}")),
+    }
 }

@@ -53,7 +53,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             let store = SqliteStore::open_publishing(&args.data_dir, Some(changes))?;
             tokio::spawn(broadcast_commits(broadcaster, committed));
             tracing::info!(data_dir = %args.data_dir.display(), "store: sqlite");
-            host(Counters::new(store), hub, shutdown, &args, &origins).await
+            host(Counters::new(store).with_max(args.counter_max), hub, shutdown, &args, &origins).await
         }
         StoreKind::Dynamodb => {
             let table = std::env::var(COUNTER_TABLE_ENV).map_err(|_| ServeError::NoCounterTable)?;
@@ -65,7 +65,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             }
             follow_stream::start(config, table.clone(), broadcaster, shutdown.clone()).await;
             tracing::info!(table, "store: dynamodb");
-            host(Counters::new(DynamoStore::new(client, table)), hub, shutdown, &args, &origins).await
+            let counters = Counters::new(DynamoStore::new(client, table)).with_max(args.counter_max);
+            host(counters, hub, shutdown, &args, &origins).await
         }
     }
 }
@@ -80,7 +81,7 @@ async fn host<S: CounterStore>(
     let live = Live { counters: counters.clone(), hub, shutdown: shutdown.clone(), sessions: TaskTracker::new() };
     let pages = Router::new()
         .route("/ws", get(websocket::upgrade::<S>))
-        .route("/config.json", get(site::config))
+        .route("/config.json", get(site::config::<S>))
         .with_state(live.clone())
         .merge(Router::new().fallback(site::serve).with_state(site::Site::new(args.static_dir.clone())));
     let mut app = router_with_fallback(counters, origins, pages);

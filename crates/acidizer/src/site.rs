@@ -1,6 +1,8 @@
 //! The SPA beside the API: its files, and `index.html` for its client routes (`/` and `/c/{name}`). Any other
 //! path that is not a file answers the API's 404.
 
+use crate::live::websocket::Live;
+use acidizer_core::CounterStore;
 use acidizer_core::http::ApiError;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -38,12 +40,17 @@ pub async fn serve(State(site): State<Site>, request: Request) -> Response {
     }
 }
 
-/// `/config.json`: where the SPA finds the API and the WebSocket — this server itself.
-pub async fn config(headers: http::HeaderMap) -> Response {
+/// `/config.json`: where the SPA finds the API and the WebSocket — this server itself — and the counters' ceiling.
+pub async fn config<S: CounterStore>(State(live): State<Live<S>>, headers: http::HeaderMap) -> Response {
     let host = headers.get(http::header::HOST).and_then(|host| host.to_str().ok());
+    let counter_max = live.counters.max().get();
     let body = match host {
-        Some(host) => serde_json::json!({ "apiUrl": format!("http://{host}"), "wsUrl": format!("ws://{host}/ws") }),
-        None => serde_json::json!({}),
+        Some(host) => serde_json::json!({
+            "apiUrl": format!("http://{host}"),
+            "wsUrl": format!("ws://{host}/ws"),
+            "counterMax": counter_max,
+        }),
+        None => serde_json::json!({ "counterMax": counter_max }),
     };
     ([(http::header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
 }

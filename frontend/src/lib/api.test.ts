@@ -19,9 +19,22 @@ function scripted(...answers: (() => Promise<Response>)[]) {
 }
 
 const keyOf = (init: RequestInit | undefined) => (init?.headers as Record<string, string>)['Idempotency-Key'];
-const answer = { counter: 'global', value: 7, requestId: 'k-1', updatedAt: '2026-11-23T10:00:00.000Z' };
+const answer = { counter: 'global', value: 7, seq: 9, delta: 1, requestId: 'k-1', updatedAt: '2026-11-23T10:00:00.000Z' };
 
-describe('increment', () => {
+describe('change', () => {
+  it('decrements at its own route, and reports a 409 at once in the server’s words', async () => {
+    const { calls, fetchImpl } = scripted(() =>
+      Promise.resolve(json(409, { title: 'The counter is at 0', status: 409, detail: "the counter 'global' is at 0" })),
+    );
+    const failure = await createApi('', fetchImpl, noWait)
+      .change('global', 'decrement', 'k-0')
+      .catch((e: unknown) => e);
+    expect((failure as ApiError).status).toBe(409);
+    expect((failure as ApiError).message).toContain('is at 0');
+    expect(calls).toHaveLength(1);
+    expect(calls[0]?.url).toBe('/counters/global/decrement');
+  });
+
   it('retries a network failure with the same key', async () => {
     const { calls, fetchImpl } = scripted(
       () => Promise.reject(new TypeError('Failed to fetch')),
@@ -29,7 +42,7 @@ describe('increment', () => {
       () => Promise.resolve(json(200, answer)),
     );
     const api = createApi('http://127.0.0.1:8080', fetchImpl, noWait);
-    await expect(api.increment('global', 'k-1')).resolves.toEqual(answer);
+    await expect(api.change('global', 'increment', 'k-1')).resolves.toEqual(answer);
     expect(calls).toHaveLength(3);
     expect(calls.map((c) => keyOf(c.init))).toEqual(['k-1', 'k-1', 'k-1']);
     expect(calls[0]?.url).toBe('http://127.0.0.1:8080/counters/global/increment');
@@ -41,7 +54,7 @@ describe('increment', () => {
       Promise.resolve(json(422, { title: 'Invalid', status: 422, detail: 'this Idempotency-Key was already used' })),
     );
     const api = createApi('', fetchImpl, noWait);
-    const failure = await api.increment('global', 'k-2').catch((e: unknown) => e);
+    const failure = await api.change('global', 'increment', 'k-2').catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ApiError);
     expect((failure as ApiError).message).toContain('already used');
     expect((failure as ApiError).status).toBe(422);
@@ -52,7 +65,7 @@ describe('increment', () => {
     const down = () => Promise.reject(new TypeError('Failed to fetch'));
     const { calls, fetchImpl } = scripted(down, down, down, down);
     const api = createApi('', fetchImpl, noWait);
-    await expect(api.increment('global', 'k-3')).rejects.toThrow(/could not be counted/);
+    await expect(api.change('global', 'increment', 'k-3')).rejects.toThrow(/could not be counted/);
     expect(calls).toHaveLength(4);
     expect(new Set(calls.map((c) => keyOf(c.init)))).toEqual(new Set(['k-3']));
   });
@@ -62,7 +75,7 @@ describe('increment', () => {
     const policy: RetryPolicy = { ...noWait, sleep: (ms) => (waits.push(ms), Promise.resolve()), random: () => 0.999 };
     const down = () => Promise.reject(new TypeError('Failed to fetch'));
     const { fetchImpl } = scripted(down, down, down, () => Promise.resolve(json(200, answer)));
-    await createApi('', fetchImpl, policy).increment('global', 'k-4');
+    await createApi('', fetchImpl, policy).change('global', 'increment', 'k-4');
     expect(waits).toEqual([9, 19, 39]);
   });
 });

@@ -1,5 +1,5 @@
 import { backoffDelay, sleep } from './backoff';
-import type { CounterValue, HistoryPage, IncrementAnswer, Problem } from './types';
+import type { ChangeAnswer, CounterValue, HistoryPage, Operation, Problem } from './types';
 
 /** A failure the user should hear about: the server refused, or the network stayed down through every retry. */
 export class ApiError extends Error {
@@ -56,16 +56,17 @@ export function createApi(baseUrl: string, fetchImpl: typeof fetch = fetch, retr
     history: (counter: string, limit = 10) => getJson<HistoryPage>(`${counterPath(counter)}/history?limit=${limit}`),
 
     /**
-     * Increments once. A network failure, a 429 or a 5xx is retried with the same key, so the server counts the
-     * click at most once however often it is sent; anything else is reported.
+     * Changes the counter once (+1 or -1). A network failure, a 429 or a 5xx is retried with the same key, so the
+     * server counts the click at most once however often it is sent; anything else (a 409 at a bound, say) is
+     * reported in the server's words.
      */
-    async increment(counter: string, key: string): Promise<IncrementAnswer> {
+    async change(counter: string, operation: Operation, key: string): Promise<ChangeAnswer> {
       let lastFailure = 'the network is unreachable';
       for (let attempt = 0; attempt < retry.attempts; attempt += 1) {
         if (attempt > 0) await retry.sleep(backoffDelay(attempt - 1, retry.baseMs, retry.capMs, retry.random));
         let response: Response;
         try {
-          response = await fetchImpl(url(`${counterPath(counter)}/increment`), {
+          response = await fetchImpl(url(`${counterPath(counter)}/${operation}`), {
             method: 'POST',
             headers: { 'Idempotency-Key': key },
           });
@@ -73,7 +74,7 @@ export function createApi(baseUrl: string, fetchImpl: typeof fetch = fetch, retr
           lastFailure = 'the network is unreachable';
           continue;
         }
-        if (response.ok) return (await response.json()) as IncrementAnswer;
+        if (response.ok) return (await response.json()) as ChangeAnswer;
         if (!isRetryable(response.status)) throw new ApiError(await problemOf(response), response.status);
         lastFailure = await problemOf(response);
       }

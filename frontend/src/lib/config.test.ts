@@ -5,7 +5,11 @@ const page = new URL('http://127.0.0.1:8080/c/clicks');
 
 describe('configuration', () => {
   it('defaults to the page origin', () => {
-    expect(resolveConfig({}, page)).toEqual({ apiUrl: 'http://127.0.0.1:8080', wsUrl: 'ws://127.0.0.1:8080/ws' });
+    expect(resolveConfig({}, page)).toEqual({
+      apiUrl: 'http://127.0.0.1:8080',
+      wsUrl: 'ws://127.0.0.1:8080/ws',
+      counterMax: 1_000_000_000,
+    });
   });
 
   it('takes absolute and relative URLs', () => {
@@ -13,8 +17,19 @@ describe('configuration', () => {
       { apiUrl: 'https://api.example/', wsUrl: 'wss://abc.execute-api.eu-west-1.amazonaws.com/prod' },
       page,
     );
-    expect(config).toEqual({ apiUrl: 'https://api.example', wsUrl: 'wss://abc.execute-api.eu-west-1.amazonaws.com/prod' });
+    expect(config).toEqual({
+      apiUrl: 'https://api.example',
+      wsUrl: 'wss://abc.execute-api.eu-west-1.amazonaws.com/prod',
+      counterMax: 1_000_000_000,
+    });
     expect(resolveConfig({ wsUrl: '/socket' }, new URL('https://site.example/')).wsUrl).toBe('wss://site.example/socket');
+  });
+
+  it('takes the ceiling when it is a whole number from 1', () => {
+    expect(resolveConfig({ counterMax: 3 }, page).counterMax).toBe(3);
+    for (const bad of [0, -1, 2.5, '7', null, 2 ** 60]) {
+      expect(resolveConfig({ counterMax: bad }, page).counterMax).toBe(1_000_000_000);
+    }
   });
 
   it('falls back when /config.json is missing', async () => {

@@ -42,7 +42,7 @@ function harness() {
     },
     onValue: (value) => values.push(value),
     onState: (state) => states.push(state),
-    onConnected: () => {
+    onReconnected: () => {
       resyncs += 1;
     },
     baseMs: 100,
@@ -63,17 +63,18 @@ describe('LiveConnection', () => {
     h.sockets[0]?.open();
     expect(h.states).toEqual(['live']);
     expect(h.sockets[0]?.sent).toEqual(['{"action":"sync"}']);
-    expect(h.resyncs()).toBe(1);
+    expect(h.resyncs(), 'the first connect is no reconnect: the page has just read everything').toBe(0);
   });
 
   it('passes value messages on and ignores the rest', () => {
     const h = harness();
     h.live.start();
     h.sockets[0]?.open();
+    h.sockets[0]?.receive('{"type":"value","counter":"clicks","value":4,"seq":6,"updatedAt":"2026-11-23T10:00:00.000Z"}');
     h.sockets[0]?.receive('{"type":"value","counter":"clicks","value":4,"updatedAt":"2026-11-23T10:00:00.000Z"}');
     h.sockets[0]?.receive('{"type":"pong"}');
     h.sockets[0]?.receive('not json');
-    expect(h.values).toEqual([{ counter: 'clicks', value: 4, updatedAt: '2026-11-23T10:00:00.000Z' }]);
+    expect(h.values).toEqual([{ counter: 'clicks', value: 4, seq: 6, updatedAt: '2026-11-23T10:00:00.000Z' }]);
   });
 
   it('reconnects with growing backoff, then reads offline, and re-syncs when back', () => {
@@ -88,7 +89,7 @@ describe('LiveConnection', () => {
     expect(h.states).toEqual(['live', 'reconnecting…', 'reconnecting…', 'offline']);
     h.sockets[3]?.open();
     expect(h.states.at(-1)).toBe('live');
-    expect(h.resyncs()).toBe(2);
+    expect(h.resyncs()).toBe(1);
     h.sockets[3]?.drop();
     expect(h.timers.at(-1)?.ms).toBe(50);
   });

@@ -17,8 +17,8 @@ export interface LiveOptions {
   createSocket: (url: string) => SocketLike;
   onValue: (value: CounterValue) => void;
   onState: (state: ConnectionState) => void;
-  /** After every (re)connect: re-read what may have been missed while away. */
-  onConnected: () => void;
+  /** After every reconnect (not the first connect): re-read what may have been missed while away. */
+  onReconnected: () => void;
   baseMs?: number;
   capMs?: number;
   /** Failed attempts in a row after which the state reads `offline` (reconnecting goes on). */
@@ -40,6 +40,7 @@ export class LiveConnection {
   private failures = 0;
   private timer: unknown = null;
   private stopped = false;
+  private connectedBefore = false;
   private readonly options: Required<LiveOptions>;
 
   constructor(options: LiveOptions) {
@@ -100,12 +101,14 @@ export class LiveConnection {
       this.failures = 0;
       this.options.onState('live');
       socket.send(JSON.stringify({ action: 'sync' }));
-      this.options.onConnected();
+      if (this.connectedBefore) this.options.onReconnected();
+      this.connectedBefore = true;
     };
     socket.onmessage = (event) => {
       const message = parseMessage(event.data);
       if (message?.type === 'value') {
-        this.options.onValue({ counter: message.counter, value: message.value, updatedAt: message.updatedAt });
+        const { counter, value, seq, updatedAt } = message;
+        this.options.onValue({ counter, value, seq, updatedAt });
       }
     };
     socket.onerror = () => {
@@ -132,7 +135,12 @@ function parseMessage(data: unknown): ServerMessage | null {
   if (typeof data !== 'string') return null;
   try {
     const message = JSON.parse(data) as Partial<ServerMessage> | null;
-    if (message?.type === 'value' && typeof message.value === 'number' && typeof message.counter === 'string') {
+    if (
+      message?.type === 'value' &&
+      typeof message.value === 'number' &&
+      typeof message.seq === 'number' &&
+      typeof message.counter === 'string'
+    ) {
       return message as ServerMessage;
     }
     return null;

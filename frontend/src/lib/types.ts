@@ -1,19 +1,30 @@
 /** The shapes of the acidizer HTTP API and WebSocket messages (see the contract). */
 
+/** A counter's state: its value, and `seq`, the number of changes it has committed (states only move forward). */
 export interface CounterValue {
   counter: string;
   value: number;
+  seq: number;
   updatedAt: string | null;
 }
 
-export interface IncrementAnswer {
+/** +1 (an increment) or -1 (a decrement). */
+export type Delta = 1 | -1;
+
+export type Operation = 'increment' | 'decrement';
+
+export interface ChangeAnswer {
   counter: string;
   value: number;
+  seq: number;
+  delta: Delta;
   requestId: string;
   updatedAt: string;
 }
 
 export interface HistoryItem {
+  seq: number;
+  delta: Delta;
   value: number;
   requestId: string;
   at: string;
@@ -33,7 +44,7 @@ export interface Problem {
 }
 
 export type ServerMessage =
-  | { type: 'value'; counter: string; value: number; updatedAt: string | null }
+  | { type: 'value'; counter: string; value: number; seq: number; updatedAt: string | null }
   | { type: 'pong' }
   | { type: 'error'; detail: string };
 

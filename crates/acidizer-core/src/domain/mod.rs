@@ -1,5 +1,6 @@
 //! Domain types. Each newtype can only be built from a valid value ("parse, don't validate").
 
+mod bounds;
 mod connection_id;
 mod counter_name;
 mod history_limit;
@@ -7,9 +8,10 @@ mod records;
 mod request_id;
 mod timestamp;
 
+pub use bounds::{Bound, COUNTER_MAX_ENV, CounterMax, Delta, InvalidCounterMax, InvalidDelta, LARGEST_CEILING};
 pub use connection_id::{ConnectionId, InvalidConnectionId};
 pub use counter_name::{CounterName, InvalidCounterName};
 pub use history_limit::{HistoryLimit, InvalidHistoryLimit};
-pub use records::{AuditRecord, CounterChange, CounterSnapshot, CounterValue, Increment};
+pub use records::{AuditRecord, Change, CounterChange, CounterSnapshot, CounterValue, Seq};
 pub use request_id::{IdempotencyKey, InvalidIdempotencyKey, RequestId};
 pub use timestamp::Timestamp;

@@ -1,8 +1,11 @@
-use super::{CounterName, RequestId, Timestamp};
-use serde::Serialize;
+use super::{CounterName, Delta, RequestId, Timestamp};
+use serde::{Serialize, Serializer};
 
-/// A counter's value: the number of increments it has committed.
+/// A counter's value: the sum of its changes' deltas, between 0 and its ceiling.
 pub type CounterValue = u64;
+
+/// A change's place in its counter's history: 1, 2, … with no gap (a counter's `seq` counts its changes).
+pub type Seq = u64;
 
 /// What `GET /counters/{name}` answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -10,32 +13,36 @@ pub type CounterValue = u64;
 pub struct CounterSnapshot {
     pub counter: CounterName,
     pub value: CounterValue,
+    pub seq: Seq,
     pub updated_at: Option<Timestamp>,
 }
 
 impl CounterSnapshot {
-    /// A counter that was never incremented.
+    /// A counter that was never changed.
     pub fn zero(counter: CounterName) -> Self {
-        Self { counter, value: 0, updated_at: None }
+        Self { counter, value: 0, seq: 0, updated_at: None }
     }
 }
 
-/// One committed increment: what `POST /counters/{name}/increment` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Increment {
+/// One committed change: what `POST /counters/{name}/increment` (or `/decrement`) answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
     pub counter: CounterName,
     pub value: CounterValue,
+    pub seq: Seq,
+    pub delta: Delta,
     pub request_id: RequestId,
     pub updated_at: Timestamp,
 }
 
-impl Increment {
+impl Change {
     /// The answer's body, exactly as first sent and as replayed for the same request id.
     pub fn response_body(&self) -> String {
         serde_json::json!({
             "counter": self.counter.as_str(),
             "value": self.value,
+            "seq": self.seq,
+            "delta": self.delta.as_i64(),
             "requestId": self.request_id.as_str(),
             "updatedAt": self.updated_at.to_string(),
         })
@@ -47,9 +54,16 @@ impl Increment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
+    pub seq: Seq,
+    #[serde(serialize_with = "delta_as_number")]
+    pub delta: Delta,
     pub value: CounterValue,
     pub request_id: RequestId,
     pub at: Timestamp,
+}
+
+fn delta_as_number<S: Serializer>(delta: &Delta, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_i64(delta.as_i64())
 }
 
 /// A committed change of a counter, as subscribers learn of it.
@@ -57,11 +71,46 @@ pub struct AuditRecord {
 pub struct CounterChange {
     pub counter: CounterName,
     pub value: CounterValue,
+    pub seq: Seq,
     pub updated_at: Timestamp,
 }
 
-impl From<&Increment> for CounterChange {
-    fn from(increment: &Increment) -> Self {
-        Self { counter: increment.counter.clone(), value: increment.value, updated_at: increment.updated_at }
+impl From<&Change> for CounterChange {
+    fn from(change: &Change) -> Self {
+        Self { counter: change.counter.clone(), value: change.value, seq: change.seq, updated_at: change.updated_at }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_and_records_have_the_contract_shapes() {
+        let change = Change {
+            counter: CounterName::global(),
+            value: 2,
+            seq: 4,
+            delta: Delta::Decrement,
+            request_id: RequestId::parse("k-1").unwrap(),
+            updated_at: Timestamp::from_unix_millis(1_795_428_000_000),
+        };
+        assert_eq!(
+            change.response_body(),
+            r#"{"counter":"global","value":2,"seq":4,"delta":-1,"requestId":"k-1","updatedAt":"2026-11-23T10:00:00.000Z"}"#
+        );
+        let record = AuditRecord {
+            seq: 4,
+            delta: Delta::Decrement,
+            value: 2,
+            request_id: RequestId::parse("k-1").unwrap(),
+            at: Timestamp::from_unix_millis(1_795_428_000_000),
+        };
+        assert_eq!(
+            serde_json::to_string(&record).unwrap(),
+            r#"{"seq":4,"delta":-1,"value":2,"requestId":"k-1","at":"2026-11-23T10:00:00.000Z"}"#
+        );
+        let zero = serde_json::to_string(&CounterSnapshot::zero(CounterName::global())).unwrap();
+        assert_eq!(zero, r#"{"counter":"global","value":0,"seq":0,"updatedAt":null}"#);
     }
 }

@@ -1,7 +1,7 @@
 //! The route handlers: parse the request, run the use case, render the answer.
 
 use super::{ApiError, IDEMPOTENT_REPLAYED, input};
-use crate::domain::CounterName;
+use crate::domain::{CounterName, Delta};
 use crate::store::CounterStore;
 use crate::usecase::Counters;
 use axum::body::Body;
@@ -26,7 +26,7 @@ pub(super) async fn increment<S: CounterStore>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(increment_counter(&counters, input::counter_name(name), &headers, body).await)
+    respond(change_counter(&counters, input::counter_name(name), Delta::Increment, &headers, body).await)
 }
 
 pub(super) async fn increment_global<S: CounterStore>(
@@ -34,7 +34,24 @@ pub(super) async fn increment_global<S: CounterStore>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    respond(increment_counter(&counters, Ok(CounterName::global()), &headers, body).await)
+    respond(change_counter(&counters, Ok(CounterName::global()), Delta::Increment, &headers, body).await)
+}
+
+pub(super) async fn decrement<S: CounterStore>(
+    State(counters): State<Counters<S>>,
+    name: PathName,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(change_counter(&counters, input::counter_name(name), Delta::Decrement, &headers, body).await)
+}
+
+pub(super) async fn decrement_global<S: CounterStore>(
+    State(counters): State<Counters<S>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    respond(change_counter(&counters, Ok(CounterName::global()), Delta::Decrement, &headers, body).await)
 }
 
 pub(super) async fn history<S: CounterStore>(
@@ -75,16 +92,17 @@ async fn read_counter<S: CounterStore>(
     json_of(&snapshot)
 }
 
-async fn increment_counter<S: CounterStore>(
+async fn change_counter<S: CounterStore>(
     counters: &Counters<S>,
     name: Result<CounterName, ApiError>,
+    delta: Delta,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let name = name?;
     let key = input::idempotency_key(headers)?;
-    input::increment_body(headers, body).await?;
-    let reply = counters.increment(name, key).await?;
+    input::change_body(headers, body).await?;
+    let reply = counters.change(name, delta, key).await?;
     let mut response = json(reply.body);
     if reply.replayed {
         response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));

@@ -1,7 +1,7 @@
 //! Parsing what a request carries — path, query, headers, body — into domain values or an [`ApiError`].
 
 use super::{ApiError, IDEMPOTENCY_KEY, MAX_BODY_BYTES};
-use crate::domain::{CounterName, CounterValue, HistoryLimit, IdempotencyKey};
+use crate::domain::{CounterName, HistoryLimit, IdempotencyKey, Seq};
 use crate::store::HistoryQuery;
 use axum::body::Body;
 use axum::extract::Path;
@@ -21,7 +21,7 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyK
     Ok(Some(IdempotencyKey::parse(raw)?))
 }
 
-/// `limit` (1..=100, default 20) and `before` (a value ≥ 1); other parameters are ignored.
+/// `limit` (1..=100, default 20) and `before` (a `seq` ≥ 1); other parameters are ignored.
 pub(super) fn history_query(raw_query: Option<&str>) -> Result<HistoryQuery, ApiError> {
     let mut query = HistoryQuery { before: None, limit: HistoryLimit::default() };
     for (name, value) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
@@ -34,15 +34,15 @@ pub(super) fn history_query(raw_query: Option<&str>) -> Result<HistoryQuery, Api
     Ok(query)
 }
 
-fn parse_before(raw: &str) -> Result<CounterValue, ApiError> {
-    match raw.parse::<CounterValue>() {
+fn parse_before(raw: &str) -> Result<Seq, ApiError> {
+    match raw.parse::<Seq>() {
         Ok(value) if value >= 1 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(value),
         _ => Err(ApiError::InvalidParameter("before is a whole number of at least 1".to_owned())),
     }
 }
 
-/// An increment's body is empty or a JSON object (unknown fields ignored), at most [`MAX_BODY_BYTES`].
-pub(super) async fn increment_body(headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
+/// A change's body is empty or a JSON object (unknown fields ignored), at most [`MAX_BODY_BYTES`].
+pub(super) async fn change_body(headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::BodyTooLarge)?;
     if bytes.is_empty() {
         return Ok(());
@@ -106,13 +106,13 @@ mod tests {
             headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
             headers
         };
-        assert!(increment_body(&json, Body::empty()).await.is_ok());
-        assert!(increment_body(&json, Body::from("{}")).await.is_ok());
-        assert!(increment_body(&json, Body::from(r#"{"by": 5}"#)).await.is_ok());
+        assert!(change_body(&json, Body::empty()).await.is_ok());
+        assert!(change_body(&json, Body::from("{}")).await.is_ok());
+        assert!(change_body(&json, Body::from(r#"{"by": 5}"#)).await.is_ok());
         for bad in ["[]", "1", "\"x\"", "null", "{", "nope"] {
-            assert!(matches!(increment_body(&json, Body::from(bad)).await, Err(ApiError::MalformedBody(_))));
+            assert!(matches!(change_body(&json, Body::from(bad)).await, Err(ApiError::MalformedBody(_))));
         }
         let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_BODY_BYTES));
-        assert!(matches!(increment_body(&json, Body::from(big)).await, Err(ApiError::BodyTooLarge)));
+        assert!(matches!(change_body(&json, Body::from(big)).await, Err(ApiError::BodyTooLarge)));
     }
 }

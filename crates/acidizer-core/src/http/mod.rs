@@ -15,9 +15,9 @@ use axum::Router;
 use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-/// The header that tells a client its increment is a replay of an earlier answer.
+/// The header that tells a client its change is a replay of an earlier answer.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-/// The header a client sends to make an increment idempotent.
+/// The header a client sends to make a change idempotent.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The header that carries the id of each HTTP request, in the logs and in the answer.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -39,9 +39,11 @@ pub fn router_with_fallback<S: CounterStore>(
     Router::new()
         .route("/counters/{name}", get(handlers::read::<S>))
         .route("/counters/{name}/increment", post(handlers::increment::<S>))
+        .route("/counters/{name}/decrement", post(handlers::decrement::<S>))
         .route("/counters/{name}/history", get(handlers::history::<S>))
         .route("/value", get(handlers::read_global::<S>))
         .route("/increment", post(handlers::increment_global::<S>))
+        .route("/decrement", post(handlers::decrement_global::<S>))
         .route("/history", get(handlers::history_global::<S>))
         .route("/health", get(handlers::health::<S>))
         .fallback_service(fallback)

@@ -1,8 +1,8 @@
 //! The HTTP boundary's one error type, and the one place it becomes a status and an RFC 9457 body.
 
-use crate::domain::{CounterName, InvalidCounterName, InvalidHistoryLimit, InvalidIdempotencyKey};
+use crate::domain::{Bound, InvalidCounterName, InvalidHistoryLimit, InvalidIdempotencyKey};
 use crate::store::StoreError;
-use crate::usecase::IncrementError;
+use crate::usecase::ChangeError;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
@@ -27,8 +27,10 @@ pub enum ApiError {
     InvalidIdempotencyKey(#[from] InvalidIdempotencyKey),
     #[error("{0}")]
     InvalidParameter(String),
-    #[error("this Idempotency-Key was already used for the counter '{0}'; use a new key")]
-    IdempotencyKeyReused(CounterName),
+    #[error("{0}; use a new key")]
+    IdempotencyKeyReused(#[source] ChangeError),
+    #[error("{0}")]
+    OutOfBounds(#[source] ChangeError, Bound),
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("the counter store could not serve this request; retry with the same Idempotency-Key")]
@@ -54,11 +56,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<IncrementError> for ApiError {
-    fn from(error: IncrementError) -> Self {
+impl From<ChangeError> for ApiError {
+    fn from(error: ChangeError) -> Self {
         match error {
-            IncrementError::KeyUsedForAnotherCounter(counter) => Self::IdempotencyKeyReused(counter),
-            IncrementError::Store(store) => store.into(),
+            ChangeError::KeyUsedForAnotherRequest { .. } => Self::IdempotencyKeyReused(error),
+            ChangeError::OutOfBounds { bound, .. } => Self::OutOfBounds(error, bound),
+            ChangeError::Store(store) => store.into(),
         }
     }
 }
@@ -84,6 +87,10 @@ impl ApiError {
             Self::InvalidParameter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-parameter", "Invalid parameter"),
             Self::IdempotencyKeyReused(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency-Key already used")
+            }
+            Self::OutOfBounds(_, Bound::Floor) => (StatusCode::CONFLICT, "counter-at-floor", "The counter is at 0"),
+            Self::OutOfBounds(_, Bound::Ceiling(_)) => {
+                (StatusCode::CONFLICT, "counter-at-ceiling", "The counter is at its ceiling")
             }
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),

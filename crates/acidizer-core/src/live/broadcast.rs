@@ -30,12 +30,13 @@ enum Delivery {
     Failed,
 }
 
-/// Keeps the latest change of each counter: a batch of K increments costs one message per subscriber.
+/// Keeps the latest change (the highest `seq`) of each counter: a batch of K changes costs one message per
+/// subscriber.
 pub fn coalesce(changes: impl IntoIterator<Item = CounterChange>) -> Vec<CounterChange> {
     let mut latest: BTreeMap<CounterName, CounterChange> = BTreeMap::new();
     for change in changes {
         match latest.get(&change.counter) {
-            Some(kept) if kept.value >= change.value => {}
+            Some(kept) if kept.seq >= change.seq => {}
             _ => {
                 latest.insert(change.counter.clone(), change);
             }
@@ -117,6 +118,12 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
             let failed_before = report.failed;
             let mut page = None;
             loop {
+                if Instant::now() >= deadline {
+                    // Out of time: this counter is left to the next broadcast, unsent rather than late.
+                    tracing::info!(counter = %change.counter, "no time left to broadcast");
+                    report.undelivered.push(change.counter.clone());
+                    break;
+                }
                 let SubscriberPage { connections, next } =
                     match self.connections.subscribers(&change.counter, page.take()).await {
                         Ok(found) => found,
@@ -159,7 +166,11 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
     async fn deliver(&self, connection: ConnectionId, message: &Outbound, deadline: Instant) -> Delivery {
         let mut ceiling = self.retry_pause;
         loop {
-            match tokio::time::timeout(self.attempt_timeout, self.notifier.send(&connection, message)).await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Delivery::Failed;
+            }
+            match tokio::time::timeout(self.attempt_timeout.min(left), self.notifier.send(&connection, message)).await {
                 Ok(Ok(())) => return Delivery::Reached,
                 Ok(Err(NotifyError::Gone)) => {
                     if let Err(error) = self.connections.unsubscribe(&connection).await {
@@ -196,11 +207,13 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
-    fn change(counter: &str, value: u64) -> CounterChange {
+    /// A change to `seq` (its value: `seq`, as if every change so far were an increment).
+    fn change(counter: &str, seq: u64) -> CounterChange {
         CounterChange {
             counter: CounterName::parse(counter).unwrap(),
-            value,
-            updated_at: Timestamp::from_unix_millis(value as i64),
+            value: seq,
+            seq,
+            updated_at: Timestamp::from_unix_millis(seq as i64),
         }
     }
 
@@ -273,7 +286,7 @@ mod tests {
             if id.starts_with("bad") || (id.starts_with("flaky") && attempt == 1) {
                 return Err(NotifyError::Failed("500".into()));
             }
-            self.received.lock().unwrap().entry(id.to_owned()).or_default().push(message.value().unwrap());
+            self.received.lock().unwrap().entry(id.to_owned()).or_default().push(message.seq().unwrap());
             Ok(())
         }
     }
@@ -321,7 +334,7 @@ mod tests {
             if Instant::now() < self.until {
                 return Err(NotifyError::Failed("429 Too Many Requests".into()));
             }
-            self.received.lock().unwrap().entry(c.to_string()).or_default().push(message.value().unwrap());
+            self.received.lock().unwrap().entry(c.to_string()).or_default().push(message.seq().unwrap());
             Ok(())
         }
     }

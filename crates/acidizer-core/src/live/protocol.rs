@@ -56,14 +56,15 @@ impl Outbound {
         Self::Value(CounterSnapshot {
             counter: change.counter.clone(),
             value: change.value,
+            seq: change.seq,
             updated_at: Some(change.updated_at),
         })
     }
 
-    /// The counter value this message carries, if any.
-    pub fn value(&self) -> Option<u64> {
+    /// The `seq` of the counter state this message carries, if any: a subscriber's messages only move it forward.
+    pub fn seq(&self) -> Option<u64> {
         match self {
-            Self::Value(snapshot) => Some(snapshot.value),
+            Self::Value(snapshot) => Some(snapshot.seq),
             _ => None,
         }
     }
@@ -74,6 +75,7 @@ impl Outbound {
                 "type": "value",
                 "counter": snapshot.counter.as_str(),
                 "value": snapshot.value,
+                "seq": snapshot.seq,
                 "updatedAt": snapshot.updated_at.map(|at| at.to_string()),
             }),
             Self::Pong => serde_json::json!({ "type": "pong" }),
@@ -105,14 +107,15 @@ mod tests {
         let change = CounterChange {
             counter: CounterName::global(),
             value: 43,
+            seq: 45,
             updated_at: Timestamp::from_unix_millis(1_795_428_000_000),
         };
         assert_eq!(
             Outbound::change(&change).to_json(),
-            r#"{"type":"value","counter":"global","value":43,"updatedAt":"2026-11-23T10:00:00.000Z"}"#
+            r#"{"type":"value","counter":"global","value":43,"seq":45,"updatedAt":"2026-11-23T10:00:00.000Z"}"#
         );
         let zero = Outbound::Value(CounterSnapshot::zero(CounterName::global()));
-        assert_eq!(zero.to_json(), r#"{"type":"value","counter":"global","value":0,"updatedAt":null}"#);
+        assert_eq!(zero.to_json(), r#"{"type":"value","counter":"global","value":0,"seq":0,"updatedAt":null}"#);
         assert_eq!(Outbound::Pong.to_json(), r#"{"type":"pong"}"#);
         assert_eq!(Outbound::Error("no".into()).to_json(), r#"{"type":"error","detail":"no"}"#);
     }

@@ -136,19 +136,20 @@ impl Follower {
     /// Adds the shards not yet followed, reading each from `start` (see [`shards_to_start`]).
     async fn discover(&mut self, start: ShardIteratorType) -> Result<(), String> {
         let described = self.describe().await?;
+        let mut failed = None;
         for (id, from) in shards_to_start(&described, &mut self.seen, &start) {
             match self.iterator(&id, from.clone(), None).await {
                 Ok(iterator) => {
                     self.shards.insert(id, Position { iterator, start: from, last_sequence_number: None });
                 }
                 Err(error) => {
-                    // Described again next time, and then started.
+                    // Described again next time, and started then; the other shards start now.
                     self.seen.remove(&id);
-                    return Err(error);
+                    failed = Some(error);
                 }
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Every shard of the stream (all pages of `DescribeStream`), with whether it is closed.
@@ -227,10 +228,15 @@ impl Follower {
                 return;
             }
             Err(error) if error.code() == Some("TrimmedDataAccessException") => {
-                // The iterator points at records already trimmed, so everything before it is trimmed too: the
-                // oldest record still there comes after it, and nothing older than where it stood is replayed.
-                // (DynamoDB Local also answers this for a LATEST iterator once a new table gets its first write.)
-                self.restart(shard, ShardIteratorType::TrimHorizon, None).await;
+                // The iterator points at records already trimmed: go on after the last record read, or, when none
+                // was, from the oldest record still there — everything before the iterator is trimmed too, so
+                // nothing older than where it stood is replayed. (DynamoDB Local also answers this for a LATEST
+                // iterator once a new, empty table gets its first write.)
+                let last = self.shards.get(shard).and_then(|position| position.last_sequence_number.clone());
+                match last {
+                    Some(last) => self.restart(shard, ShardIteratorType::AfterSequenceNumber, Some(last)).await,
+                    None => self.restart(shard, ShardIteratorType::TrimHorizon, None).await,
+                }
                 return;
             }
             Err(error) => {

@@ -80,7 +80,7 @@ impl ConnectionStore for Hub {
 }
 
 impl Notifier for Hub {
-    /// Replaces the connection's pending message, unless it already holds a later value.
+    /// Replaces the connection's pending message, unless it already holds a later state (a higher `seq`).
     async fn send(&self, connection: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
         let subscriptions = self.lock();
         let Some((_, latest)) = subscriptions.connections.get(connection) else {
@@ -90,7 +90,7 @@ impl Notifier for Hub {
             return Err(NotifyError::Gone);
         }
         latest.send_if_modified(|pending| {
-            let newer = match (pending.as_ref().and_then(Outbound::value), message.value()) {
+            let newer = match (pending.as_ref().and_then(Outbound::seq), message.seq()) {
                 (Some(held), Some(new)) => new > held,
                 _ => true,
             };
@@ -108,8 +108,11 @@ mod tests {
     use super::*;
     use acidizer_core::{CounterChange, Timestamp};
 
-    fn value(counter: &CounterName, value: u64) -> Outbound {
-        Outbound::change(&CounterChange { counter: counter.clone(), value, updated_at: Timestamp::from_unix_millis(0) })
+    /// The state after change `seq` (a decrement when `seq` is even).
+    fn value(counter: &CounterName, seq: u64) -> Outbound {
+        let value = seq % 2;
+        let updated_at = Timestamp::from_unix_millis(0);
+        Outbound::change(&CounterChange { counter: counter.clone(), value, seq, updated_at })
     }
 
     #[tokio::test]
@@ -121,7 +124,7 @@ mod tests {
             hub.send(&id, &value(&counter, n)).await.unwrap();
         }
         assert!(pending.has_changed().unwrap());
-        assert_eq!(pending.borrow_and_update().as_ref().and_then(Outbound::value), Some(5), "latest wins, never back");
+        assert_eq!(pending.borrow_and_update().as_ref().and_then(Outbound::seq), Some(5), "latest wins, never back");
         let listed = hub.subscribers(&counter, None).await.unwrap();
         assert_eq!(listed.connections, [id]);
         assert!(hub.subscribers(&CounterName::parse("other").unwrap(), None).await.unwrap().connections.is_empty());

@@ -65,7 +65,7 @@ pub async fn upgrade<S: CounterStore>(
 async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live: Live<S>) {
     let (id, mut updates) = live.hub.register(&counter);
     let (mut outgoing, mut incoming) = socket.split();
-    let mut last_value = 0;
+    let mut last_seq = 0;
     let mut idle = tokio::time::interval(PING_IDLE);
     idle.reset();
     loop {
@@ -80,9 +80,9 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
                     break;
                 }
                 let pending = updates.borrow_and_update().clone();
-                // Values only move forward: a change older than what this client was sent is dropped.
+                // `seq`s only move forward: a change older than what this client was sent is dropped.
                 match pending {
-                    Some(message) if message.value().is_some_and(|value| value > last_value) => message,
+                    Some(message) if message.seq().is_some_and(|seq| seq > last_seq) => message,
                     _ => continue,
                 }
             }
@@ -102,8 +102,8 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
                 continue;
             }
         };
-        if let Some(value) = reply.value() {
-            last_value = last_value.max(value);
+        if let Some(seq) = reply.seq() {
+            last_seq = last_seq.max(seq);
         }
         if outgoing.send(Message::Text(reply.to_json().into())).await.is_err() {
             break;
