@@ -17,6 +17,8 @@ const binary = process.env.ACIDIZER_BIN ?? join(repo, 'target', 'debug', 'acidiz
 const dist = join(repo, 'frontend', 'dist');
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const screenshot = process.env.ACIDIZER_SCREENSHOT;
+/** The server's ceiling for this test: low enough to click up to. */
+const CEILING = 5;
 const CHROMIUM_FLAGS = [
   '--headless',
   '--no-sandbox',
@@ -42,6 +44,7 @@ function freePort() {
 /** Starts `acidizer serve` and resolves once it prints its URL. */
 function startServer(port, dataDir) {
   const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--static-dir', dist];
+  args.push('--counter-max', String(CEILING));
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
   return new Promise((resolveServer, reject) => {
     const timer = setTimeout(() => reject(new Error('acidizer serve did not start in 30 s')), 30_000);
@@ -137,6 +140,17 @@ test('two pages stay in sync through clicks and a server restart', { timeout: 18
     for (const page of pages) assert.equal(await page.getByRole('alert').count(), 0, 'no error is left on screen');
     await click(a);
     await both('4', 'after a click once back');
+    const increment = (page) => page.getByRole('button', { name: 'Increment' });
+    assert.ok(await increment(b).isEnabled(), 'Increment is enabled below the ceiling');
+    await click(a);
+    await both(String(CEILING), 'at the ceiling');
+    for (const page of pages) {
+      const deadline = Date.now() + 5_000;
+      while (!(await increment(page).isDisabled()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(await increment(page).isDisabled(), 'Increment is disabled at the ceiling');
+    }
+    await decrement(b).click();
+    await both(String(CEILING - 1), 'after a decrement from the ceiling');
 
     if (screenshot) await a.screenshot({ path: screenshot });
   } finally {

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { type Api, ApiError, createApi, newIdempotencyKey } from './lib/api';
 import { DEFAULT_COUNTER_MAX, counterFromPath, loadConfig } from './lib/config';
 import { LiveConnection, websocketUrl } from './lib/live';
@@ -10,10 +10,20 @@ const counter = counterFromPath(window.location.pathname);
 /** How long after a pushed value the history is re-read (one read for a burst of values). */
 const HISTORY_REFRESH_MS = 250;
 
-/** What went wrong, and what clears it: a read error clears once a read succeeds, a click error on the next click. */
+/**
+ * What went wrong, and what clears it: a read error, or a click that could not get through (network, 429, 5xx),
+ * clears once the page is in touch with the server again; a refusal (a 409 at a bound, say) on the next click.
+ */
 interface Failure {
   source: 'read' | 'click';
   message: string;
+  /** The HTTP status of a refusal; null when the server could not be reached or answered 429/5xx. */
+  status: number | null;
+}
+
+/** Whether a failure says nothing about the counter, only about the connection: recovery clears it. */
+function clearsOnRecovery(failure: Failure | null): boolean {
+  return failure !== null && (failure.source === 'read' || failure.status === null || failure.status >= 429);
 }
 
 function formatTime(at: string): string {
@@ -31,6 +41,10 @@ export function App() {
   const api = useRef<Api | null>(null);
   /** The highest `seq` shown: what a pushed value must beat to be news. */
   const shownSeq = useRef(-1);
+  /** The last read failed: the next sign of life from the server (a pushed value) reads again. */
+  const readFailed = useRef(false);
+  /** A read is under way: a pushed value then waits for it instead of asking for another. */
+  const reading = useRef(false);
 
   const refreshTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
@@ -43,28 +57,41 @@ export function App() {
     return true;
   }, []);
 
-  const refresh = useCallback(async () => {
-    const client = api.current;
-    if (client === null) return;
-    try {
-      const [value, page] = await Promise.all([client.read(counter), client.history(counter, 10)]);
-      show(value);
-      setHistory((current) => ((page.items[0]?.seq ?? 0) >= (current[0]?.seq ?? 0) ? page.items : current));
-      setFailure((current) => (current?.source === 'read' ? null : current));
-    } catch (error) {
-      const message = error instanceof ApiError ? error.message : 'The counter could not be read.';
-      setFailure({ source: 'read', message });
-    }
+  /**
+   * `refresh` reads the value and the history (one read at a time); `refreshSoon` re-reads once a burst of pushed
+   * values has settled, not once per value, and not while a read is under way — that read checks, when it ends,
+   * whether a value pushed meanwhile is newer than the history it got.
+   */
+  const { refresh, refreshSoon } = useMemo(() => {
+    const refreshSoon = () => {
+      if (refreshTimer.current !== null || reading.current) return;
+      refreshTimer.current = setTimeout(() => {
+        refreshTimer.current = null;
+        void refresh();
+      }, HISTORY_REFRESH_MS);
+    };
+    const refresh = async () => {
+      const client = api.current;
+      if (client === null || reading.current) return;
+      reading.current = true;
+      try {
+        const [value, page] = await Promise.all([client.read(counter), client.history(counter, 10)]);
+        show(value);
+        const newest = page.items[0]?.seq ?? 0;
+        setHistory((current) => (newest >= (current[0]?.seq ?? 0) ? page.items : current));
+        readFailed.current = false;
+        setFailure((current) => (clearsOnRecovery(current) ? null : current));
+        reading.current = false;
+        if (shownSeq.current > newest) refreshSoon();
+      } catch (error) {
+        reading.current = false;
+        readFailed.current = true;
+        const message = error instanceof ApiError ? error.message : 'The counter could not be read.';
+        setFailure({ source: 'read', message, status: null });
+      }
+    };
+    return { refresh, refreshSoon };
   }, [show]);
-
-  /** Re-reads the history once a burst of pushed values has settled, not once per value. */
-  const refreshSoon = useCallback(() => {
-    if (refreshTimer.current !== null) return;
-    refreshTimer.current = setTimeout(() => {
-      refreshTimer.current = null;
-      void refresh();
-    }, HISTORY_REFRESH_MS);
-  }, [refresh]);
 
   useEffect(() => {
     let live: LiveConnection | null = null;
@@ -80,11 +107,15 @@ export function App() {
         url: websocketUrl(config.wsUrl, counter),
         createSocket: (url) => new WebSocket(url),
         onValue: (value) => {
-          // The first state shown comes with the read of the history already under way.
+          // The first state shown comes with the read of the history already under way; after a failed read,
+          // any value is a sign the server is back, worth another read.
           const hadState = shownSeq.current >= 0;
-          if (show(value) && hadState) refreshSoon();
+          if ((show(value) && hadState) || readFailed.current) refreshSoon();
         },
-        onState: setState,
+        onState: (next) => {
+          setState(next);
+          if (next === 'live') setFailure((current) => (clearsOnRecovery(current) ? null : current));
+        },
         onReconnected: () => void refresh(),
       });
       live.start();
@@ -116,7 +147,7 @@ export function App() {
       })
       .catch((error: unknown) => {
         const message = error instanceof ApiError ? error.message : 'The click could not be counted. Try again.';
-        setFailure({ source: 'click', message });
+        setFailure({ source: 'click', message, status: error instanceof ApiError ? error.status : null });
       })
       .finally(() => {
         setPending((n) => n - 1);

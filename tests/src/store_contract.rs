@@ -186,25 +186,31 @@ pub async fn concurrent_mixed_changes_are_exact<S: CounterStore>(store: Arc<S>, 
         .map(|task| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
-                let mut committed = 0;
+                let (mut committed, mut decrements) = (0, 0);
                 for i in 0..per_task {
-                    let delta = if (task + i) % 2 == 0 { Delta::Increment } else { Delta::Decrement };
+                    let delta = if fastrand::bool() { Delta::Increment } else { Delta::Decrement };
                     let deadline = Instant::now() + Duration::from_secs(30);
                     let key = format!("m{task}-{i}");
                     match store.change(change("mixed", delta, &key, CounterMax::DEFAULT, deadline)).await.unwrap() {
-                        ChangeOutcome::Committed { .. } => committed += 1,
+                        ChangeOutcome::Committed { .. } => {
+                            committed += 1;
+                            decrements += u64::from(delta == Delta::Decrement);
+                        }
                         ChangeOutcome::Refused(Bound::Floor) => {}
                         other => panic!("a fresh key commits or meets the floor: {other:?}"),
                     }
                 }
-                committed
+                (committed, decrements)
             })
         })
         .collect();
-    let mut n = 0u64;
+    let (mut n, mut decrements) = (0u64, 0u64);
     for handle in handles {
-        n += handle.await.unwrap();
+        let (committed, down) = handle.await.unwrap();
+        n += committed;
+        decrements += down;
     }
+    assert!(n > 0 && decrements > 0, "the load committed decrements too: {n} changes, {decrements} down");
     let mixed = CounterName::parse("mixed").unwrap();
     let snapshot = store.read(&mixed).await.unwrap();
     assert_eq!(snapshot.seq, n, "one seq per commit");

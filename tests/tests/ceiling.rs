@@ -86,9 +86,6 @@ async fn ceilings_outside_one_to_two_to_the_53_are_refused_at_startup() {
             .env("COUNTER_MAX", bad)
             .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
             .env("AWS_REGION", "us-east-1");
-        if bad.is_empty() {
-            continue; // An empty COUNTER_MAX is the default, as unset.
-        }
         let said = refused_at_startup(lambda).await;
         assert!(said.contains("COUNTER_MAX") && said.contains("9007199254740992"), "lambda, {bad:?}: {said}");
     }

@@ -27,7 +27,9 @@ macro_rules! contract_suite {
                 let report = load::run_mixed(&app, "mixed", 16, $per_task).await;
                 load::assert_exact_mixed(&app, "mixed", &report).await;
                 assert!(!report.replays.is_empty());
-                eprintln!("{} changes, {} refused at 0", report.first.len(), report.refused);
+                let decrements = report.first.values().filter(|change| change.delta == -1).count();
+                assert!(decrements > 0 && report.refused > 0, "the load went down and met the floor");
+                eprintln!("{} changes ({decrements} down), {} refused at 0", report.first.len(), report.refused);
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -78,3 +78,117 @@ macro_rules! store_suite {
 
 store_suite!(on_sqlite, sqlite(), load: 32, 50);
 store_suite!(on_dynamodb, (dynamodb().await, ()), load: 16, 10);
+
+/// A DynamoDB that throttles everything: the change gives up by its deadline (no attempt starts after it, and the
+/// SDK's own waits are cut to what is left), and nothing is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_dynamodb_a_throttled_change_gives_up_by_its_deadline() {
+    use acidizer_core::{
+        ChangeCommand, CounterMax, CounterName, CounterStore, Delta, RequestId, StoreError, Timestamp,
+    };
+    use acidizer_tests::fault_proxy::{Fault, FaultProxy};
+    use std::time::{Duration, Instant};
+
+    let proxy = FaultProxy::start(&dynamodb_local::shared().endpoint, Fault::Throttling, 1.0).await;
+    let client = dynamodb_local::client(&proxy.endpoint);
+    let table = format!("throttled-{}", uuid::Uuid::new_v4().simple());
+    create_missing_tables(&client, &table, None).await.unwrap();
+    let store = DynamoStore::new(client, table);
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(1500);
+    let command = ChangeCommand {
+        counter: CounterName::parse("throttled").unwrap(),
+        delta: Delta::Increment,
+        request_id: RequestId::parse("throttled-1").unwrap(),
+        max: CounterMax::DEFAULT,
+        at: Timestamp::now(),
+        deadline,
+    };
+    let outcome = store.change(command).await;
+    let took = started.elapsed();
+    assert!(matches!(outcome, Err(StoreError::Overloaded | StoreError::Timeout)), "{outcome:?}");
+    assert!(took < Duration::from_millis(2500), "gave up by the deadline, not {took:?}");
+    assert!(proxy.injected() > 1, "every attempt was throttled");
+    proxy.stop_faults();
+    let read = store.read(&CounterName::parse("throttled").unwrap()).await.unwrap();
+    assert_eq!((read.value, read.seq), (0, 0), "nothing committed");
+}
+
+/// Items written before decrements existed (no `seq`, `delta`, audit `value`, nor `attempt`): they read as
+/// increments, the counter goes on from them, and their remembered answers replay as first sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_dynamodb_items_from_before_decrements_stay_valid() {
+    use acidizer_core::{
+        ChangeCommand, ChangeOutcome, CounterMax, CounterName, CounterStore, Delta, HistoryLimit, HistoryQuery,
+        RequestId, Timestamp,
+    };
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    use std::time::{Duration, Instant};
+
+    let client = dynamodb_local::client(&dynamodb_local::shared().endpoint);
+    let table = format!("old-{}", uuid::Uuid::new_v4().simple());
+    create_missing_tables(&client, &table, None).await.unwrap();
+    let first = r#"{"counter":"old","value":2,"requestId":"old-2","updatedAt":"2026-11-23T10:00:00.200Z"}"#;
+    let items = [
+        vec![
+            ("pk", S("counter#old".into())),
+            ("sk", N("0".into())),
+            ("kind", S("counter".into())),
+            ("counter", S("old".into())),
+            ("value", N("2".into())),
+            ("updatedAt", N("1795428000200".into())),
+            ("requestId", S("old-2".into())),
+        ],
+        vec![
+            ("pk", S("counter#old".into())),
+            ("sk", N("1".into())),
+            ("kind", S("audit".into())),
+            ("counter", S("old".into())),
+            ("requestId", S("old-1".into())),
+            ("at", N("1795428000100".into())),
+        ],
+        vec![
+            ("pk", S("counter#old".into())),
+            ("sk", N("2".into())),
+            ("kind", S("audit".into())),
+            ("counter", S("old".into())),
+            ("requestId", S("old-2".into())),
+            ("at", N("1795428000200".into())),
+        ],
+        vec![
+            ("pk", S("request#old-2".into())),
+            ("sk", N("0".into())),
+            ("kind", S("request".into())),
+            ("counter", S("old".into())),
+            ("response", S(first.into())),
+            ("expiresAt", N("99999999999".into())),
+        ],
+    ];
+    for item in items {
+        let item = item.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+        client.put_item().table_name(&table).set_item(Some(item)).send().await.unwrap();
+    }
+    let store = DynamoStore::new(client, table);
+    let old = CounterName::parse("old").unwrap();
+    let read = store.read(&old).await.unwrap();
+    assert_eq!((read.value, read.seq), (2, 2), "seq is the value, as every change was +1");
+    let change = |delta, key: &str| ChangeCommand {
+        counter: old.clone(),
+        delta,
+        request_id: RequestId::parse(key).unwrap(),
+        max: CounterMax::DEFAULT,
+        at: Timestamp::now(),
+        deadline: Instant::now() + Duration::from_secs(10),
+    };
+    let replay = store.change(change(Delta::Increment, "old-2")).await.unwrap();
+    assert_eq!(replay, ChangeOutcome::Replayed { counter: old.clone(), delta: Delta::Increment, body: first.into() });
+    let down = store.change(change(Delta::Decrement, "new-3")).await.unwrap();
+    assert!(matches!(down, ChangeOutcome::Committed { value: 1, seq: 3, .. }), "{down:?}");
+    let up = store.change(change(Delta::Increment, "new-4")).await.unwrap();
+    assert!(matches!(up, ChangeOutcome::Committed { value: 2, seq: 4, .. }), "{up:?}");
+    let all = HistoryQuery { before: None, limit: HistoryLimit::parse("10").unwrap() };
+    let history: Vec<(u64, Delta, u64)> =
+        store.history(&old, all).await.unwrap().iter().map(|r| (r.seq, r.delta, r.value)).collect();
+    use Delta::{Decrement, Increment};
+    assert_eq!(history, [(4, Increment, 2), (3, Decrement, 1), (2, Increment, 2), (1, Increment, 1)]);
+}

@@ -3,11 +3,15 @@
 
 /// Increments committed.
 pub const INCREMENTS: &str = "Increments";
-/// Increments answered from a remembered answer.
+/// Decrements committed.
+pub const DECREMENTS: &str = "Decrements";
+/// Changes refused at a bound (a decrement at 0, an increment at the ceiling): 409s.
+pub const BOUND_REFUSALS: &str = "BoundRefusals";
+/// Changes answered from a remembered answer.
 pub const REPLAYS: &str = "Replays";
-/// Increments that lost a race on the counter and were tried again.
+/// Changes that lost a race on the counter and were tried again.
 pub const CONFLICT_RETRIES: &str = "ConflictRetries";
-/// How long the store took to answer an increment, in milliseconds.
+/// How long the store took to answer a change, in milliseconds.
 pub const STORE_LATENCY: &str = "StoreLatency";
 /// Messages a broadcast delivered.
 pub const SUBSCRIBERS_REACHED: &str = "SubscribersReached";
@@ -19,8 +23,10 @@ pub const POSTS_FAILED: &str = "PostsFailed";
 pub const BROADCAST_DURATION: &str = "BroadcastDuration";
 
 /// Every metric above.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 10] = [
     INCREMENTS,
+    DECREMENTS,
+    BOUND_REFUSALS,
     REPLAYS,
     CONFLICT_RETRIES,
     STORE_LATENCY,

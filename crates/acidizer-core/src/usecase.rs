@@ -23,7 +23,10 @@ pub struct ChangeReply {
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
     /// The key names another request: a change of another counter, or the other operation.
-    #[error("this Idempotency-Key was already used for an {} of the counter '{counter}'", delta.operation())]
+    #[error("this Idempotency-Key was already used for {} of the counter '{counter}'", match delta {
+        Delta::Increment => "an increment",
+        Delta::Decrement => "a decrement",
+    })]
     KeyUsedForAnotherRequest { counter: CounterName, delta: Delta },
     /// The change would take the counter below 0 or above its ceiling; nothing was committed.
     #[error("{}", refusal(counter, *bound))]
@@ -102,7 +105,11 @@ impl<S: CounterStore> Counters<S> {
         metrics::histogram!(telemetry::STORE_LATENCY).record(started.elapsed().as_secs_f64() * 1000.0);
         match outcome? {
             ChangeOutcome::Committed { body, .. } => {
-                metrics::counter!(telemetry::INCREMENTS).increment(1);
+                let committed = match delta {
+                    Delta::Increment => telemetry::INCREMENTS,
+                    Delta::Decrement => telemetry::DECREMENTS,
+                };
+                metrics::counter!(committed).increment(1);
                 Ok(ChangeReply { body, replayed: false })
             }
             ChangeOutcome::Replayed { counter: first, delta: first_delta, body }
@@ -114,7 +121,10 @@ impl<S: CounterStore> Counters<S> {
             ChangeOutcome::Replayed { counter, delta, .. } => {
                 Err(ChangeError::KeyUsedForAnotherRequest { counter, delta })
             }
-            ChangeOutcome::Refused(bound) => Err(ChangeError::OutOfBounds { counter, bound }),
+            ChangeOutcome::Refused(bound) => {
+                metrics::counter!(telemetry::BOUND_REFUSALS).increment(1);
+                Err(ChangeError::OutOfBounds { counter, bound })
+            }
         }
     }
 

@@ -8,16 +8,26 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Mutex as Turn, OwnedMutexGuard};
 
+type Counters = Arc<Mutex<HashMap<CounterName, Arc<Turn<()>>>>>;
+
 #[derive(Clone, Default)]
 pub(crate) struct Turns {
-    counters: Arc<Mutex<HashMap<CounterName, Arc<Turn<()>>>>>,
+    counters: Counters,
 }
 
 /// A counter's turn: the next change of it starts when this is dropped.
 pub(crate) struct Held {
+    // Fields drop in this order: the turn is handed on, then the entry is forgotten if no one waits for it.
+    _guard: OwnedMutexGuard<()>,
+    _entry: Entry,
+}
+
+/// A claim on a counter's entry, held while waiting for its turn and during it. The last claim to go forgets the
+/// entry — also when a wait is given up (its future dropped) — so the map holds only counters being changed.
+struct Entry {
     counter: CounterName,
-    turns: Turns,
-    guard: Option<OwnedMutexGuard<()>>,
+    counters: Counters,
+    turn: Arc<Turn<()>>,
 }
 
 impl Turns {
@@ -27,17 +37,18 @@ impl Turns {
             let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(counters.entry(counter.clone()).or_default())
         };
-        let guard = turn.lock_owned().await;
-        Held { counter: counter.clone(), turns: self.clone(), guard: Some(guard) }
+        let entry = Entry { counter: counter.clone(), counters: Arc::clone(&self.counters), turn };
+        let guard = Arc::clone(&entry.turn).lock_owned().await;
+        Held { _guard: guard, _entry: entry }
     }
 }
 
-impl Drop for Held {
+impl Drop for Entry {
     fn drop(&mut self) {
-        drop(self.guard.take());
-        // Forget a counter no one else waits for, so the map holds only counters being changed.
-        let mut counters = self.turns.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        if counters.get(&self.counter).is_some_and(|turn| Arc::strong_count(turn) == 1) {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only the map and this claim hold it: no one else waits for or holds the counter's turn.
+        if Arc::strong_count(&self.turn) == 2 && counters.get(&self.counter).is_some_and(|t| Arc::ptr_eq(t, &self.turn))
+        {
             counters.remove(&self.counter);
         }
     }
@@ -60,5 +71,24 @@ mod tests {
         drop(first);
         drop(turns.take(&a).await);
         assert!(turns.counters.lock().unwrap().is_empty(), "nothing is kept once no one waits");
+    }
+
+    #[tokio::test]
+    async fn a_wait_given_up_leaves_nothing_behind() {
+        let turns = Turns::default();
+        let a = CounterName::parse("a").unwrap();
+        let held = turns.take(&a).await;
+        let waiting = tokio::spawn({
+            let turns = turns.clone();
+            let a = a.clone();
+            async move { drop(turns.take(&a).await) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The turn is handed to the waiter, which is cancelled before it ever runs again.
+        drop(held);
+        waiting.abort();
+        let _ = waiting.await;
+        assert!(turns.counters.lock().unwrap().is_empty(), "the given-up wait forgot the entry");
+        drop(turns.take(&a).await);
     }
 }

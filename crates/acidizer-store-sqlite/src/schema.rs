@@ -68,6 +68,11 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         )));
     }
     let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Read again under the write lock: another process may have migrated the file meanwhile.
+    let version: i64 = transaction.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version == VERSION {
+        return Ok(());
+    }
     let has_counters: bool = transaction.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counters')",
         [],

@@ -38,11 +38,11 @@ impl CounterMax {
         self.0
     }
 
-    /// The ceiling `COUNTER_MAX` names, or the default when it is unset or empty.
+    /// The ceiling `COUNTER_MAX` names, or the default when it is unset (set to anything else, it is refused).
     pub fn from_env() -> Result<Self, InvalidCounterMax> {
-        match std::env::var(COUNTER_MAX_ENV) {
-            Ok(raw) if !raw.is_empty() => Self::parse(&raw),
-            _ => Ok(Self::DEFAULT),
+        match std::env::var_os(COUNTER_MAX_ENV) {
+            None => Ok(Self::DEFAULT),
+            Some(raw) => Self::parse(&raw.to_string_lossy()),
         }
     }
 }
