@@ -34,25 +34,19 @@ CREATE TABLE IF NOT EXISTS idempotency (
 CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at);
 ";
 
-/// From version 1 (increments only: every audit record's `seq` is its value, every change +1) to version 2.
-/// Remembered answers keep their bodies, so replays of them stay byte for byte what was first sent.
-const MIGRATE_1_TO_2: &str = "
+/// From version 1 (increments only: every audit record's `seq` is its value, every change +1) to version 2, in
+/// two steps around [`SCHEMA`], which creates the new audit table. Remembered answers keep their bodies, so
+/// replays of them stay byte for byte what was first sent.
+const MIGRATE_1_TO_2_BEFORE: &str = "
 ALTER TABLE counters ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
 UPDATE counters SET seq = value;
 ALTER TABLE audit RENAME TO audit_v1;
-CREATE TABLE audit (
-    counter    TEXT NOT NULL,
-    seq        INTEGER NOT NULL,
-    delta      INTEGER NOT NULL,
-    value      INTEGER NOT NULL,
-    request_id TEXT NOT NULL,
-    at         INTEGER NOT NULL,
-    PRIMARY KEY (counter, seq)
-) WITHOUT ROWID;
+ALTER TABLE idempotency ADD COLUMN delta INTEGER NOT NULL DEFAULT 1;
+";
+const MIGRATE_1_TO_2_AFTER: &str = "
 INSERT INTO audit (counter, seq, delta, value, request_id, at)
     SELECT counter, value, 1, value, request_id, at FROM audit_v1;
 DROP TABLE audit_v1;
-ALTER TABLE idempotency ADD COLUMN delta INTEGER NOT NULL DEFAULT 1;
 ";
 
 /// Brings the database to [`VERSION`] in one transaction: a new file gets the layout, a version 1 file is
@@ -79,10 +73,13 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         |row| row.get(0),
     )?;
     if has_counters {
-        transaction.execute_batch(MIGRATE_1_TO_2)?;
-        tracing::info!("migrated the database to layout version {VERSION}");
+        transaction.execute_batch(MIGRATE_1_TO_2_BEFORE)?;
     }
     transaction.execute_batch(SCHEMA)?;
+    if has_counters {
+        transaction.execute_batch(MIGRATE_1_TO_2_AFTER)?;
+        tracing::info!("migrated the database to layout version {VERSION}");
+    }
     transaction.pragma_update(None, "user_version", VERSION)?;
     transaction.commit()
 }
