@@ -134,8 +134,8 @@ pub struct MixedReport {
     pub refused: usize,
 }
 
-/// `tasks` concurrent clients, each sending `per_task` increments or decrements (at random) to `counter`; one in
-/// ten repeats a key (and its operation) the same client was already answered for. Every final answer is 200 or
+/// `tasks` concurrent clients, each sending `per_task` increments or decrements (at random, slightly more
+/// decrements) to `counter`; one in ten repeats a key (and its operation) the same client was already answered for. Every final answer is 200 or
 /// 409 (429 and 503 are retried with the same key, after checking their `Retry-After`).
 pub async fn run_mixed(app: &App, counter: &str, tasks: usize, per_task: usize) -> MixedReport {
     let mut handles = Vec::new();
@@ -152,7 +152,8 @@ pub async fn run_mixed(app: &App, counter: &str, tasks: usize, per_task: usize) 
                     let operation = report.first[&key].operation;
                     (key, operation)
                 } else {
-                    (format!("x{task}-r{i}"), if fastrand::bool() { "increment" } else { "decrement" })
+                    // A few more decrements than increments: the counter keeps coming back to 0 and meeting the floor.
+                    (format!("x{task}-r{i}"), if fastrand::f64() < 0.45 { "increment" } else { "decrement" })
                 };
                 let (status, replayed, body) = change_with_retries(&app, &counter, operation, &key).await;
                 match status {
