@@ -39,8 +39,8 @@ export function App() {
   const [counterMax, setCounterMax] = useState(DEFAULT_COUNTER_MAX);
   const [ready, setReady] = useState(false);
   const api = useRef<Api | null>(null);
-  /** The highest `seq` shown: what a pushed value must beat to be news. */
-  const shownSeq = useRef(-1);
+  /** The state on screen (the highest `seq` seen): what a pushed value must beat to be news. */
+  const latest = useRef<CounterValue | null>(null);
   /** The last read failed: the next sign of life from the server (a pushed value) reads again. */
   const readFailed = useRef(false);
   /** A read is under way: a pushed value then waits for it instead of asking for another. */
@@ -50,10 +50,10 @@ export function App() {
 
   /** Shows a state if it is newer than the one shown; tells whether it was. */
   const show = useCallback((incoming: CounterValue): boolean => {
-    const current = shownSeq.current < 0 ? null : { counter, value: 0, seq: shownSeq.current, updatedAt: null };
-    if (advance(current, incoming, counter) !== incoming) return false;
-    shownSeq.current = incoming.seq;
-    setShown(incoming);
+    const next = advance(latest.current, incoming, counter);
+    if (next === latest.current) return false;
+    latest.current = next;
+    setShown(next);
     return true;
   }, []);
 
@@ -82,7 +82,7 @@ export function App() {
         readFailed.current = false;
         setFailure((current) => (clearsOnRecovery(current) ? null : current));
         reading.current = false;
-        if (shownSeq.current > newest) refreshSoon();
+        if ((latest.current?.seq ?? -1) > newest) refreshSoon();
       } catch (error) {
         reading.current = false;
         readFailed.current = true;
@@ -109,7 +109,7 @@ export function App() {
         onValue: (value) => {
           // The first state shown comes with the read of the history already under way; after a failed read,
           // any value is a sign the server is back, worth another read.
-          const hadState = shownSeq.current >= 0;
+          const hadState = latest.current !== null;
           if ((show(value) && hadState) || readFailed.current) refreshSoon();
         },
         onState: (next) => {

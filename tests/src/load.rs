@@ -20,12 +20,18 @@ pub struct LoadReport {
     pub retried_503: usize,
 }
 
-/// POSTs one increment with `key`, retrying 429s and 503s with the same key (which the contract makes safe) after
-/// checking that each carries `Retry-After`. Returns the status, whether it was a replay, the body, and the retries.
-pub async fn increment_with_retries(app: &App, counter: &str, key: &str) -> (u16, bool, bytes::Bytes, usize) {
+/// POSTs one change (`operation`: increment or decrement) with `key`, retrying 429s and 503s with the same key
+/// (which the contract makes safe) after checking that each carries `Retry-After`. Returns the status, whether it
+/// was a replay, the body, and the retries.
+pub async fn change_with_retries(
+    app: &App,
+    counter: &str,
+    operation: &str,
+    key: &str,
+) -> (u16, bool, bytes::Bytes, usize) {
     let mut retries = 0;
     loop {
-        let response = app.increment(Some(counter), Some(key)).await;
+        let response = app.change(Some(counter), operation, Some(key)).await;
         let status = response.status().as_u16();
         if (status == 503 || status == 429) && retries < 40 {
             assert!(response.headers().contains_key("retry-after"), "a {status} says when to retry");
@@ -55,7 +61,7 @@ pub async fn run(app: &App, counter: &str, tasks: usize, per_task: usize) -> Loa
             for i in 0..per_task {
                 let repeat = i % 10 == 9 && !seen.is_empty();
                 let key = if repeat { seen[(i * 7) % seen.len()].0.clone() } else { format!("t{task}-r{i}") };
-                let (status, replayed, body, retries) = increment_with_retries(&app, &counter, &key).await;
+                let (status, replayed, body, retries) = change_with_retries(&app, &counter, "increment", &key).await;
                 retried += retries;
                 assert_eq!(status, 200, "increment {key}: {}", String::from_utf8_lossy(&body));
                 // A retried 503 may find its first try committed after all: then the retry is a replay.
@@ -155,7 +161,7 @@ pub async fn run_mixed(app: &App, counter: &str, tasks: usize, per_task: usize) 
                     // A few more decrements than increments: the counter keeps coming back to 0 and meeting the floor.
                     (format!("x{task}-r{i}"), if fastrand::f64() < 0.45 { "increment" } else { "decrement" })
                 };
-                let (status, replayed, body) = change_with_retries(&app, &counter, operation, &key).await;
+                let (status, replayed, body, _) = change_with_retries(&app, &counter, operation, &key).await;
                 match status {
                     409 => {
                         assert!(!repeat, "{key}: a replay is never refused");
@@ -192,21 +198,6 @@ pub async fn run_mixed(app: &App, counter: &str, tasks: usize, per_task: usize) 
         report.refused += part.refused;
     }
     report
-}
-
-async fn change_with_retries(app: &App, counter: &str, operation: &str, key: &str) -> (u16, bool, bytes::Bytes) {
-    for _ in 0..40 {
-        let response = app.change(Some(counter), operation, Some(key)).await;
-        let status = response.status().as_u16();
-        if status == 503 || status == 429 {
-            assert!(response.headers().contains_key("retry-after"), "a {status} says when to retry");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        }
-        let replayed = response.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
-        return (status, replayed, response.bytes().await.unwrap_or_default());
-    }
-    panic!("{operation} {key}: still 503 after 40 tries");
 }
 
 /// The promises after a mixed load from 0: `seq`s 1..N for the N acknowledged changes, each record's value the
