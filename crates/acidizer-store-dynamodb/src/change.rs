@@ -67,7 +67,7 @@ pub(crate) async fn run(store: &DynamoStore, command: ChangeCommand) -> Result<C
             Some(Known::Hint(head)) => (head, false),
             None => {
                 check_deadline(&command, throttled, contended)?;
-                (read_head(store, &command.counter).await?, true)
+                (read_head(store, &command.counter, command.deadline).await?, true)
             }
         };
         check_deadline(&command, throttled, contended)?;
@@ -146,26 +146,42 @@ fn check_deadline(command: &ChangeCommand, throttled: bool, contended: bool) -> 
 }
 
 /// The counter's state, strongly consistent (zero for a counter never changed).
-pub(crate) async fn read_head(store: &DynamoStore, counter: &CounterName) -> Result<Head, StoreError> {
-    let head = read_counter(store, counter).await?.map_or_else(Head::default, |item| Head::of(&item));
+async fn read_head(store: &DynamoStore, counter: &CounterName, deadline: Instant) -> Result<Head, StoreError> {
+    let head = read_counter(store, counter, Some(deadline)).await?.map_or_else(Head::default, |item| Head::of(&item));
     store.last_seen.set(counter, head);
     Ok(head)
 }
 
+/// The counter's item, strongly consistent; by `deadline` when there is one.
 pub(crate) async fn read_counter(
     store: &DynamoStore,
     counter: &CounterName,
+    deadline: Option<Instant>,
 ) -> Result<Option<CounterItem>, StoreError> {
-    let output = store
+    let request = store
         .client
         .get_item()
         .table_name(&store.table)
         .set_key(Some(items::key(items::counter_partition(counter), HEAD)))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(sdk_error)?;
+        .consistent_read(true);
+    let output = match deadline {
+        Some(deadline) => request.customize().config_override(within(deadline)?).send().await,
+        None => request.send().await,
+    }
+    .map_err(sdk_error)?;
     output.item().map(CounterItem::from_item).transpose()
+}
+
+/// The SDK's timeouts cut to what is left before `deadline`: its own retries and their pauses end by then too.
+fn within(deadline: Instant) -> Result<aws_sdk_dynamodb::config::Builder, StoreError> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(StoreError::Timeout);
+    }
+    let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .operation_timeout(remaining.min(crate::OPERATION_TIMEOUT))
+        .build();
+    Ok(aws_sdk_dynamodb::config::Builder::new().timeout_config(timeouts))
 }
 
 /// A change past a bound commits nothing and is not remembered — unless its request id was used already, when
@@ -189,6 +205,8 @@ async fn remembered_answer(store: &DynamoStore, command: &ChangeCommand) -> Resu
         .table_name(&store.table)
         .set_key(Some(items::key(items::request_partition(&command.request_id), HEAD)))
         .consistent_read(true)
+        .customize()
+        .config_override(within(command.deadline)?)
         .send()
         .await
         .map_err(sdk_error)?;
@@ -207,20 +225,16 @@ async fn transact(
     let items = transaction_items(store, change, current, attempt).map_err(Attempt::Failed)?;
     let mut backoff = Backoff::new();
     loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        let Ok(within) = within(deadline) else {
             return Err(Attempt::InProgress);
-        }
-        let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-            .operation_timeout(remaining.min(crate::OPERATION_TIMEOUT))
-            .build();
+        };
         let result = store
             .client
             .transact_write_items()
             .set_transact_items(Some(items.clone()))
             .client_request_token(&attempt.token)
             .customize()
-            .config_override(aws_sdk_dynamodb::config::Builder::new().timeout_config(timeouts))
+            .config_override(within)
             .send()
             .await;
         match result.map(|_| ()).map_err(classify) {

@@ -79,7 +79,7 @@ impl CounterStore for DynamoStore {
     }
 
     async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {
-        let item = change::read_counter(self, counter).await?;
+        let item = change::read_counter(self, counter, None).await?;
         Ok(item.map_or_else(|| CounterSnapshot::zero(counter.clone()), items::CounterItem::into_snapshot))
     }
 
