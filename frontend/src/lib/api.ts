@@ -1,10 +1,14 @@
 import { backoffDelay, sleep } from './backoff';
 import type { ChangeAnswer, CounterValue, HistoryPage, Operation, Problem } from './types';
 
-/** A failure the user should hear about: the server refused, or the network stayed down through every retry. */
+/**
+ * A request that did not succeed: `refused` when the server said no (a 409 at a bound, a 422), `unreachable` when
+ * no answer came through every retry (network down, timeouts, 429, 5xx).
+ */
 export class ApiError extends Error {
   constructor(
     message: string,
+    readonly kind: 'refused' | 'unreachable',
     readonly status: number | null,
   ) {
     super(message);
@@ -13,18 +17,39 @@ export class ApiError extends Error {
 }
 
 export interface RetryPolicy {
-  attempts: number;
+  /** How long one request may take before it is abandoned (and retried). */
+  timeoutMs: number;
+  /** How long a request keeps being retried: long enough to outlast a server restart. */
+  retryForMs: number;
   baseMs: number;
   capMs: number;
   sleep: (ms: number) => Promise<void>;
   random: () => number;
 }
 
-export const defaultRetry: RetryPolicy = { attempts: 5, baseMs: 200, capMs: 3000, sleep, random: Math.random };
+/** A change is retried for 30 s; a read gives up sooner, as the page reads again when the server is back. */
+export const changeRetry: RetryPolicy = {
+  timeoutMs: 8_000,
+  retryForMs: 30_000,
+  baseMs: 250,
+  capMs: 4_000,
+  sleep,
+  random: Math.random,
+};
+export const readRetry: RetryPolicy = { ...changeRetry, retryForMs: 3_000 };
 
-/** A fresh idempotency key: one per click. */
-export function newIdempotencyKey(): string {
-  return crypto.randomUUID();
+/** The statuses that say "not now" rather than "no": the same request may succeed later. */
+export function isRetryable(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** `Retry-After` in milliseconds: delta-seconds or an HTTP date; null when absent or unreadable. */
+export function retryAfterMs(header: string | null, now: number = Date.now()): number | null {
+  if (header === null || header.trim() === '') return null;
+  const trimmed = header.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
 async function problemOf(response: Response): Promise<string> {
@@ -36,17 +61,55 @@ async function problemOf(response: Response): Promise<string> {
   }
 }
 
-function isRetryable(status: number): boolean {
-  return status === 429 || status === 502 || status === 503 || status === 504;
+/** One attempt, abandoned after the policy's timeout. */
+async function attempt(fetchImpl: typeof fetch, url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => {
+    abort.abort();
+  }, timeoutMs);
+  try {
+    return await fetchImpl(url, { ...init, signal: abort.signal });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
-export function createApi(baseUrl: string, fetchImpl: typeof fetch = fetch, retry: RetryPolicy = defaultRetry) {
+/**
+ * Sends a request until it gets an answer that is not "not now": each attempt with a timeout, retried (the same
+ * request, so the same `Idempotency-Key`) after a network failure, a timeout, a 408, 429 or 5xx, waiting as long as
+ * `Retry-After` asks and at least the backoff, for as long as the policy allows.
+ */
+async function send(fetchImpl: typeof fetch, url: string, init: RequestInit, policy: RetryPolicy): Promise<Response> {
+  const giveUpAt = Date.now() + policy.retryForMs;
+  for (let tries = 0; ; tries += 1) {
+    let failure: string;
+    let wait = backoffDelay(tries, policy.baseMs, policy.capMs, policy.random);
+    try {
+      const response = await attempt(fetchImpl, url, init, policy.timeoutMs);
+      if (response.ok) return response;
+      if (!isRetryable(response.status)) throw new ApiError(await problemOf(response), 'refused', response.status);
+      wait = Math.max(wait, retryAfterMs(response.headers.get('Retry-After')) ?? 0);
+      failure = await problemOf(response);
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      const timedOut = error instanceof Error && error.name === 'AbortError';
+      failure = timedOut ? 'the server did not answer in time' : 'the server cannot be reached';
+    }
+    if (Date.now() + wait > giveUpAt) throw new ApiError(failure, 'unreachable', null);
+    await policy.sleep(wait);
+  }
+}
+
+export function createApi(
+  baseUrl: string,
+  fetchImpl: typeof fetch = (input, init) => fetch(input, init),
+  policies: { change: RetryPolicy; read: RetryPolicy } = { change: changeRetry, read: readRetry },
+) {
   const url = (path: string) => `${baseUrl}${path}`;
   const counterPath = (counter: string) => `/counters/${encodeURIComponent(counter)}`;
 
   async function getJson<T>(path: string): Promise<T> {
-    const response = await fetchImpl(url(path), { cache: 'no-store' });
-    if (!response.ok) throw new ApiError(await problemOf(response), response.status);
+    const response = await send(fetchImpl, url(path), { cache: 'no-store' }, policies.read);
     return (await response.json()) as T;
   }
 
@@ -56,29 +119,13 @@ export function createApi(baseUrl: string, fetchImpl: typeof fetch = fetch, retr
     history: (counter: string, limit = 10) => getJson<HistoryPage>(`${counterPath(counter)}/history?limit=${limit}`),
 
     /**
-     * Changes the counter once (+1 or -1). A network failure, a 429 or a 5xx is retried with the same key, so the
-     * server counts the click at most once however often it is sent; anything else (a 409 at a bound, say) is
-     * reported in the server's words.
+     * Changes the counter once (+1 or -1), however often the request has to be sent: every attempt carries `key`,
+     * so the server counts it at most once. A refusal (a 409 at a bound, say) is reported in the server's words.
      */
     async change(counter: string, operation: Operation, key: string): Promise<ChangeAnswer> {
-      let lastFailure = 'the network is unreachable';
-      for (let attempt = 0; attempt < retry.attempts; attempt += 1) {
-        if (attempt > 0) await retry.sleep(backoffDelay(attempt - 1, retry.baseMs, retry.capMs, retry.random));
-        let response: Response;
-        try {
-          response = await fetchImpl(url(`${counterPath(counter)}/${operation}`), {
-            method: 'POST',
-            headers: { 'Idempotency-Key': key },
-          });
-        } catch {
-          lastFailure = 'the network is unreachable';
-          continue;
-        }
-        if (response.ok) return (await response.json()) as ChangeAnswer;
-        if (!isRetryable(response.status)) throw new ApiError(await problemOf(response), response.status);
-        lastFailure = await problemOf(response);
-      }
-      throw new ApiError(`The click could not be counted: ${lastFailure}. Try again.`, null);
+      const init: RequestInit = { method: 'POST', headers: { 'Idempotency-Key': key } };
+      const response = await send(fetchImpl, url(`${counterPath(counter)}/${operation}`), init, policies.change);
+      return (await response.json()) as ChangeAnswer;
     },
   };
 }

@@ -40,9 +40,17 @@ describe('configuration', () => {
   });
 
   it('reads the counter from the path', () => {
-    expect(counterFromPath('/')).toBe('global');
-    expect(counterFromPath('/c/clicks')).toBe('clicks');
-    expect(counterFromPath('/c/clicks/')).toBe('clicks');
-    expect(counterFromPath('/elsewhere')).toBe('global');
+    expect(counterFromPath('/')).toEqual({ valid: true, name: 'global' });
+    expect(counterFromPath('/c/clicks')).toEqual({ valid: true, name: 'clicks' });
+    expect(counterFromPath('/c/clicks/')).toEqual({ valid: true, name: 'clicks' });
+    expect(counterFromPath('/c/a%2Db')).toEqual({ valid: true, name: 'a-b' });
+    expect(counterFromPath('/elsewhere')).toEqual({ valid: true, name: 'global' });
+  });
+
+  it('says why an address names no counter, without throwing', () => {
+    expect(counterFromPath('/c/%E0')).toMatchObject({ valid: false, shown: '%E0' });
+    expect(counterFromPath('/c/Apples')).toMatchObject({ valid: false, shown: 'Apples' });
+    expect(counterFromPath(`/c/${'a'.repeat(65)}`)).toMatchObject({ valid: false });
+    expect(counterFromPath('/c/-x')).toMatchObject({ valid: false });
   });
 });

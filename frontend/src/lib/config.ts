@@ -43,8 +43,28 @@ export async function loadConfig(page: URL, fetchImpl: typeof fetch = fetch): Pr
   }
 }
 
-/** The counter a page shows: `global` at `/`, NAME at `/c/NAME`. */
-export function counterFromPath(pathname: string): string {
+/** The counter a page shows, or why its address names none. */
+export type PageCounter = { valid: true; name: string } | { valid: false; shown: string; reason: string };
+
+/** A counter's name, as the contract has it. */
+const COUNTER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+/** The counter a page shows: `global` at `/`, NAME at `/c/NAME` — when NAME is a counter's name. */
+export function counterFromPath(pathname: string): PageCounter {
   const match = /^\/c\/([^/]+)\/?$/.exec(pathname);
-  return match?.[1] !== undefined ? decodeURIComponent(match[1]) : 'global';
+  const raw = match?.[1];
+  if (raw === undefined) return { valid: true, name: 'global' };
+  let name: string;
+  try {
+    name = decodeURIComponent(raw);
+  } catch {
+    return { valid: false, shown: raw, reason: 'The address is not valid: it names no counter.' };
+  }
+  if (COUNTER_NAME.test(name)) return { valid: true, name };
+  return {
+    valid: false,
+    shown: name,
+    reason:
+      'A counter’s name is 1 to 64 characters: lowercase letters, digits, “-” and “_”, starting with a letter or a digit.',
+  };
 }

@@ -16,16 +16,19 @@ export interface LiveOptions {
   url: string;
   createSocket: (url: string) => SocketLike;
   onValue: (value: CounterValue) => void;
-  onState: (state: ConnectionState) => void;
-  /** After every reconnect (not the first connect): re-read what may have been missed while away. */
-  onReconnected: () => void;
+  /** The connection's state, and why when it is not live. */
+  onState: (state: ConnectionState, reason: string | null) => void;
   baseMs?: number;
   capMs?: number;
   /** Failed attempts in a row after which the state reads `offline` (reconnecting goes on). */
   offlineAfter?: number;
+  /** How long a connection stays up before its backoff starts again from the base. */
+  stableAfterMs?: number;
+  /** How often an open connection asks the server for a pong. */
+  pingEveryMs?: number;
+  /** How long an answer (any message) may take before the connection is taken for lost. */
+  answerWithinMs?: number;
   random?: () => number;
-  setTimer?: (run: () => void, ms: number) => unknown;
-  clearTimer?: (timer: unknown) => void;
 }
 
 export function websocketUrl(base: string, counter: string): string {
@@ -34,77 +37,98 @@ export function websocketUrl(base: string, counter: string): string {
   return url.toString();
 }
 
-/** A WebSocket subscription that reconnects with exponential backoff and full jitter, and re-syncs each time. */
+const SYNC = JSON.stringify({ action: 'sync' });
+const PING = JSON.stringify({ action: 'ping' });
+
+/**
+ * A WebSocket subscription that syncs on every connect, pings to tell a live connection from a half-open one, and
+ * reconnects with exponential backoff and full jitter — a backoff that starts again from the base only once a
+ * connection has stayed up, so a server that accepts and closes at once is not hammered.
+ */
 export class LiveConnection {
   private socket: SocketLike | null = null;
+  private open = false;
+  private answered = false;
   private failures = 0;
-  private timer: unknown = null;
-  private stopped = false;
-  private connectedBefore = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private stableTimer: ReturnType<typeof setTimeout> | null = null;
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private answerTimer: ReturnType<typeof setTimeout> | null = null;
+  private stopped = true;
   private readonly options: Required<LiveOptions>;
 
   constructor(options: LiveOptions) {
     this.options = {
-      baseMs: 250,
-      capMs: 10_000,
-      offlineAfter: 6,
+      baseMs: 500,
+      capMs: 15_000,
+      offlineAfter: 4,
+      stableAfterMs: 10_000,
+      pingEveryMs: 15_000,
+      answerWithinMs: 5_000,
       random: Math.random,
-      setTimer: (run, ms) => setTimeout(run, ms),
-      clearTimer: (timer) => {
-        clearTimeout(timer as ReturnType<typeof setTimeout>);
-      },
       ...options,
     };
   }
 
   start(): void {
+    if (!this.stopped) return;
     this.stopped = false;
+    this.failures = 0;
+    this.options.onState('connecting…', null);
     this.connect();
   }
 
   stop(): void {
     this.stopped = true;
-    this.cancelTimer();
-    const socket = this.socket;
-    this.socket = null;
-    socket?.close();
+    this.clearTimers();
+    this.drop();
   }
 
-  /** Reconnects now (e.g. when the browser comes back online), without waiting out the backoff. */
-  reconnectNow(): void {
-    if (this.stopped || this.socket !== null) return;
-    this.cancelTimer();
+  /**
+   * The page is back in view, or the browser is back online: check now. An open connection is asked for the
+   * current value and must answer in time; a closed one reconnects at once, without waiting out the backoff.
+   */
+  checkNow(): void {
+    if (this.stopped) return;
+    if (this.open && this.socket !== null) {
+      this.send(SYNC);
+      return;
+    }
+    if (this.socket !== null) return;
+    this.cancel('reconnectTimer');
     this.connect();
   }
 
-  /** The browser says the network is gone: say so, and wait for it (or the backoff) to come back. */
-  markOffline(): void {
-    this.options.onState('offline');
-  }
-
-  private cancelTimer(): void {
-    if (this.timer !== null) this.options.clearTimer(this.timer);
-    this.timer = null;
-  }
-
   private connect(): void {
-    this.timer = null;
+    this.reconnectTimer = null;
     let socket: SocketLike;
     try {
       socket = this.options.createSocket(this.options.url);
     } catch {
-      this.scheduleReconnect();
+      this.lost('the live connection could not be opened');
       return;
     }
     this.socket = socket;
     socket.onopen = () => {
-      this.failures = 0;
-      this.options.onState('live');
-      socket.send(JSON.stringify({ action: 'sync' }));
-      if (this.connectedBefore) this.options.onReconnected();
-      this.connectedBefore = true;
+      if (this.socket !== socket) return;
+      this.open = true;
+      this.send(SYNC);
+      this.stableTimer = setTimeout(() => {
+        this.stableTimer = null;
+        this.failures = 0;
+      }, this.options.stableAfterMs);
+      this.pingTimer = setInterval(() => {
+        this.send(PING);
+      }, this.options.pingEveryMs);
     };
     socket.onmessage = (event) => {
+      if (this.socket !== socket) return;
+      this.cancel('answerTimer');
+      if (!this.answered) {
+        // Live only once the server has answered: a socket that opens and says nothing is no connection.
+        this.answered = true;
+        this.options.onState('live', null);
+      }
       const message = parseMessage(event.data);
       if (message?.type === 'value') {
         const { counter, value, seq, updatedAt } = message;
@@ -116,18 +140,71 @@ export class LiveConnection {
     };
     socket.onclose = () => {
       if (this.socket !== socket) return;
-      this.socket = null;
-      if (!this.stopped) this.scheduleReconnect();
+      this.lost(this.answered ? 'the live connection closed' : 'the server cannot be reached');
     };
   }
 
-  private scheduleReconnect(): void {
+  /** Sends a message that the server answers, and takes the connection for lost if no answer comes in time. */
+  private send(message: string): void {
+    const socket = this.socket;
+    if (socket === null) return;
+    try {
+      socket.send(message);
+    } catch {
+      this.lost('the live connection failed');
+      return;
+    }
+    this.answerTimer ??= setTimeout(() => {
+      this.answerTimer = null;
+      this.lost('the server stopped answering');
+    }, this.options.answerWithinMs);
+  }
+
+  /** The connection is gone (or as good as gone): let it go, say why, and reconnect after the backoff. */
+  private lost(reason: string): void {
+    this.clearTimers();
+    this.drop();
+    if (this.stopped) return;
     this.failures += 1;
-    this.options.onState(this.failures >= this.options.offlineAfter ? 'offline' : 'reconnecting…');
+    const offline = this.failures >= this.options.offlineAfter;
     const delay = backoffDelay(this.failures - 1, this.options.baseMs, this.options.capMs, this.options.random);
-    this.timer = this.options.setTimer(() => {
+    const seconds = Math.max(1, Math.ceil(delay / 1000));
+    this.options.onState(offline ? 'offline' : 'reconnecting…', `${reason}; trying again in ${seconds} s`);
+    this.reconnectTimer = setTimeout(() => {
       this.connect();
     }, delay);
+  }
+
+  /** Forgets the socket (its late events are ignored) and closes it. */
+  private drop(): void {
+    const socket = this.socket;
+    this.socket = null;
+    this.open = false;
+    this.answered = false;
+    if (socket === null) return;
+    socket.onopen = null;
+    socket.onmessage = null;
+    socket.onclose = null;
+    socket.onerror = null;
+    try {
+      socket.close();
+    } catch {
+      // Closing a socket that never opened can throw; it is gone either way.
+    }
+  }
+
+  private cancel(timer: 'reconnectTimer' | 'stableTimer' | 'answerTimer'): void {
+    const handle = this[timer];
+    if (handle !== null) clearTimeout(handle);
+    this[timer] = null;
+  }
+
+  private clearTimers(): void {
+    this.cancel('reconnectTimer');
+    this.cancel('stableTimer');
+    this.cancel('answerTimer');
+    if (this.pingTimer !== null) clearInterval(this.pingTimer);
+    this.pingTimer = null;
   }
 }
 
@@ -143,6 +220,7 @@ function parseMessage(data: unknown): ServerMessage | null {
     ) {
       return message as ServerMessage;
     }
+    if (message?.type === 'pong' || message?.type === 'error') return message as ServerMessage;
     return null;
   } catch {
     return null;

@@ -48,4 +48,4 @@ export type ServerMessage =
   | { type: 'pong' }
   | { type: 'error'; detail: string };
 
-export type ConnectionState = 'live' | 'reconnecting…' | 'offline';
+export type ConnectionState = 'connecting…' | 'live' | 'reconnecting…' | 'offline';

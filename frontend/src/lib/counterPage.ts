@@ -1,0 +1,300 @@
+import { type Api, ApiError, createApi, changeRetry, readRetry } from './api';
+import { backoffDelay } from './backoff';
+import { DEFAULT_COUNTER_MAX, type PageCounter, counterFromPath, loadConfig } from './config';
+import { newIdempotencyKey } from './keys';
+import { LiveConnection, type SocketLike, websocketUrl } from './live';
+import { advance } from './monotonic';
+import { type Activity, changesPerMinute, recordChanges } from './activity';
+import type { ConnectionState, CounterValue, HistoryItem, Operation } from './types';
+
+/** A click the server has not counted yet: on its way, or failed (then retried with the same key). */
+export interface PendingClick {
+  key: string;
+  operation: Operation;
+  state: 'sending' | 'failed';
+  /** Why a failed click failed. */
+  reason: string | null;
+}
+
+/** Everything the page shows, in one immutable value. */
+export interface PageState {
+  counter: PageCounter;
+  /** The configuration is loaded: the buttons can work. */
+  ready: boolean;
+  counterMax: number;
+  shown: CounterValue | null;
+  history: readonly HistoryItem[];
+  connection: ConnectionState;
+  /** Why the connection is not live (and when it tries again). */
+  connectionReason: string | null;
+  /** The last read failed; cleared by the next read that succeeds. */
+  readError: string | null;
+  /** The server refused the last click (a bound); cleared by the next click or a new value. */
+  refusal: string | null;
+  clicks: readonly PendingClick[];
+  /** The keys of this page's clicks: which history entries are the user's own. */
+  ownKeys: ReadonlySet<string>;
+  /** What a screen reader hears of the value: with context, at a bounded rate. */
+  announcement: string;
+  /** Changes per minute over the last minutes, oldest first, from the values seen. */
+  perMinute: readonly number[];
+}
+
+/** What the page runs on: the browser's, or a test's stand-ins. */
+export interface PageEnv {
+  location: URL;
+  fetch: typeof fetch;
+  createSocket: (url: string) => SocketLike;
+  /** Where `online`, `offline` and `visibilitychange` are heard. */
+  window: Pick<Window, 'addEventListener' | 'removeEventListener'>;
+  document: Pick<Document, 'addEventListener' | 'removeEventListener' | 'visibilityState'>;
+  /** Where the backoff's jitter comes from. */
+  random?: () => number;
+}
+
+export function browserEnv(): PageEnv {
+  return {
+    location: new URL(window.location.href),
+    fetch: (input, init) => fetch(input, init),
+    createSocket: (url) => new WebSocket(url),
+    window,
+    document,
+  };
+}
+
+/** How long after a pushed value the history is read again (one read for a burst of values). */
+const HISTORY_REFRESH_MS = 250;
+/** A screen reader hears the value at most this often: the latest value, once a burst has passed. */
+export const ANNOUNCE_EVERY_MS = 3_000;
+/** How often the changes-per-minute line moves on when nothing changes. */
+const ACTIVITY_TICK_MS = 60_000;
+
+export const formatValue = (value: number): string => new Intl.NumberFormat('en-US').format(value);
+
+/**
+ * The page's logic in one place — configuration, reads, the live connection, clicks — as a store React reads with
+ * `useSyncExternalStore`. It can be started again after a stop (React's strict mode does so).
+ */
+export class CounterPage {
+  private state: PageState;
+  private readonly listeners = new Set<() => void>();
+  private api: Api | null = null;
+  private live: LiveConnection | null = null;
+  /** Bumped by every start and stop: answers of an earlier run are ignored. */
+  private run = 0;
+  private reading = false;
+  private readFailures = 0;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private announceTimer: ReturnType<typeof setTimeout> | null = null;
+  private activityTimer: ReturnType<typeof setInterval> | null = null;
+  private lastAnnounced = -Infinity;
+  private activity: Activity = [];
+
+  constructor(private readonly env: PageEnv) {
+    this.state = {
+      counter: counterFromPath(env.location.pathname),
+      ready: false,
+      counterMax: DEFAULT_COUNTER_MAX,
+      shown: null,
+      history: [],
+      connection: 'connecting…',
+      connectionReason: null,
+      readError: null,
+      refusal: null,
+      clicks: [],
+      ownKeys: new Set(),
+      announcement: '',
+      perMinute: changesPerMinute([], Date.now()),
+    };
+  }
+
+  readonly subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  readonly getSnapshot = (): PageState => this.state;
+
+  start(): void {
+    const run = ++this.run;
+    const counter = this.state.counter;
+    if (!counter.valid) return;
+    this.env.window.addEventListener('online', this.onNetworkChange);
+    this.env.window.addEventListener('offline', this.onNetworkChange);
+    this.env.document.addEventListener('visibilitychange', this.onVisibilityChange);
+    this.activityTimer = setInterval(() => {
+      this.update({ perMinute: changesPerMinute(this.activity, Date.now()) });
+    }, ACTIVITY_TICK_MS);
+    void loadConfig(this.env.location, this.env.fetch).then((config) => {
+      if (run !== this.run) return;
+      const random = this.env.random ?? Math.random;
+      this.api = createApi(config.apiUrl, this.env.fetch, {
+        change: { ...changeRetry, random },
+        read: { ...readRetry, random },
+      });
+      this.live = new LiveConnection({
+        random,
+        url: websocketUrl(config.wsUrl, counter.name),
+        createSocket: this.env.createSocket,
+        onValue: (value) => {
+          const hadState = this.state.shown !== null;
+          // The first state shown comes with the read of the history already under way; after a failed read,
+          // any value is a sign the server is back, worth another read.
+          if ((this.show(value) && hadState) || this.state.readError !== null) this.refreshSoon();
+        },
+        onState: (connection, connectionReason) => {
+          this.update({ connection, connectionReason });
+          if (connection === 'live') this.recover();
+        },
+      });
+      this.update({ ready: true, counterMax: config.counterMax });
+      this.live.start();
+      void this.refresh();
+    });
+  }
+
+  stop(): void {
+    this.run += 1;
+    this.live?.stop();
+    this.live = null;
+    this.api = null;
+    this.reading = false;
+    for (const timer of [this.refreshTimer, this.announceTimer]) if (timer !== null) clearTimeout(timer);
+    this.refreshTimer = null;
+    this.announceTimer = null;
+    if (this.activityTimer !== null) clearInterval(this.activityTimer);
+    this.activityTimer = null;
+    this.env.window.removeEventListener('online', this.onNetworkChange);
+    this.env.window.removeEventListener('offline', this.onNetworkChange);
+    this.env.document.removeEventListener('visibilitychange', this.onVisibilityChange);
+  }
+
+  /** One click: a change with a key of its own, sent until the server answers. */
+  click(operation: Operation): void {
+    this.send(newIdempotencyKey(), operation);
+  }
+
+  /** Sends a failed click again, with its own key: it is counted at most once, however often it is sent. */
+  retry(key: string): void {
+    const click = this.state.clicks.find((c) => c.key === key && c.state === 'failed');
+    if (click !== undefined) this.send(click.key, click.operation);
+  }
+
+  private readonly onNetworkChange = () => {
+    this.live?.checkNow();
+    if (this.state.readError !== null) void this.refresh();
+  };
+
+  private readonly onVisibilityChange = () => {
+    if (this.env.document.visibilityState === 'visible') this.onNetworkChange();
+  };
+
+  private send(key: string, operation: Operation): void {
+    const api = this.api;
+    const counter = this.state.counter;
+    if (api === null || !counter.valid) return;
+    const run = this.run;
+    const ownKeys = new Set(this.state.ownKeys).add(key);
+    const others = this.state.clicks.filter((c) => c.key !== key);
+    this.update({ refusal: null, ownKeys, clicks: [...others, { key, operation, state: 'sending', reason: null }] });
+    api
+      .change(counter.name, operation, key)
+      .then((answer) => {
+        if (run !== this.run) return;
+        this.update({ clicks: this.state.clicks.filter((c) => c.key !== key) });
+        const { value, seq, updatedAt } = answer;
+        if (this.show({ counter: answer.counter, value, seq, updatedAt })) this.refreshSoon();
+      })
+      .catch((error: unknown) => {
+        if (run !== this.run) return;
+        const refused = error instanceof ApiError && error.kind === 'refused';
+        const reason = error instanceof ApiError ? error.message : 'the click could not be sent';
+        const rest = this.state.clicks.filter((c) => c.key !== key);
+        if (refused) {
+          this.update({ clicks: rest, refusal: reason });
+        } else {
+          this.update({ clicks: [...rest, { key, operation, state: 'failed', reason }] });
+        }
+      });
+  }
+
+  /** The server is back: read what failed to read, send what failed to send. */
+  private recover(): void {
+    if (this.state.readError !== null) void this.refresh();
+    for (const click of this.state.clicks) if (click.state === 'failed') this.send(click.key, click.operation);
+  }
+
+  /** Shows a state if it is newer than the one shown; tells whether it was. */
+  private show(incoming: CounterValue): boolean {
+    const counter = this.state.counter;
+    if (!counter.valid) return false;
+    const previous = this.state.shown;
+    const next = advance(previous, incoming, counter.name);
+    if (next === previous || next === null) return false;
+    if (previous !== null) this.activity = recordChanges(this.activity, next.seq - previous.seq, Date.now());
+    const valueMoved = previous === null || previous.value !== next.value;
+    this.update({
+      shown: next,
+      perMinute: changesPerMinute(this.activity, Date.now()),
+      ...(valueMoved && this.state.refusal !== null && previous !== null ? { refusal: null } : {}),
+    });
+    this.announceSoon();
+    return true;
+  }
+
+  /** Announces the value shown now, or — within the rate bound — once the bound allows, whatever it is then. */
+  private announceSoon(): void {
+    if (this.announceTimer !== null) return;
+    const wait = this.lastAnnounced + ANNOUNCE_EVERY_MS - Date.now();
+    const announce = () => {
+      this.announceTimer = null;
+      this.lastAnnounced = Date.now();
+      const { shown, counter } = this.state;
+      if (shown === null || !counter.valid) return;
+      this.update({ announcement: `counter ${counter.name} is ${formatValue(shown.value)}` });
+    };
+    if (wait <= 0) announce();
+    else this.announceTimer = setTimeout(announce, wait);
+  }
+
+  /** Reads the history again once a burst of pushed values has settled — not once per value, not during a read. */
+  private refreshSoon(delay = HISTORY_REFRESH_MS): void {
+    if (this.refreshTimer !== null || this.reading) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      void this.refresh();
+    }, delay);
+  }
+
+  /** Reads the value and the history (one read at a time); a failed read is tried again with backoff. */
+  private async refresh(): Promise<void> {
+    const api = this.api;
+    const counter = this.state.counter;
+    if (api === null || !counter.valid || this.reading) return;
+    const run = this.run;
+    this.reading = true;
+    try {
+      const [value, page] = await Promise.all([api.read(counter.name), api.history(counter.name, 10)]);
+      if (run !== this.run) return;
+      this.reading = false;
+      this.readFailures = 0;
+      this.show(value);
+      const newest = page.items[0]?.seq ?? 0;
+      const history = newest >= (this.state.history[0]?.seq ?? 0) ? page.items : this.state.history;
+      this.update({ history, readError: null });
+      if ((this.state.shown?.seq ?? -1) > newest) this.refreshSoon();
+    } catch (error) {
+      if (run !== this.run) return;
+      this.reading = false;
+      const reason = error instanceof ApiError ? error.message : 'the server cannot be reached';
+      this.update({ readError: `The counter could not be read: ${reason}.` });
+      this.readFailures += 1;
+      this.refreshSoon(1_000 + backoffDelay(this.readFailures, 1_000, 30_000, this.env.random));
+    }
+  }
+
+  private update(patch: Partial<PageState>): void {
+    this.state = { ...this.state, ...patch };
+    for (const listener of this.listeners) listener();
+  }
+}
