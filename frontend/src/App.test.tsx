@@ -195,7 +195,7 @@ describe('the page', () => {
     const { server } = open('/c/clicks', (s) => {
       s.setMode('down');
     });
-    await wait(5_000);
+    await wait(11_000);
     expect(alerts().join(' ')).toMatch(/could not be read: the server cannot be reached/);
     expect(value()).toBe('…');
     server.setMode('up');

@@ -36,7 +36,7 @@ export const changeRetry: RetryPolicy = {
   sleep,
   random: Math.random,
 };
-export const readRetry: RetryPolicy = { ...changeRetry, retryForMs: 3_000 };
+export const readRetry: RetryPolicy = { ...changeRetry, timeoutMs: 4_000, retryForMs: 10_000 };
 
 /** The statuses that say "not now" rather than "no": the same request may succeed later. */
 export function isRetryable(status: number): boolean {
