@@ -132,6 +132,9 @@ test('two pages stay in sync through clicks, a restart mid-click and a half-open
     }
     await decrement(b).click();
     await both(String(CEILING - 1), 'after a decrement from the ceiling');
+    for (const page of pages) {
+      await expectText(page.locator('.history li').first(), new RegExp(`^−1\\s*${CEILING - 1}`), 'history follows');
+    }
     await noErrorsLeft('at the end');
 
     if (screenshot) await a.screenshot({ path: screenshot });
