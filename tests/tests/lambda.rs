@@ -64,3 +64,31 @@ async fn emits_increments_replays_and_store_latency_as_embedded_metrics() {
     assert_eq!(directive["Namespace"], "Acidizer");
     assert!(directive["Dimensions"][0].as_array().unwrap().contains(&Value::from("Function")));
 }
+
+/// A store that fails is answered 503: an invocation that succeeded, which Lambda's `Errors` never counts. The
+/// function counts it as `ServerErrors`, with the version that answered, for the canary's rollback alarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_its_5xx_answers_by_version() {
+    use acidizer_tests::dynamodb_local;
+    use acidizer_tests::fault_proxy::{Fault, FaultProxy};
+
+    let proxy = FaultProxy::start(&dynamodb_local::shared().endpoint, Fault::InternalError, 1.0).await;
+    let app = App::spawn_lambda(&proxy.endpoint, 1, &[("AWS_LAMBDA_FUNCTION_VERSION", "7".to_owned())]).await;
+    assert_eq!(app.increment(Some("failing"), Some("fail-1")).await.status(), 503);
+    assert_eq!(app.increment(Some("failing"), Some("fail-2")).await.status(), 503);
+    assert!(proxy.injected() > 0, "the store failed");
+    let mut document = None;
+    for _ in 0..50 {
+        document = emf::documents(&app.logs()).into_iter().find(|d| d.get("ServerErrors").is_some());
+        if document.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let document = document.expect("an EMF document with ServerErrors");
+    assert_eq!(document["Function"], "acidizer-api");
+    assert_eq!(document["Version"], "7");
+    let dimensions = &document["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0];
+    assert_eq!(dimensions, &serde_json::json!(["Function", "Version"]));
+    assert_eq!(emf::totals(&app.logs()).get("ServerErrors"), Some(&2.0));
+}

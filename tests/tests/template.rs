@@ -185,3 +185,76 @@ fn the_functions_get_the_environment_the_code_reads() {
     assert_eq!(acidizer_store_dynamodb::CONNECTIONS_TABLE_ENV, "CONNECTIONS_TABLE");
     assert_eq!(acidizer_apigw::WEBSOCKET_ENDPOINT_ENV, "WEBSOCKET_ENDPOINT");
 }
+
+/// The template through the SAM transform, as CloudFormation receives it (`tests/support/sam_transform.py`).
+fn transformed(parameters: &[&str]) -> serde_json::Value {
+    let root = binaries::repo_root();
+    let output = std::process::Command::new("python3")
+        .arg(root.join("tests/support/sam_transform.py"))
+        .arg(root.join("infra/template.yaml"))
+        .args(parameters)
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the SAM transform failed:\n{stderr}");
+    serde_json::from_slice(&output.stdout).expect("the transform prints JSON")
+}
+
+/// The HTTP API's CORS configuration survives the SAM transform whole — origins, methods, headers, exposed
+/// headers and max age — for any origin and for a list of them.
+#[test]
+fn cors_survives_the_sam_transform() {
+    for (parameters, origins) in [
+        (vec![], serde_json::json!(["*"])),
+        (
+            vec!["AllowedOrigins=https://a.example,https://b.example"],
+            serde_json::json!({"Fn::Split": [",", "https://a.example,https://b.example"]}),
+        ),
+    ] {
+        let template = transformed(&parameters);
+        let cors = &template["Resources"]["HttpApi"]["Properties"]["Body"]["x-amazon-apigateway-cors"];
+        let branches = cors["Fn::If"].as_array().unwrap_or_else(|| panic!("one condition over the whole: {cors}"));
+        assert_eq!(branches[0], "AnyOrigin");
+        let chosen = if parameters.is_empty() { &branches[1] } else { &branches[2] };
+        assert_eq!(chosen["allowOrigins"], origins, "{cors}");
+        for branch in &branches[1..] {
+            assert_eq!(branch["allowMethods"], serde_json::json!(["GET", "POST", "OPTIONS"]), "{cors}");
+            assert_eq!(branch["allowHeaders"], serde_json::json!(["content-type", "idempotency-key"]), "{cors}");
+            let exposed = serde_json::json!(["idempotent-replayed", "x-request-id", "retry-after"]);
+            assert_eq!(branch["exposeHeaders"], exposed, "{cors}");
+            assert_eq!(branch["maxAge"], 600, "{cors}");
+        }
+        let condition = &template["Conditions"]["AnyOrigin"]["Fn::Equals"];
+        assert_eq!(condition[1], "*", "AnyOrigin holds for * alone: {condition}");
+    }
+}
+
+/// The canary judges the new version alone, on its failed invocations and on its 5xx answers.
+#[test]
+fn the_canary_rolls_back_on_the_new_versions_errors_and_5xx() {
+    let template = transformed(&[]);
+    let resources = template["Resources"].as_object().unwrap();
+    let group = resources
+        .values()
+        .find(|r| {
+            r["Type"] == "AWS::CodeDeploy::DeploymentGroup"
+                && r["Properties"]["AlarmConfiguration"]["Alarms"].to_string().contains("ApiServerErrorsAlarm")
+        })
+        .expect("acidizer-api's deployment group watches ApiServerErrorsAlarm");
+    assert!(group["Properties"]["AlarmConfiguration"]["Alarms"].to_string().contains("ApiErrorsAlarm"));
+    let version = |alarm: &str| {
+        let dimensions = resources[alarm]["Properties"]["Dimensions"].as_array().unwrap().clone();
+        dimensions
+            .into_iter()
+            .find(|d| d["Name"] == "ExecutedVersion" || d["Name"] == "Version")
+            .map(|d| d["Value"].clone())
+    };
+    for (alarm, function) in
+        [("ApiErrorsAlarm", "ApiFunction"), ("WsErrorsAlarm", "WsFunction"), ("StreamErrorsAlarm", "StreamFunction")]
+    {
+        let value = version(alarm).unwrap_or_else(|| panic!("{alarm} is scoped to a version"));
+        assert!(value["Fn::GetAtt"][0].as_str().unwrap().starts_with(&format!("{function}Version")), "{value}");
+    }
+    assert_eq!(resources["ApiServerErrorsAlarm"]["Properties"]["MetricName"], acidizer_core::telemetry::SERVER_ERRORS);
+    assert!(version("ApiServerErrorsAlarm").is_some());
+}

@@ -15,5 +15,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let max = CounterMax::from_env().map_err(|invalid| invalid.to_string())?;
     let client = DynamoStore::client_from_env().await;
     let app = router(Counters::new(DynamoStore::new(client, table)).with_max(max), &origins);
+    let app = acidizer_lambda::count_server_errors(app);
     acidizer_lambda::service::run_http(metrics, app).await
 }

@@ -11,6 +11,8 @@ pub const BOUND_REFUSALS: &str = "BoundRefusals";
 pub const REPLAYS: &str = "Replays";
 /// Changes that lost a race on the counter and were tried again.
 pub const CONFLICT_RETRIES: &str = "ConflictRetries";
+/// Answers with a 5xx status, by the function version that gave them (dimension `Version`).
+pub const SERVER_ERRORS: &str = "ServerErrors";
 /// How long the store took to answer a change, in milliseconds.
 pub const STORE_LATENCY: &str = "StoreLatency";
 /// Messages a broadcast delivered.
@@ -23,12 +25,13 @@ pub const POSTS_FAILED: &str = "PostsFailed";
 pub const BROADCAST_DURATION: &str = "BroadcastDuration";
 
 /// Every metric above.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     INCREMENTS,
     DECREMENTS,
     BOUND_REFUSALS,
     REPLAYS,
     CONFLICT_RETRIES,
+    SERVER_ERRORS,
     STORE_LATENCY,
     SUBSCRIBERS_REACHED,
     GONE_CONNECTIONS,
