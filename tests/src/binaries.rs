@@ -21,18 +21,27 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repository").to_owned()
 }
 
-/// The environment variable naming a directory of release bootstraps (`cargo lambda build` output:
-/// `DIR/<function>/bootstrap`) to run instead of the debug builds.
+/// The environment variable naming a directory of release bootstraps to run instead of the debug builds: the
+/// output of `cargo lambda build` (`DIR/<function>/bootstrap`) or of `sam build` (`DIR/<LogicalId>/bootstrap`).
 pub const LAMBDA_BOOTSTRAPS_ENV: &str = "ACIDIZER_LAMBDA_BOOTSTRAPS";
+
+/// Each function's logical id in `infra/template.yaml`, where `sam build` puts its bootstrap.
+pub const TEMPLATE_FUNCTIONS: [(&str, &str); 3] =
+    [("acidizer-api", "ApiFunction"), ("acidizer-ws", "WsFunction"), ("acidizer-stream", "StreamFunction")];
 
 /// A Lambda function's binary: the release bootstrap when `ACIDIZER_LAMBDA_BOOTSTRAPS` names their directory,
 /// else the debug build beside the tests.
 pub fn lambda(name: &str) -> PathBuf {
     match std::env::var_os(LAMBDA_BOOTSTRAPS_ENV) {
         Some(dir) => {
-            let bootstrap = repo_root().join(dir).join(name).join("bootstrap");
-            assert!(bootstrap.is_file(), "{} is missing: cargo lambda build --release", bootstrap.display());
-            bootstrap
+            let dir = repo_root().join(dir);
+            let logical_id = TEMPLATE_FUNCTIONS.iter().find(|(binary, _)| *binary == name).map(|(_, id)| *id);
+            let candidates = [Some(name), logical_id].into_iter().flatten().map(|sub| dir.join(sub).join("bootstrap"));
+            let found = candidates.clone().find(|bootstrap| bootstrap.is_file());
+            found.unwrap_or_else(|| {
+                let tried: Vec<String> = candidates.map(|c| c.display().to_string()).collect();
+                panic!("no bootstrap for {name} at {}: cargo lambda build --release, or sam build", tried.join(" or "))
+            })
         }
         None => path(name),
     }

