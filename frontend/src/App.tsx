@@ -118,14 +118,16 @@ function Card({ state, page }: { state: PageState; page: CounterPage }) {
           {state.refusal}
         </p>
       )}
-      {failed.map((click) => (
+      {failed.map((click, i) => (
         <div role="alert" className="error failed-click" key={click.key}>
           <span>
-            Your {sign(click.operation)} was not counted yet: {click.reason}. It is sent again once the server is back.
+            Your {sign(click.operation)} is not confirmed: {click.reason}. It is sent again by itself, and counted once
+            whatever happens.
           </span>
           <button
             type="button"
             className="retry"
+            aria-label={`Retry your ${sign(click.operation)}${failed.length > 1 ? ` (${i + 1} of ${failed.length})` : ''} now`}
             onClick={() => {
               page.retry(click.key);
             }}

@@ -8,8 +8,10 @@ import type { ChangeAnswer, CounterValue, HistoryPage, Operation, Problem } from
 export class ApiError extends Error {
   constructor(
     message: string,
-    readonly kind: 'refused' | 'unreachable',
+    readonly kind: 'refused' | 'unreachable' | 'aborted',
     readonly status: number | null,
+    /** How long the server asked to wait before the next try (`Retry-After`), when it did. */
+    readonly retryAfterMs: number | null = null,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -27,16 +29,19 @@ export interface RetryPolicy {
   random: () => number;
 }
 
-/** A change is retried for 30 s; a read gives up sooner, as the page reads again when the server is back. */
+/**
+ * A change is retried for 30 s; a read gives up sooner, as the page reads again when the server is back. One
+ * attempt may take longer than the server's own 10 s deadline, so an answer on its way is not abandoned.
+ */
 export const changeRetry: RetryPolicy = {
-  timeoutMs: 8_000,
+  timeoutMs: 12_000,
   retryForMs: 30_000,
   baseMs: 250,
   capMs: 4_000,
   sleep,
   random: Math.random,
 };
-export const readRetry: RetryPolicy = { ...changeRetry, timeoutMs: 4_000, retryForMs: 10_000 };
+export const readRetry: RetryPolicy = { ...changeRetry, retryForMs: 15_000 };
 
 /** The statuses that say "not now" rather than "no": the same request may succeed later. */
 export function isRetryable(status: number): boolean {
@@ -52,26 +57,60 @@ export function retryAfterMs(header: string | null, now: number = Date.now()): n
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
-async function problemOf(response: Response): Promise<string> {
+/** An answer, read to its end. */
+interface Answer {
+  status: number;
+  ok: boolean;
+  headers: Headers;
+  body: string;
+}
+
+function problemOf(answer: Answer): string {
   try {
-    const problem = (await response.json()) as Partial<Problem>;
-    return problem.detail ?? problem.title ?? `the server answered ${response.status}`;
+    const problem = JSON.parse(answer.body) as Partial<Problem>;
+    return problem.detail ?? problem.title ?? `the server answered ${answer.status}`;
   } catch {
-    return `the server answered ${response.status}`;
+    return `the server answered ${answer.status}`;
   }
 }
 
-/** One attempt, abandoned after the policy's timeout. */
-async function attempt(fetchImpl: typeof fetch, url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
+/** One attempt, its answer read to the end, abandoned after the policy's timeout or when `signal` aborts. */
+async function attempt(
+  fetchImpl: typeof fetch,
+  url: string,
+  init: RequestInit,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<Answer> {
   const abort = new AbortController();
   const timer = setTimeout(() => {
     abort.abort();
   }, timeoutMs);
+  const stop = () => {
+    abort.abort();
+  };
+  signal?.addEventListener('abort', stop);
   try {
-    return await fetchImpl(url, { ...init, signal: abort.signal });
+    const response = await fetchImpl(url, { ...init, signal: abort.signal });
+    const body = await response.text();
+    return { status: response.status, ok: response.ok, headers: response.headers, body };
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', stop);
   }
+}
+
+/** Waits `ms`, or less if `signal` aborts. */
+async function pause(policy: RetryPolicy, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return policy.sleep(ms);
+  await Promise.race([
+    policy.sleep(ms),
+    new Promise<void>((resolve) => {
+      signal.addEventListener('abort', () => {
+        resolve();
+      });
+    }),
+  ]);
 }
 
 /**
@@ -79,24 +118,46 @@ async function attempt(fetchImpl: typeof fetch, url: string, init: RequestInit, 
  * request, so the same `Idempotency-Key`) after a network failure, a timeout, a 408, 429 or 5xx, waiting as long as
  * `Retry-After` asks and at least the backoff, for as long as the policy allows.
  */
-async function send(fetchImpl: typeof fetch, url: string, init: RequestInit, policy: RetryPolicy): Promise<Response> {
+async function send(
+  fetchImpl: typeof fetch,
+  url: string,
+  init: RequestInit,
+  policy: RetryPolicy,
+  signal?: AbortSignal,
+): Promise<Answer> {
   const giveUpAt = Date.now() + policy.retryForMs;
   for (let tries = 0; ; tries += 1) {
-    let failure: string;
     let wait = backoffDelay(tries, policy.baseMs, policy.capMs, policy.random);
+    let failure: string;
+    let retryAfter: number | null = null;
     try {
-      const response = await attempt(fetchImpl, url, init, policy.timeoutMs);
-      if (response.ok) return response;
-      if (!isRetryable(response.status)) throw new ApiError(await problemOf(response), 'refused', response.status);
-      wait = Math.max(wait, retryAfterMs(response.headers.get('Retry-After')) ?? 0);
-      failure = await problemOf(response);
+      const answer = await attempt(fetchImpl, url, init, policy.timeoutMs, signal);
+      if (answer.ok) return answer;
+      if (!isRetryable(answer.status)) throw new ApiError(problemOf(answer), 'refused', answer.status);
+      retryAfter = retryAfterMs(answer.headers.get('Retry-After'));
+      wait = Math.max(wait, retryAfter ?? 0);
+      failure = problemOf(answer);
     } catch (error) {
       if (error instanceof ApiError) throw error;
       const timedOut = error instanceof Error && error.name === 'AbortError';
       failure = timedOut ? 'the server did not answer in time' : 'the server cannot be reached';
     }
-    if (Date.now() + wait > giveUpAt) throw new ApiError(failure, 'unreachable', null);
-    await policy.sleep(wait);
+    stopIfAborted(signal);
+    if (Date.now() + wait > giveUpAt) throw new ApiError(failure, 'unreachable', null, retryAfter);
+    await pause(policy, wait, signal);
+    stopIfAborted(signal);
+  }
+}
+
+function stopIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new ApiError('the page stopped sending it', 'aborted', null);
+}
+
+function parse(answer: Answer): unknown {
+  try {
+    return JSON.parse(answer.body);
+  } catch {
+    throw new ApiError('the server answered something that is not JSON', 'unreachable', answer.status);
   }
 }
 
@@ -109,8 +170,7 @@ export function createApi(
   const counterPath = (counter: string) => `/counters/${encodeURIComponent(counter)}`;
 
   async function getJson<T>(path: string): Promise<T> {
-    const response = await send(fetchImpl, url(path), { cache: 'no-store' }, policies.read);
-    return (await response.json()) as T;
+    return parse(await send(fetchImpl, url(path), { cache: 'no-store' }, policies.read)) as T;
   }
 
   return {
@@ -122,10 +182,10 @@ export function createApi(
      * Changes the counter once (+1 or -1), however often the request has to be sent: every attempt carries `key`,
      * so the server counts it at most once. A refusal (a 409 at a bound, say) is reported in the server's words.
      */
-    async change(counter: string, operation: Operation, key: string): Promise<ChangeAnswer> {
+    async change(counter: string, operation: Operation, key: string, signal?: AbortSignal): Promise<ChangeAnswer> {
       const init: RequestInit = { method: 'POST', headers: { 'Idempotency-Key': key } };
-      const response = await send(fetchImpl, url(`${counterPath(counter)}/${operation}`), init, policies.change);
-      return (await response.json()) as ChangeAnswer;
+      const path = url(`${counterPath(counter)}/${operation}`);
+      return parse(await send(fetchImpl, path, init, policies.change, signal)) as ChangeAnswer;
     },
   };
 }

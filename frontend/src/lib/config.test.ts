@@ -32,11 +32,13 @@ describe('configuration', () => {
     }
   });
 
-  it('falls back when /config.json is missing', async () => {
+  it('falls back when the site has no /config.json, and fails when it cannot be read', async () => {
     const missing = () => Promise.resolve(new Response('nope', { status: 404 }));
     expect(await loadConfig(page, missing)).toEqual(resolveConfig({}, page));
     const down = () => Promise.reject(new TypeError('offline'));
-    expect(await loadConfig(page, down)).toEqual(resolveConfig({}, page));
+    await expect(loadConfig(page, down)).rejects.toThrow('offline');
+    const failing = () => Promise.resolve(new Response('oops', { status: 503 }));
+    await expect(loadConfig(page, failing)).rejects.toThrow('503');
   });
 
   it('reads the counter from the path', () => {
@@ -52,5 +54,7 @@ describe('configuration', () => {
     expect(counterFromPath('/c/Apples')).toMatchObject({ valid: false, shown: 'Apples' });
     expect(counterFromPath(`/c/${'a'.repeat(65)}`)).toMatchObject({ valid: false });
     expect(counterFromPath('/c/-x')).toMatchObject({ valid: false });
+    expect(counterFromPath('/c/')).toMatchObject({ valid: false });
+    expect(counterFromPath('/c/a/b')).toMatchObject({ valid: false });
   });
 });

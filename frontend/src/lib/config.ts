@@ -33,13 +33,25 @@ export function resolveConfig(raw: RawConfig, page: URL): Config {
   return { apiUrl: new URL(apiUrl, page).toString().replace(/\/$/, ''), wsUrl: ws.toString(), counterMax };
 }
 
+/** How long the configuration may take to arrive. */
+const CONFIG_TIMEOUT_MS = 10_000;
+
+/**
+ * Reads `/config.json`: the defaults when the site has none (404); a failure (network, timeout, 5xx) is thrown,
+ * for the caller to try again — on AWS the API is elsewhere, and the page's own origin would not do.
+ */
 export async function loadConfig(page: URL, fetchImpl: typeof fetch = fetch): Promise<Config> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => {
+    abort.abort();
+  }, CONFIG_TIMEOUT_MS);
   try {
-    const response = await fetchImpl(new URL('/config.json', page), { cache: 'no-store' });
-    if (!response.ok) return resolveConfig({}, page);
+    const response = await fetchImpl(new URL('/config.json', page), { cache: 'no-store', signal: abort.signal });
+    if (response.status === 404) return resolveConfig({}, page);
+    if (!response.ok) throw new Error(`the server answered ${response.status}`);
     return resolveConfig((await response.json()) as RawConfig, page);
-  } catch {
-    return resolveConfig({}, page);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -51,9 +63,12 @@ const COUNTER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 /** The counter a page shows: `global` at `/`, NAME at `/c/NAME` — when NAME is a counter's name. */
 export function counterFromPath(pathname: string): PageCounter {
+  if (!pathname.startsWith('/c/') && pathname !== '/c') return { valid: true, name: 'global' };
   const match = /^\/c\/([^/]+)\/?$/.exec(pathname);
   const raw = match?.[1];
-  if (raw === undefined) return { valid: true, name: 'global' };
+  if (raw === undefined) {
+    return { valid: false, shown: pathname, reason: 'The address is not valid: it names no counter.' };
+  }
   let name: string;
   try {
     name = decodeURIComponent(raw);

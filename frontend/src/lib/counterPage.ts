@@ -1,6 +1,6 @@
 import { type Api, ApiError, createApi, changeRetry, readRetry } from './api';
 import { backoffDelay } from './backoff';
-import { DEFAULT_COUNTER_MAX, type PageCounter, counterFromPath, loadConfig } from './config';
+import { type Config, DEFAULT_COUNTER_MAX, type PageCounter, counterFromPath, loadConfig } from './config';
 import { newIdempotencyKey } from './keys';
 import { LiveConnection, type SocketLike, websocketUrl } from './live';
 import { advance } from './monotonic';
@@ -63,13 +63,15 @@ export function browserEnv(): PageEnv {
 }
 
 /** How long after a pushed value the history is read again (one read for a burst of values). */
-const HISTORY_REFRESH_MS = 250;
+const HISTORY_REFRESH_MS = 1_000;
+/** How long a click that could not get through waits before it is sent again by itself (at least). */
+const RESEND_AFTER_MS = 15_000;
 /** A screen reader hears the value at most this often: the latest value, once a burst has passed. */
 export const ANNOUNCE_EVERY_MS = 3_000;
 /** How often the changes-per-minute line moves on when nothing changes. */
 const ACTIVITY_TICK_MS = 60_000;
 
-export const formatValue = (value: number): string => new Intl.NumberFormat('en-US').format(value);
+export const formatValue = (value: number): string => new Intl.NumberFormat().format(value);
 
 /**
  * The page's logic in one place — configuration, reads, the live connection, clicks — as a store React reads with
@@ -85,6 +87,12 @@ export class CounterPage {
   private reading = false;
   private readFailures = 0;
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private resendTimer: ReturnType<typeof setTimeout> | null = null;
+  private configTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Aborts what this run still sends when it stops. */
+  private sending = new AbortController();
+  /** When the last pushed value arrived: changes are counted per minute from pushes that follow each other. */
+  private lastPushAt = -Infinity;
   private announceTimer: ReturnType<typeof setTimeout> | null = null;
   private activityTimer: ReturnType<typeof setInterval> | null = null;
   private lastAnnounced = -Infinity;
@@ -122,46 +130,82 @@ export class CounterPage {
     this.env.window.addEventListener('online', this.onNetworkChange);
     this.env.window.addEventListener('offline', this.onNetworkChange);
     this.env.document.addEventListener('visibilitychange', this.onVisibilityChange);
+    this.sending = new AbortController();
     this.activityTimer = setInterval(() => {
       this.update({ perMinute: changesPerMinute(this.activity, Date.now()) });
     }, ACTIVITY_TICK_MS);
-    void loadConfig(this.env.location, this.env.fetch).then((config) => {
-      if (run !== this.run) return;
-      const random = this.env.random ?? Math.random;
-      this.api = createApi(config.apiUrl, this.env.fetch, {
-        change: { ...changeRetry, random },
-        read: { ...readRetry, random },
-      });
-      this.live = new LiveConnection({
-        random,
-        url: websocketUrl(config.wsUrl, counter.name),
-        createSocket: this.env.createSocket,
-        onValue: (value) => {
-          const hadState = this.state.shown !== null;
-          // The first state shown comes with the read of the history already under way; after a failed read,
-          // any value is a sign the server is back, worth another read.
-          if ((this.show(value) && hadState) || this.state.readError !== null) this.refreshSoon();
-        },
-        onState: (connection, connectionReason) => {
-          this.update({ connection, connectionReason });
-          if (connection === 'live') this.recover();
-        },
-      });
-      this.update({ ready: true, counterMax: config.counterMax });
-      this.live.start();
-      void this.refresh();
+    this.configure(run, counter.name, 0);
+  }
+
+  /** Reads the configuration, trying again with backoff until it arrives; then reads, and goes live. */
+  private configure(run: number, counter: string, failures: number): void {
+    loadConfig(this.env.location, this.env.fetch).then(
+      (config) => {
+        if (run !== this.run) return;
+        this.connect(config, counter);
+      },
+      (error: unknown) => {
+        if (run !== this.run) return;
+        const reason = error instanceof Error && error.name !== 'AbortError' ? error.message : 'it did not arrive in time';
+        this.update({ readError: `The page’s settings could not be read (${reason}); trying again.` });
+        const delay = 1_000 + backoffDelay(failures, 1_000, 15_000, this.env.random);
+        this.configTimer = setTimeout(() => {
+          this.configTimer = null;
+          this.configure(run, counter, failures + 1);
+        }, delay);
+      },
+    );
+  }
+
+  private connect(config: Config, counter: string): void {
+    const random = this.env.random ?? Math.random;
+    this.api = createApi(config.apiUrl, this.env.fetch, {
+      change: { ...changeRetry, random },
+      read: { ...readRetry, random },
     });
+    this.live = new LiveConnection({
+      random,
+      url: websocketUrl(config.wsUrl, counter),
+      createSocket: this.env.createSocket,
+      onValue: (value) => {
+        const hadState = this.state.shown !== null;
+        const previous = this.state.shown;
+        const shown = this.show(value);
+        if (shown && previous !== null) this.countPushed(value.seq - previous.seq);
+        // The first state shown comes with the read of the history already under way; after a failed read,
+        // any value is a sign the server is back, worth another read.
+        if (this.state.readError !== null) void this.refresh();
+        else if (shown && hadState) this.refreshSoon();
+      },
+      onState: (connection, connectionReason) => {
+        this.update({ connection, connectionReason });
+        if (connection === 'live') this.recover();
+      },
+    });
+    this.update({ ready: true, counterMax: config.counterMax });
+    this.live.start();
+    void this.refresh();
   }
 
   stop(): void {
     this.run += 1;
+    this.sending.abort();
     this.live?.stop();
     this.live = null;
     this.api = null;
     this.reading = false;
-    for (const timer of [this.refreshTimer, this.announceTimer]) if (timer !== null) clearTimeout(timer);
+    for (const timer of [this.refreshTimer, this.announceTimer, this.resendTimer, this.configTimer]) {
+      if (timer !== null) clearTimeout(timer);
+    }
     this.refreshTimer = null;
     this.announceTimer = null;
+    this.resendTimer = null;
+    this.configTimer = null;
+    // What was on its way is sent again, with its key, once the page runs again.
+    const interrupted = this.state.clicks.map((click) =>
+      click.state === 'sending' ? { ...click, state: 'failed' as const, reason: 'the page stopped sending it' } : click,
+    );
+    if (interrupted.some((click, i) => click !== this.state.clicks[i])) this.update({ clicks: interrupted });
     if (this.activityTimer !== null) clearInterval(this.activityTimer);
     this.activityTimer = null;
     this.env.window.removeEventListener('online', this.onNetworkChange);
@@ -198,12 +242,13 @@ export class CounterPage {
     const others = this.state.clicks.filter((c) => c.key !== key);
     this.update({ refusal: null, ownKeys, clicks: [...others, { key, operation, state: 'sending', reason: null }] });
     api
-      .change(counter.name, operation, key)
+      .change(counter.name, operation, key, this.sending.signal)
       .then((answer) => {
         if (run !== this.run) return;
         this.update({ clicks: this.state.clicks.filter((c) => c.key !== key) });
         const { value, seq, updatedAt } = answer;
         if (this.show({ counter: answer.counter, value, seq, updatedAt })) this.refreshSoon();
+        this.resendFailed();
       })
       .catch((error: unknown) => {
         if (run !== this.run) return;
@@ -212,16 +257,41 @@ export class CounterPage {
         const rest = this.state.clicks.filter((c) => c.key !== key);
         if (refused) {
           this.update({ clicks: rest, refusal: reason });
-        } else {
-          this.update({ clicks: [...rest, { key, operation, state: 'failed', reason }] });
+          return;
         }
+        this.update({ clicks: [...rest, { key, operation, state: 'failed', reason }] });
+        const retryAfter = error instanceof ApiError ? (error.retryAfterMs ?? 0) : 0;
+        this.resendLater(Math.max(RESEND_AFTER_MS, retryAfter));
       });
+  }
+
+  /** Sends the failed clicks again after `delay`, unless something sends them sooner. */
+  private resendLater(delay: number): void {
+    if (this.resendTimer !== null) clearTimeout(this.resendTimer);
+    this.resendTimer = setTimeout(() => {
+      this.resendTimer = null;
+      this.resendFailed();
+    }, delay);
+  }
+
+  /** The server answers again: what failed to get through goes again, each click with its own key. */
+  private resendFailed(): void {
+    for (const click of this.state.clicks) if (click.state === 'failed') this.send(click.key, click.operation);
+  }
+
+  /** Counts pushed changes per minute; a jump after a silence (missed pushes) counts as one, not as all at once. */
+  private countPushed(changes: number): void {
+    const now = Date.now();
+    const recent = now - this.lastPushAt < 60_000;
+    this.lastPushAt = now;
+    this.activity = recordChanges(this.activity, recent ? changes : Math.min(changes, 1), now);
+    this.update({ perMinute: changesPerMinute(this.activity, now) });
   }
 
   /** The server is back: read what failed to read, send what failed to send. */
   private recover(): void {
     if (this.state.readError !== null) void this.refresh();
-    for (const click of this.state.clicks) if (click.state === 'failed') this.send(click.key, click.operation);
+    this.resendFailed();
   }
 
   /** Shows a state if it is newer than the one shown; tells whether it was. */
@@ -231,11 +301,9 @@ export class CounterPage {
     const previous = this.state.shown;
     const next = advance(previous, incoming, counter.name);
     if (next === previous || next === null) return false;
-    if (previous !== null) this.activity = recordChanges(this.activity, next.seq - previous.seq, Date.now());
     const valueMoved = previous === null || previous.value !== next.value;
     this.update({
       shown: next,
-      perMinute: changesPerMinute(this.activity, Date.now()),
       ...(valueMoved && this.state.refusal !== null && previous !== null ? { refusal: null } : {}),
     });
     this.announceSoon();
@@ -257,11 +325,15 @@ export class CounterPage {
     else this.announceTimer = setTimeout(announce, wait);
   }
 
-  /** Reads the history again once a burst of pushed values has settled — not once per value, not during a read. */
+  /**
+   * Reads again a second after a burst of pushed values began — not once per value, not during a read, not while
+   * the tab is hidden (it checks again when it shows).
+   */
   private refreshSoon(delay = HISTORY_REFRESH_MS): void {
     if (this.refreshTimer !== null || this.reading) return;
     this.refreshTimer = setTimeout(() => {
       this.refreshTimer = null;
+      if (this.env.document.visibilityState === 'hidden') return;
       void this.refresh();
     }, delay);
   }
@@ -271,6 +343,8 @@ export class CounterPage {
     const api = this.api;
     const counter = this.state.counter;
     if (api === null || !counter.valid || this.reading) return;
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     const run = this.run;
     this.reading = true;
     try {
@@ -283,6 +357,7 @@ export class CounterPage {
       const history = newest >= (this.state.history[0]?.seq ?? 0) ? page.items : this.state.history;
       this.update({ history, readError: null });
       if ((this.state.shown?.seq ?? -1) > newest) this.refreshSoon();
+      this.resendFailed();
     } catch (error) {
       if (run !== this.run) return;
       this.reading = false;

@@ -126,7 +126,27 @@ describe('LiveConnection', () => {
     expect(delays).toEqual([50, 100, 200, 400]);
     expect(h.states.some(([state]) => state === 'live'), 'never said live').toBe(false);
     expect(h.state()).toBe('offline');
-    expect(h.states.at(-1)?.[1]).toMatch(/cannot be reached; trying again in \d+ s/);
+    expect(h.states.at(-1)?.[1]).toBe('the server cannot be reached; trying again');
+  });
+
+  it('backs off more and more from a server that answers and closes soon after', () => {
+    const h = harness();
+    h.live.start();
+    const delays: number[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      h.last().open();
+      h.last().receive(VALUE);
+      vi.advanceTimersByTime(100);
+      h.last().drop();
+      const before = h.sockets.length;
+      let waited = 0;
+      while (h.sockets.length === before) {
+        vi.advanceTimersByTime(10);
+        waited += 10;
+      }
+      delays.push(waited);
+    }
+    expect(delays).toEqual([50, 100, 200, 400]);
   });
 
   it('starts the backoff over once a connection has stayed up', () => {

@@ -47,7 +47,6 @@ const PING = JSON.stringify({ action: 'ping' });
  */
 export class LiveConnection {
   private socket: SocketLike | null = null;
-  private open = false;
   private answered = false;
   private failures = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
@@ -90,12 +89,13 @@ export class LiveConnection {
    */
   checkNow(): void {
     if (this.stopped) return;
-    if (this.open && this.socket !== null) {
+    if (this.answered && this.socket !== null) {
       this.send(SYNC);
       return;
     }
-    if (this.socket !== null) return;
-    this.cancel('reconnectTimer');
+    // Not connected, or connecting without an answer yet: start over now.
+    this.clearTimers();
+    this.drop();
     this.connect();
   }
 
@@ -109,10 +109,15 @@ export class LiveConnection {
       return;
     }
     this.socket = socket;
+    // A connection that neither opens nor answers in time is as good as gone.
+    this.answerTimer = setTimeout(() => {
+      this.answerTimer = null;
+      this.lost('the server did not answer');
+    }, this.options.answerWithinMs * 2);
     socket.onopen = () => {
       if (this.socket !== socket) return;
-      this.open = true;
       this.send(SYNC);
+      if (this.socket !== socket) return;
       this.stableTimer = setTimeout(() => {
         this.stableTimer = null;
         this.failures = 0;
@@ -168,8 +173,8 @@ export class LiveConnection {
     this.failures += 1;
     const offline = this.failures >= this.options.offlineAfter;
     const delay = backoffDelay(this.failures - 1, this.options.baseMs, this.options.capMs, this.options.random);
-    const seconds = Math.max(1, Math.ceil(delay / 1000));
-    this.options.onState(offline ? 'offline' : 'reconnecting…', `${reason}; trying again in ${seconds} s`);
+    // The same words for every attempt of an outage: a screen reader hears the reason once, not a countdown.
+    this.options.onState(offline ? 'offline' : 'reconnecting…', `${reason}; trying again`);
     this.reconnectTimer = setTimeout(() => {
       this.connect();
     }, delay);
@@ -179,7 +184,6 @@ export class LiveConnection {
   private drop(): void {
     const socket = this.socket;
     this.socket = null;
-    this.open = false;
     this.answered = false;
     if (socket === null) return;
     socket.onopen = null;

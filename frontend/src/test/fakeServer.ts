@@ -7,7 +7,8 @@ export type Mode =
   | 'up'
   /** Refuses connections: fetches fail, sockets close before they open. */
   | 'down'
-  /** Takes requests and never answers; open sockets stay open and say nothing (a half-open connection). */
+  /** Takes requests and never answers; open sockets stay open and say nothing (a half-open connection), new ones
+   * never open. */
   | 'silent'
   /** Accepts WebSocket connections and closes them at once; HTTP works. */
   | 'flapping';
@@ -26,7 +27,6 @@ export class FakeServerSocket implements SocketLike {
   onclose: SocketLike['onclose'] = null;
   onerror: SocketLike['onerror'] = null;
   onmessage: SocketLike['onmessage'] = null;
-  received: string[] = [];
   isOpen = false;
   closed = false;
 
@@ -37,7 +37,6 @@ export class FakeServerSocket implements SocketLike {
 
   send(data: string) {
     if (!this.isOpen) throw new Error('not open');
-    this.received.push(data);
     if (this.server.mode !== 'up') return;
     const message = JSON.parse(data) as { action?: string };
     if (message.action === 'sync') this.push(this.server.valueMessage(this.counter));
@@ -75,6 +74,10 @@ export class FakeServer {
   mode: Mode = 'up';
   /** Pushes of new values are lost on the way (a laptop asleep); answers to the client's messages are not. */
   losePushes = false;
+  /** HTTP requests fail (the network drops them) while the WebSocket works. */
+  httpDown = false;
+  /** Answers to changes start but their bodies never end. */
+  stallBodies = false;
   counterMax = 1_000_000_000;
   /** Statuses (and a Retry-After) the next changes answer instead of committing, one per change. */
   failNextChanges: { status: number; retryAfter?: string }[] = [];
@@ -128,7 +131,7 @@ export class FakeServer {
     const method = init?.method ?? 'GET';
     const key = (init?.headers as Record<string, string> | undefined)?.['Idempotency-Key'] ?? null;
     this.requests.push({ method, path: url.pathname, key, at: Date.now() });
-    if (this.mode === 'down') return Promise.reject(new TypeError('Failed to fetch'));
+    if (this.mode === 'down' || this.httpDown) return Promise.reject(new TypeError('Failed to fetch'));
     if (this.mode === 'silent') {
       return new Promise((_, reject) => {
         init?.signal?.addEventListener('abort', () => {
@@ -136,7 +139,9 @@ export class FakeServer {
         });
       });
     }
-    return Promise.resolve(this.answer(method, url, key));
+    const answer = this.answer(method, url, key);
+    if (this.stallBodies && method === 'POST') return Promise.resolve(stalled(answer.status, init?.signal));
+    return Promise.resolve(answer);
   }) as typeof fetch;
 
   readonly createSocket = (url: string): SocketLike => {
@@ -145,7 +150,7 @@ export class FakeServer {
     this.sockets.push(socket);
     const mode = this.mode;
     setTimeout(() => {
-      if (socket.closed) return;
+      if (socket.closed || mode === 'silent') return;
       if (mode === 'down') {
         socket.serverClose();
         return;
@@ -206,6 +211,19 @@ export class FakeServer {
     if (key !== null) this.answers.set(key, { body: JSON.stringify(body), operation: action, counter: name });
     return json(200, body);
   }
+}
+
+/** An answer whose headers arrive and whose body never ends, until the request is aborted. */
+function stalled(status: number, signal: AbortSignal | null | undefined): Response {
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode('{"counter":'));
+      signal?.addEventListener('abort', () => {
+        controller.error(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+      });
+    },
+  });
+  return new Response(body, { status, headers: { 'content-type': 'application/json' } });
 }
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
