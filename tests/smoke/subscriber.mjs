@@ -1,5 +1,5 @@
 // One WebSocket subscriber for the smoke test: subscribes to a counter, asks for its value, and prints the `seq` of
-// every value message it receives, one per line, until it is killed (or after five minutes).
+// every value message it receives, one per line, until it is killed (or after ten minutes).
 // Usage: node tests/smoke/subscriber.mjs WEBSOCKET_URL COUNTER
 const [url, counter] = process.argv.slice(2);
 if (!url || !counter) {
@@ -21,4 +21,4 @@ socket.addEventListener('close', (event) => {
   console.error(`the subscription closed (${event.code})`);
   process.exit(1);
 });
-setTimeout(() => process.exit(0), 300_000);
+setTimeout(() => process.exit(0), 600_000);

@@ -24,6 +24,36 @@ pub enum BenchError {
     Read { url: String, detail: String },
     #[error("the history is not exact: {0}")]
     NotExact(String),
+    #[error("{0} changes got no answer, even sent again with their keys")]
+    Unanswered(usize),
+}
+
+/// How often a change is sent before it counts as failed.
+const ATTEMPTS: u32 = 8;
+
+/// Sends one change until it is answered with something other than "not now" (a network failure, 429 or 5xx),
+/// with the same key each time — as a client should, and the only way a 503 of unknown outcome is resolved — waiting
+/// as `Retry-After` asks, or with a growing pause.
+async fn send_until_answered(http: &reqwest::Client, url: &str, key: &str) -> reqwest::Result<reqwest::Response> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let answer = http.post(url).header("Idempotency-Key", key).send().await;
+        let retry_after = match &answer {
+            Ok(response) if response.status() == 429 || response.status().is_server_error() => response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+                .map(Duration::from_secs),
+            Err(_) => None,
+            Ok(_) => return answer,
+        };
+        if attempt >= ATTEMPTS {
+            return answer;
+        }
+        let backoff = Duration::from_millis(50 * (1 << attempt.min(5)));
+        tokio::time::sleep(retry_after.unwrap_or(backoff).min(Duration::from_secs(5))).await;
+    }
 }
 
 /// One acknowledged change: its request id, `seq`, delta and the value after it.
@@ -100,7 +130,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
                     let url = &urls[usize::from(fastrand::f64() < mix)];
                     let key = format!("bench-{run_id}-{i}");
                     let sent = Instant::now();
-                    let answer = http.post(url).header("Idempotency-Key", &key).send().await;
+                    let answer = send_until_answered(&http, url, &key).await;
                     match answer {
                         Ok(response) if response.status().is_success() => {
                             report.latencies.push(sent.elapsed());
@@ -159,6 +189,9 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         if let Some(peak) = peak_rss_kib() {
             println!("  peak memory    {:.1} MiB (client and server in one process)", peak as f64 / 1024.0);
         }
+    }
+    if all.failures > 0 {
+        return Err(BenchError::Unanswered(all.failures));
     }
     let after = read_state(&http, &base, &counter).await?;
     let history = read_history(&http, &base, &counter, before.seq).await?;
