@@ -98,3 +98,24 @@ async fn the_bench_with_decrements_ends_with_an_exact_history() {
     let refused = said.lines().find(|line| line.contains("refused at a bound")).unwrap_or_default().to_owned();
     assert!(!refused.contains("(0 refused"), "a walk from 0 that goes down more than up meets the floor: {refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_reports_json_with_the_naive_baseline() {
+    let output = tokio::process::Command::new(binaries::path("acidizer"))
+        .args(["bench", "--requests", "300", "--concurrency", "8", "--duration", "20", "--json", "--baseline"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(said.trim()).expect("one JSON object");
+    assert_eq!(report["exact"], true, "{report}");
+    assert_eq!(report["acknowledged"], 300, "--requests caps a --duration run: {report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    let naive = report["naivePerSecond"].as_f64().unwrap_or_default();
+    let times = report["timesNaive"].as_f64().unwrap_or_default();
+    let throughput = report["answersPerSecond"].as_f64().unwrap_or_default();
+    assert!(naive > 0.0 && (times - throughput / naive).abs() < 1e-6, "{report}");
+    assert!(report["latencyMs"]["p99"].as_f64().is_some_and(|ms| ms > 0.0), "{report}");
+}

@@ -1,10 +1,12 @@
-//! The one writer: group commit of changes, each answered once its commit is durable.
+//! The one writer: group commit of changes, each answered once its commit is durable. Being the only writer, it
+//! keeps the state of every counter it touched in memory, and writes each counter's row once per group.
 
 use crate::reader::stored_value;
 use crate::sql_error;
 use acidizer_core::store::IDEMPOTENCY_RETENTION;
 use acidizer_core::{Change, ChangeCommand, ChangeOutcome, CounterChange, CounterName, Delta, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +25,16 @@ pub(crate) struct Job {
 /// Where committed changes go, if anywhere.
 type Changes = Option<mpsc::UnboundedSender<CounterChange>>;
 
+/// A counter's committed state: value and `seq`.
+type Head = (u64, u64);
+
+/// A counter's state within the group being committed, with the change that made it.
+struct Touched {
+    value: u64,
+    seq: u64,
+    request_id: String,
+}
+
 pub(crate) fn spawn(
     connection: Connection,
     queue: mpsc::Receiver<Job>,
@@ -37,6 +49,8 @@ pub(crate) fn spawn(
 
 fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &AtomicU64, changes: &Changes) {
     let mut last_prune: Option<Instant> = None;
+    // What the database holds for each counter read or written so far: this thread is its only writer.
+    let mut heads: HashMap<CounterName, Head> = HashMap::new();
     while let Some(first) = queue.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -45,7 +59,7 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &Ato
                 Err(_) => break,
             }
         }
-        if commit_group(&mut connection, group, changes) {
+        if commit_group(&mut connection, &mut heads, group, changes) {
             commits.fetch_add(1, Ordering::Relaxed);
         }
         if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
@@ -56,8 +70,14 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &Ato
     tracing::debug!("sqlite writer stopped");
 }
 
-/// Commits every job of the group in one transaction, then answers each; tells whether it committed.
-fn commit_group(connection: &mut Connection, group: Vec<Job>, changes: &Changes) -> bool {
+/// Commits every job of the group in one transaction (each counter's row written once, with its last state), then
+/// answers each; tells whether it committed.
+fn commit_group(
+    connection: &mut Connection,
+    heads: &mut HashMap<CounterName, Head>,
+    group: Vec<Job>,
+    changes: &Changes,
+) -> bool {
     let now = Instant::now();
     let (jobs, late): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| job.command.deadline > now);
     for job in late {
@@ -67,16 +87,21 @@ fn commit_group(connection: &mut Connection, group: Vec<Job>, changes: &Changes)
         return false;
     }
     let stamped = Timestamp::now();
+    let mut touched: HashMap<CounterName, Touched> = HashMap::new();
     let applied = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error).and_then(
         |transaction| {
-            let outcomes =
-                jobs.iter().map(|job| apply(&transaction, &job.command, stamped)).collect::<Result<Vec<_>, _>>()?;
+            let outcomes = jobs
+                .iter()
+                .map(|job| apply(&transaction, heads, &mut touched, &job.command, stamped))
+                .collect::<Result<Vec<_>, _>>()?;
+            write_counters(&transaction, &touched, stamped)?;
             transaction.commit().map_err(sql_error)?;
             Ok(outcomes)
         },
     );
     match applied {
         Ok(outcomes) => {
+            heads.extend(touched.into_iter().map(|(counter, state)| (counter, (state.value, state.seq))));
             if let Some(changes) = changes {
                 publish(changes, &jobs, &outcomes, stamped);
             }
@@ -95,37 +120,24 @@ fn commit_group(connection: &mut Connection, group: Vec<Job>, changes: &Changes)
     }
 }
 
-/// Replays a known request id, refuses a change past a bound, or writes the counter, its audit record and the
-/// remembered answer.
-fn apply(transaction: &Transaction<'_>, command: &ChangeCommand, at: Timestamp) -> Result<ChangeOutcome, StoreError> {
-    let remembered = transaction
-        .prepare_cached("SELECT counter, delta, response FROM idempotency WHERE key = ?1")
-        .and_then(|mut statement| {
-            statement
-                .query_row([command.request_id.as_str()], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
-                })
-                .optional()
-        })
-        .map_err(sql_error)?;
-    if let Some((counter, delta, body)) = remembered {
-        let corrupt = |what: String| StoreError::Corrupt(format!("remembered answer {}: {what}", command.request_id));
-        let counter = CounterName::parse(&counter).map_err(|_| corrupt(format!("counter {counter:?}")))?;
-        let delta = Delta::from_i64(delta).map_err(|error| corrupt(error.to_string()))?;
-        return Ok(ChangeOutcome::Replayed { counter, delta, body });
+/// Replays a known request id, refuses a change past a bound, or writes the change's audit record and remembered
+/// answer (its counter's row is written once for the group, by [`write_counters`]).
+fn apply(
+    transaction: &Transaction<'_>,
+    heads: &mut HashMap<CounterName, Head>,
+    touched: &mut HashMap<CounterName, Touched>,
+    command: &ChangeCommand,
+    at: Timestamp,
+) -> Result<ChangeOutcome, StoreError> {
+    // An id made for this very request names no remembered answer: no need to look.
+    if !command.request_id.is_fresh()
+        && let Some(replayed) = remembered(transaction, command)?
+    {
+        return Ok(replayed);
     }
-
-    let current = transaction
-        .prepare_cached("SELECT value, seq FROM counters WHERE name = ?1")
-        .and_then(|mut statement| {
-            statement
-                .query_row([command.counter.as_str()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
-                .optional()
-        })
-        .map_err(sql_error)?;
-    let (value, seq) = match current {
-        Some((value, seq)) => (stored_value(value)?, stored_value(seq)?),
-        None => (0, 0),
+    let (value, seq) = match touched.get(&command.counter) {
+        Some(state) => (state.value, state.seq),
+        None => head(transaction, heads, &command.counter)?,
     };
     let value = match command.delta.apply(value, command.max) {
         Ok(value) => value,
@@ -140,18 +152,10 @@ fn apply(transaction: &Transaction<'_>, command: &ChangeCommand, at: Timestamp) 
         updated_at: at,
     };
     let body = change.response_body();
-    let stored = |n: u64| i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("counter overflow at {n}")));
     let (stored_value, stored_seq) = (stored(change.value)?, stored(change.seq)?);
     let expires_at = at.unix_seconds() + IDEMPOTENCY_RETENTION.as_secs() as i64;
     let (counter, request_id, delta) = (command.counter.as_str(), command.request_id.as_str(), command.delta.as_i64());
     let written: rusqlite::Result<()> = (|| {
-        transaction
-            .prepare_cached(
-                "INSERT INTO counters (name, value, seq, updated_at, request_id) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, seq = excluded.seq,
-                   updated_at = excluded.updated_at, request_id = excluded.request_id",
-            )?
-            .execute(params![counter, stored_value, stored_seq, at.unix_millis(), request_id])?;
         transaction
             .prepare_cached(
                 "INSERT INTO audit (counter, seq, delta, value, request_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -165,7 +169,78 @@ fn apply(transaction: &Transaction<'_>, command: &ChangeCommand, at: Timestamp) 
         Ok(())
     })();
     written.map_err(sql_error)?;
+    let state = Touched { value: change.value, seq: change.seq, request_id: request_id.to_owned() };
+    touched.insert(command.counter.clone(), state);
     Ok(ChangeOutcome::Committed { value: change.value, seq: change.seq, body })
+}
+
+/// The answer remembered under the command's request id, as a replay.
+fn remembered(transaction: &Transaction<'_>, command: &ChangeCommand) -> Result<Option<ChangeOutcome>, StoreError> {
+    let remembered = transaction
+        .prepare_cached("SELECT counter, delta, response FROM idempotency WHERE key = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([command.request_id.as_str()], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+                })
+                .optional()
+        })
+        .map_err(sql_error)?;
+    let Some((counter, delta, body)) = remembered else { return Ok(None) };
+    let corrupt = |what: String| StoreError::Corrupt(format!("remembered answer {}: {what}", command.request_id));
+    let counter = CounterName::parse(&counter).map_err(|_| corrupt(format!("counter {counter:?}")))?;
+    let delta = Delta::from_i64(delta).map_err(|error| corrupt(error.to_string()))?;
+    Ok(Some(ChangeOutcome::Replayed { counter, delta, body }))
+}
+
+/// A counter's committed state: from memory, or read once from the database (zero for a counter never changed).
+fn head(
+    transaction: &Transaction<'_>,
+    heads: &mut HashMap<CounterName, Head>,
+    counter: &CounterName,
+) -> Result<Head, StoreError> {
+    if let Some(head) = heads.get(counter) {
+        return Ok(*head);
+    }
+    let current = transaction
+        .prepare_cached("SELECT value, seq FROM counters WHERE name = ?1")
+        .and_then(|mut statement| {
+            statement.query_row([counter.as_str()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))).optional()
+        })
+        .map_err(sql_error)?;
+    let head = match current {
+        Some((value, seq)) => (stored_value(value)?, stored_value(seq)?),
+        None => (0, 0),
+    };
+    heads.insert(counter.clone(), head);
+    Ok(head)
+}
+
+/// Writes each counter the group changed, once, with its last state.
+fn write_counters(
+    transaction: &Transaction<'_>,
+    touched: &HashMap<CounterName, Touched>,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    for (counter, state) in touched {
+        let (value, seq) = (stored(state.value)?, stored(state.seq)?);
+        transaction
+            .prepare_cached(
+                "INSERT INTO counters (name, value, seq, updated_at, request_id) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, seq = excluded.seq,
+                   updated_at = excluded.updated_at, request_id = excluded.request_id",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![counter.as_str(), value, seq, at.unix_millis(), state.request_id])
+            })
+            .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
+/// A value or `seq` as SQLite stores it.
+fn stored(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("counter overflow at {n}")))
 }
 
 /// Sends the latest committed value of each counter the group changed.

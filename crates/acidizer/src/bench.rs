@@ -26,7 +26,12 @@ pub enum BenchError {
     NotExact(String),
     #[error("{0} changes got no answer, even sent again with their keys")]
     Unanswered(usize),
+    #[error("the naive baseline could not run: {0}")]
+    Baseline(rusqlite::Error),
 }
+
+/// How long the naive baseline runs.
+const BASELINE_FOR: Duration = Duration::from_secs(3);
 
 /// How often a change is sent before it counts as failed.
 const ATTEMPTS: u32 = 8;
@@ -119,12 +124,13 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             let (http, next, progress) = (http.clone(), Arc::clone(&next), progress.clone());
             let urls = [format!("{base}/counters/{counter}/increment"), format!("{base}/counters/{counter}/decrement")];
             let (requests, mix) = (args.requests, args.mix);
+            let until = args.duration.map(|seconds| started + Duration::from_secs_f64(seconds));
             let run_id = run_id.clone();
             tokio::spawn(async move {
                 let mut report = ClientReport::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= requests {
+                    if i >= requests || until.is_some_and(|until| Instant::now() >= until) {
                         return report;
                     }
                     let url = &urls[usize::from(fastrand::f64() < mix)];
@@ -171,23 +177,58 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     latencies.sort_unstable();
     let answered = latencies.len() as u64;
     let acknowledged = all.acknowledged.len();
-    println!(
-        "acidizer bench: {} changes of '{counter}' at {base}, {} clients, {:.0} % decrements",
-        args.requests,
-        args.concurrency,
-        args.mix * 100.0
-    );
-    println!("  acknowledged   {acknowledged} ({} refused at a bound, {} failed)", all.refused, all.failures);
-    println!("  elapsed        {:.2} s", elapsed.as_secs_f64());
-    println!("  throughput     {:.0} answers/s", answered as f64 / elapsed.as_secs_f64());
-    for (label, quantile) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
-        println!("  latency {label}    {:.2} ms", percentile(&latencies, quantile).as_secs_f64() * 1000.0);
+    let throughput = answered as f64 / elapsed.as_secs_f64();
+    let ms = |quantile: f64| percentile(&latencies, quantile).as_secs_f64() * 1000.0;
+    let mut report = serde_json::json!({
+        "url": base,
+        "counter": counter.as_str(),
+        "requests": answered as usize + all.failures,
+        "concurrency": args.concurrency,
+        "decrements": args.mix,
+        "acknowledged": acknowledged,
+        "refused": all.refused,
+        "failed": all.failures,
+        "elapsedSeconds": elapsed.as_secs_f64(),
+        "answersPerSecond": throughput,
+        "latencyMs": {"p50": ms(0.50), "p90": ms(0.90), "p99": ms(0.99), "max": ms(1.0)},
+    });
+    let text = !args.json;
+    if text {
+        println!(
+            "acidizer bench: {} changes of '{counter}' at {base}, {} clients, {:.0} % decrements",
+            answered as usize + all.failures,
+            args.concurrency,
+            args.mix * 100.0
+        );
+        println!("  acknowledged   {acknowledged} ({} refused at a bound, {} failed)", all.refused, all.failures);
+        println!("  elapsed        {:.2} s", elapsed.as_secs_f64());
+        println!("  throughput     {throughput:.0} answers/s");
+        for (label, quantile) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
+            println!("  latency {label}    {:.2} ms", ms(quantile));
+        }
     }
     if let Some(local) = &local {
         let commits = local.counters.store().commits();
-        println!("  group commits  {commits} ({:.1} changes per fsync)", acknowledged as f64 / commits.max(1) as f64);
+        let per_fsync = acknowledged as f64 / commits.max(1) as f64;
+        report["groupCommits"] = commits.into();
+        if text {
+            println!("  group commits  {commits} ({per_fsync:.1} changes per fsync)");
+        }
         if let Some(peak) = peak_rss_kib() {
-            println!("  peak memory    {:.1} MiB (client and server in one process)", peak as f64 / 1024.0);
+            report["peakRssMiB"] = (peak as f64 / 1024.0).into();
+            if text {
+                println!("  peak memory    {:.1} MiB (client and server in one process)", peak as f64 / 1024.0);
+            }
+        }
+    }
+    if args.baseline {
+        let dir = tempfile::tempdir().map_err(BenchError::Server)?;
+        let naive = crate::baseline::naive_rate(dir.path(), BASELINE_FOR).map_err(BenchError::Baseline)?;
+        report["naivePerSecond"] = naive.into();
+        report["timesNaive"] = (throughput / naive).into();
+        if text {
+            println!("  naive SQLite   {naive:.0} increments/s (one transaction each, WAL, synchronous=FULL)");
+            println!("  vs naive       {:.2}x", throughput / naive);
         }
     }
     if all.failures > 0 {
@@ -196,10 +237,15 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let after = read_state(&http, &base, &counter).await?;
     let history = read_history(&http, &base, &counter, before.seq).await?;
     check_exact(before, after, &history, &all.acknowledged)?;
-    println!(
-        "  exact          seq {} to {}, value {} to {}: every acknowledged change is in the history once",
-        before.seq, after.seq, before.value, after.value
-    );
+    report["exact"] = true.into();
+    if text {
+        println!(
+            "  exact          seq {} to {}, value {} to {}: every acknowledged change is in the history once",
+            before.seq, after.seq, before.value, after.value
+        );
+    } else {
+        println!("{report}");
+    }
     Ok(())
 }
 

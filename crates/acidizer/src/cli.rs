@@ -28,9 +28,12 @@ pub struct BenchArgs {
     /// embedded store in a temporary directory).
     #[arg(long)]
     pub url: Option<String>,
-    /// How many changes to send.
+    /// How many changes to send (at most, with --duration).
     #[arg(long, default_value_t = 20_000)]
     pub requests: usize,
+    /// Send changes for this many seconds (as many as --requests at most).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<f64>,
     /// The share of decrements among the changes (0 to 1; the rest are increments).
     #[arg(long, default_value_t = 0.0, value_parser = parse_mix)]
     pub mix: f64,
@@ -40,6 +43,13 @@ pub struct BenchArgs {
     /// The counter to change (no one else should change it during the run: the final check reads its history).
     #[arg(long, default_value = "bench")]
     pub counter: String,
+    /// Also measure the naive durable rate on this machine's temporary directory (one SQLite transaction per
+    /// increment, WAL, synchronous=FULL) and print the run's throughput as a multiple of it.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Print the results as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,6 +83,13 @@ pub struct ServeArgs {
     /// The ceiling every counter stays under (1 to 2^53): an increment at it answers 409.
     #[arg(long, env = "COUNTER_MAX", default_value = "1000000000", value_parser = CounterMax::parse)]
     pub counter_max: CounterMax,
+}
+
+fn parse_duration(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(seconds),
+        _ => Err(format!("{raw} is not a number of seconds above 0")),
+    }
 }
 
 fn parse_mix(raw: &str) -> Result<f64, String> {

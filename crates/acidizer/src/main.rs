@@ -1,6 +1,7 @@
 //! `acidizer`: the command line. `acidizer serve` runs the HTTP API (and the SPA) on one port, on the embedded
 //! SQLite store or on DynamoDB.
 
+mod baseline;
 mod bench;
 mod cli;
 mod live;

@@ -23,29 +23,53 @@ impl IdempotencyKey {
     }
 }
 
-/// The id of one increment: the client's idempotency key, or a UUID the server made. It is also the key under
-/// which the increment's answer is remembered, so a later request that sends it as `Idempotency-Key` replays.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(IdempotencyKey);
+/// The id of one change: the client's idempotency key, or a UUID the server made. It is also the key under
+/// which the change's answer is remembered, so a later request that sends it as `Idempotency-Key` replays.
+#[derive(Debug, Clone)]
+pub struct RequestId {
+    key: IdempotencyKey,
+    /// Made here for this request: no answer can be remembered under it yet.
+    fresh: bool,
+}
 
 impl RequestId {
     pub fn generate() -> Self {
-        Self(IdempotencyKey(uuid::Uuid::new_v4().to_string()))
+        Self { key: IdempotencyKey(uuid::Uuid::new_v4().to_string()), fresh: true }
     }
 
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.key.as_str()
+    }
+
+    /// Whether the server made this id for the request at hand (a new random UUID, which no client has seen): a
+    /// store need not look for an answer remembered under it.
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
     }
 
     /// Restores a request id that a store holds; stored ids were valid keys when written.
     pub fn parse(raw: &str) -> Result<Self, InvalidIdempotencyKey> {
-        IdempotencyKey::parse(raw).map(Self)
+        IdempotencyKey::parse(raw).map(Self::from)
+    }
+}
+
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for RequestId {}
+
+impl std::hash::Hash for RequestId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
     }
 }
 
 impl From<IdempotencyKey> for RequestId {
     fn from(key: IdempotencyKey) -> Self {
-        Self(key)
+        Self { key, fresh: false }
     }
 }
 
@@ -91,6 +115,10 @@ mod tests {
     #[test]
     fn generated_ids_are_valid_keys() {
         let id = RequestId::generate();
+        assert!(id.is_fresh());
+        let sent_back = RequestId::parse(id.as_str()).unwrap();
+        assert!(!sent_back.is_fresh(), "the same id sent by a client may name a remembered answer");
+        assert_eq!(sent_back, id);
         assert!(IdempotencyKey::parse(id.as_str()).is_ok());
         assert_ne!(id, RequestId::generate());
     }
