@@ -11,7 +11,8 @@ function open(path = '/c/clicks', configure: (server: FakeServer) => void = () =
   const server = new FakeServer();
   configure(server);
   const windowEvents = new EventTarget();
-  const documentEvents = Object.assign(new EventTarget(), { visibilityState: 'visible' as const });
+  const visibility: { visibilityState: DocumentVisibilityState } = { visibilityState: 'visible' };
+  const documentEvents = Object.assign(new EventTarget(), visibility);
   const env: PageEnv = {
     location: new URL(`http://192.168.1.20:8080${path}`),
     fetch: server.fetch,
@@ -288,6 +289,65 @@ describe('the page', () => {
     server.mode = 'up';
     await wait(30_000);
     expect(connection()).toBe('live');
+  });
+
+  it('keeps to a long Retry-After even while other answers come through', async () => {
+    const { server, posts } = open();
+    await wait(100);
+    server.failNextChanges = [{ status: 503, retryAfter: '60' }];
+    fireEvent.click(button('Increment'));
+    for (let i = 0; i < 50; i += 1) {
+      server.commit('clicks', 1); // pushes, and the reads they cause, succeed all along
+      await wait(1_000);
+    }
+    expect(posts()).toHaveLength(1);
+    await wait(11_000);
+    expect(posts()).toHaveLength(2);
+    expect(value()).toBe('51');
+    expect(alerts()).toEqual([]);
+  });
+
+  it('catches the history up when the tab shows again, and reads nothing while hidden', async () => {
+    const { server, documentEvents, reads } = open();
+    await wait(100);
+    const before = reads();
+    documentEvents.visibilityState = 'hidden';
+    for (let i = 0; i < 3; i += 1) server.commit('clicks', 1);
+    await wait(5_000);
+    expect(value()).toBe('3');
+    expect(reads(), 'no read while hidden').toBe(before);
+    documentEvents.visibilityState = 'visible';
+    documentEvents.dispatchEvent(new Event('visibilitychange'));
+    await wait(500);
+    expect(screen.getAllByRole('listitem')).toHaveLength(3);
+  });
+
+  it('does not flood a server whose HTTP side is down with reads, however many values are pushed', async () => {
+    const { server, reads } = open();
+    await wait(100);
+    server.httpDown = true;
+    const before = reads();
+    for (let i = 0; i < 60; i += 1) {
+      server.commit('clicks', 1);
+      await wait(1_000);
+    }
+    // A read is two requests; one read per push would be 120 here.
+    expect(reads() - before).toBeLessThan(60);
+  });
+
+  it('stops its reads too when gone', async () => {
+    const { server, reads } = open();
+    await wait(100);
+    server.mode = 'silent';
+    server.sockets.at(-1)?.serverClose();
+    server.commit('clicks', 1);
+    await wait(2_000);
+    cleanup();
+    await wait(0);
+    expect(vi.getTimerCount()).toBe(0);
+    const sent = reads();
+    await wait(60_000);
+    expect(reads()).toBe(sent);
   });
 
   it('takes a socket that stops answering for lost, and ends live and in sync', async () => {

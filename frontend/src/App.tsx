@@ -121,8 +121,8 @@ function Card({ state, page }: { state: PageState; page: CounterPage }) {
       {failed.map((click, i) => (
         <div role="alert" className="error failed-click" key={click.key}>
           <span>
-            Your {sign(click.operation)} is not confirmed: {click.reason}. It is sent again by itself, and counted once
-            whatever happens.
+            Your {sign(click.operation)} is not confirmed: {click.reason}. It is sent again by itself, and never counted
+            twice.
           </span>
           <button
             type="button"

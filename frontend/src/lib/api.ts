@@ -41,7 +41,7 @@ export const changeRetry: RetryPolicy = {
   sleep,
   random: Math.random,
 };
-export const readRetry: RetryPolicy = { ...changeRetry, retryForMs: 15_000 };
+export const readRetry: RetryPolicy = { ...changeRetry, retryForMs: 15_000, baseMs: 1_000, capMs: 8_000 };
 
 /** The statuses that say "not now" rather than "no": the same request may succeed later. */
 export function isRetryable(status: number): boolean {
@@ -100,17 +100,18 @@ async function attempt(
   }
 }
 
-/** Waits `ms`, or less if `signal` aborts. */
+/** Waits `ms`, or less if `signal` aborts (then nothing of the wait is left behind). */
 async function pause(policy: RetryPolicy, ms: number, signal: AbortSignal | undefined): Promise<void> {
   if (signal === undefined) return policy.sleep(ms);
-  await Promise.race([
-    policy.sleep(ms),
-    new Promise<void>((resolve) => {
-      signal.addEventListener('abort', () => {
-        resolve();
-      });
-    }),
-  ]);
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
 }
 
 /**
@@ -169,14 +170,15 @@ export function createApi(
   const url = (path: string) => `${baseUrl}${path}`;
   const counterPath = (counter: string) => `/counters/${encodeURIComponent(counter)}`;
 
-  async function getJson<T>(path: string): Promise<T> {
-    return parse(await send(fetchImpl, url(path), { cache: 'no-store' }, policies.read)) as T;
+  async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return parse(await send(fetchImpl, url(path), { cache: 'no-store' }, policies.read, signal)) as T;
   }
 
   return {
-    read: (counter: string) => getJson<CounterValue>(counterPath(counter)),
+    read: (counter: string, signal?: AbortSignal) => getJson<CounterValue>(counterPath(counter), signal),
 
-    history: (counter: string, limit = 10) => getJson<HistoryPage>(`${counterPath(counter)}/history?limit=${limit}`),
+    history: (counter: string, limit = 10, signal?: AbortSignal) =>
+      getJson<HistoryPage>(`${counterPath(counter)}/history?limit=${limit}`, signal),
 
     /**
      * Changes the counter once (+1 or -1), however often the request has to be sent: every attempt carries `key`,

@@ -40,18 +40,29 @@ const CONFIG_TIMEOUT_MS = 10_000;
  * Reads `/config.json`: the defaults when the site has none (404); a failure (network, timeout, 5xx) is thrown,
  * for the caller to try again — on AWS the API is elsewhere, and the page's own origin would not do.
  */
-export async function loadConfig(page: URL, fetchImpl: typeof fetch = fetch): Promise<Config> {
+export async function loadConfig(page: URL, fetchImpl: typeof fetch = fetch, signal?: AbortSignal): Promise<Config> {
   const abort = new AbortController();
   const timer = setTimeout(() => {
     abort.abort();
   }, CONFIG_TIMEOUT_MS);
+  const stop = () => {
+    abort.abort();
+  };
+  signal?.addEventListener('abort', stop);
   try {
     const response = await fetchImpl(new URL('/config.json', page), { cache: 'no-store', signal: abort.signal });
     if (response.status === 404) return resolveConfig({}, page);
     if (!response.ok) throw new Error(`the server answered ${response.status}`);
-    return resolveConfig((await response.json()) as RawConfig, page);
+    let raw: RawConfig;
+    try {
+      raw = JSON.parse(await response.text()) as RawConfig;
+    } catch {
+      throw new Error('they are not valid JSON');
+    }
+    return resolveConfig(raw, page);
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', stop);
   }
 }
 

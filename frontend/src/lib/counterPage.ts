@@ -14,7 +14,14 @@ export interface PendingClick {
   state: 'sending' | 'failed';
   /** Why a failed click failed. */
   reason: string | null;
+  /** When the click was first sent: past the server's memory of keys (48 h) it is not sent again by itself. */
+  firstSentAt: number;
+  /** A failed click is not sent again by itself before this time (the server's Retry-After, or a pause). */
+  notBefore: number;
 }
+
+/** A click older than this is not sent again by itself: the server may have forgotten its key. */
+const RESEND_FOR_MS = 24 * 60 * 60 * 1000;
 
 /** Everything the page shows, in one immutable value. */
 export interface PageState {
@@ -139,7 +146,7 @@ export class CounterPage {
 
   /** Reads the configuration, trying again with backoff until it arrives; then reads, and goes live. */
   private configure(run: number, counter: string, failures: number): void {
-    loadConfig(this.env.location, this.env.fetch).then(
+    loadConfig(this.env.location, this.env.fetch, this.signal).then(
       (config) => {
         if (run !== this.run) return;
         this.connect(config, counter);
@@ -174,8 +181,7 @@ export class CounterPage {
         if (shown && previous !== null) this.countPushed(value.seq - previous.seq);
         // The first state shown comes with the read of the history already under way; after a failed read,
         // any value is a sign the server is back, worth another read.
-        if (this.state.readError !== null) void this.refresh();
-        else if (shown && hadState) this.refreshSoon();
+        if (this.state.readError !== null || (shown && hadState)) this.refreshSoon();
       },
       onState: (connection, connectionReason) => {
         this.update({ connection, connectionReason });
@@ -203,7 +209,9 @@ export class CounterPage {
     this.configTimer = null;
     // What was on its way is sent again, with its key, once the page runs again.
     const interrupted = this.state.clicks.map((click) =>
-      click.state === 'sending' ? { ...click, state: 'failed' as const, reason: 'the page stopped sending it' } : click,
+      click.state === 'sending'
+        ? { ...click, state: 'failed' as const, reason: 'the page stopped sending it', notBefore: 0 }
+        : click,
     );
     if (interrupted.some((click, i) => click !== this.state.clicks[i])) this.update({ clicks: interrupted });
     if (this.activityTimer !== null) clearInterval(this.activityTimer);
@@ -224,13 +232,21 @@ export class CounterPage {
     if (click !== undefined) this.send(click.key, click.operation);
   }
 
+  /** Every request of this run stops when it does. */
+  private get signal(): AbortSignal {
+    return this.sending.signal;
+  }
+
   private readonly onNetworkChange = () => {
     this.live?.checkNow();
     if (this.state.readError !== null) void this.refresh();
   };
 
   private readonly onVisibilityChange = () => {
-    if (this.env.document.visibilityState === 'visible') this.onNetworkChange();
+    if (this.env.document.visibilityState !== 'visible') return;
+    this.onNetworkChange();
+    // Pushes that came while hidden moved the value, not the history: catch up.
+    if ((this.state.shown?.seq ?? 0) > (this.state.history[0]?.seq ?? 0)) this.refreshSoon(0);
   };
 
   private send(key: string, operation: Operation): void {
@@ -239,10 +255,13 @@ export class CounterPage {
     if (api === null || !counter.valid) return;
     const run = this.run;
     const ownKeys = new Set(this.state.ownKeys).add(key);
+    const earlier = this.state.clicks.find((c) => c.key === key);
     const others = this.state.clicks.filter((c) => c.key !== key);
-    this.update({ refusal: null, ownKeys, clicks: [...others, { key, operation, state: 'sending', reason: null }] });
+    const firstSentAt = earlier?.firstSentAt ?? Date.now();
+    const click: PendingClick = { key, operation, state: 'sending', reason: null, firstSentAt, notBefore: 0 };
+    this.update({ refusal: null, ownKeys, clicks: [...others, click] });
     api
-      .change(counter.name, operation, key, this.sending.signal)
+      .change(counter.name, operation, key, this.signal)
       .then((answer) => {
         if (run !== this.run) return;
         this.update({ clicks: this.state.clicks.filter((c) => c.key !== key) });
@@ -259,24 +278,31 @@ export class CounterPage {
           this.update({ clicks: rest, refusal: reason });
           return;
         }
-        this.update({ clicks: [...rest, { key, operation, state: 'failed', reason }] });
         const retryAfter = error instanceof ApiError ? (error.retryAfterMs ?? 0) : 0;
-        this.resendLater(Math.max(RESEND_AFTER_MS, retryAfter));
+        const notBefore = Date.now() + Math.max(RESEND_AFTER_MS, retryAfter);
+        this.update({ clicks: [...rest, { key, operation, state: 'failed', reason, firstSentAt, notBefore }] });
+        this.resendFailed();
       });
   }
 
-  /** Sends the failed clicks again after `delay`, unless something sends them sooner. */
-  private resendLater(delay: number): void {
-    if (this.resendTimer !== null) clearTimeout(this.resendTimer);
-    this.resendTimer = setTimeout(() => {
-      this.resendTimer = null;
-      this.resendFailed();
-    }, delay);
-  }
-
-  /** The server answers again: what failed to get through goes again, each click with its own key. */
+  /**
+   * Sends the failed clicks again — each with its own key, each once its pause (or the server's Retry-After) is
+   * over — and waits for the next one's. A click older than the server's memory of keys stays for the user to
+   * retry or not.
+   */
   private resendFailed(): void {
-    for (const click of this.state.clicks) if (click.state === 'failed') this.send(click.key, click.operation);
+    if (this.resendTimer !== null) clearTimeout(this.resendTimer);
+    this.resendTimer = null;
+    const now = Date.now();
+    const waiting = this.state.clicks.filter((c) => c.state === 'failed' && now - c.firstSentAt < RESEND_FOR_MS);
+    for (const click of waiting) if (click.notBefore <= now) this.send(click.key, click.operation);
+    const next = Math.min(...waiting.filter((c) => c.notBefore > now).map((c) => c.notBefore));
+    if (Number.isFinite(next)) {
+      this.resendTimer = setTimeout(() => {
+        this.resendTimer = null;
+        this.resendFailed();
+      }, next - now);
+    }
   }
 
   /** Counts pushed changes per minute; a jump after a silence (missed pushes) counts as one, not as all at once. */
@@ -290,7 +316,7 @@ export class CounterPage {
 
   /** The server is back: read what failed to read, send what failed to send. */
   private recover(): void {
-    if (this.state.readError !== null) void this.refresh();
+    if (this.state.readError !== null) this.refreshSoon(0);
     this.resendFailed();
   }
 
@@ -348,7 +374,10 @@ export class CounterPage {
     const run = this.run;
     this.reading = true;
     try {
-      const [value, page] = await Promise.all([api.read(counter.name), api.history(counter.name, 10)]);
+      const [value, page] = await Promise.all([
+        api.read(counter.name, this.signal),
+        api.history(counter.name, 10, this.signal),
+      ]);
       if (run !== this.run) return;
       this.reading = false;
       this.readFailures = 0;
