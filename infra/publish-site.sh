@@ -15,9 +15,15 @@ bucket="$(output SiteBucketName)" distribution="$(output SiteDistributionId)"
 (cd frontend && npm ci --no-audit --no-fund && npm run build)
 python3 -c 'import json, sys; print(json.dumps({"apiUrl": sys.argv[1], "wsUrl": sys.argv[2], "counterMax": int(sys.argv[3])}))' \
     "$api" "$ws" "$max" > frontend/dist/config.json
-aws s3 sync frontend/dist "s3://${bucket}" --delete --exclude index.html --exclude config.json \
+# New assets first, then the page that names them; the old assets go only once CloudFront serves the new page
+# (a page still cached may name them until then).
+aws s3 sync frontend/dist "s3://${bucket}" --exclude index.html --exclude config.json \
     --cache-control "public, max-age=31536000, immutable"
 aws s3 cp frontend/dist/index.html "s3://${bucket}/index.html" --cache-control "no-cache"
 aws s3 cp frontend/dist/config.json "s3://${bucket}/config.json" --cache-control "no-cache"
-aws cloudfront create-invalidation --distribution-id "$distribution" --paths "/*" > /dev/null
+invalidation="$(aws cloudfront create-invalidation --distribution-id "$distribution" --paths "/*" \
+    --query Invalidation.Id --output text)"
+aws cloudfront wait invalidation-completed --distribution-id "$distribution" --id "$invalidation"
+aws s3 sync frontend/dist "s3://${bucket}" --delete --exclude index.html --exclude config.json \
+    --cache-control "public, max-age=31536000, immutable"
 echo "published: $(output SiteUrl)"

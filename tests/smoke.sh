@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 counter="smoke-$(date +%s)-$RANDOM"
 requests="${SMOKE_REQUESTS:-300}"
 seen="$(mktemp)"
-trap 'kill "$subscriber" 2>/dev/null || true; rm -f "$seen"' EXIT
+subscriber=""
+trap '[ -z "$subscriber" ] || kill "$subscriber" 2>/dev/null || true; rm -f "$seen"' EXIT
 
 if [ -z "${ACIDIZER_BIN:-}" ]; then
     echo "--- building acidizer (the bench)"

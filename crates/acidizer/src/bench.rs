@@ -33,8 +33,10 @@ pub enum BenchError {
 /// How long the naive baseline runs.
 const BASELINE_FOR: Duration = Duration::from_secs(3);
 
-/// How often a change is sent before it counts as failed.
+/// How often a change (or a read) is sent before it counts as failed.
 const ATTEMPTS: u32 = 8;
+/// How long one request may take: longer than the contract's 10 s deadline for a change.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Sends one change until it is answered with something other than "not now" (a network failure, 429 or 5xx),
 /// with the same key each time — as a client should, and the only way a 503 of unknown outcome is resolved — waiting
@@ -107,6 +109,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let base = base.trim_end_matches('/').to_owned();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
+        .timeout(REQUEST_TIMEOUT)
         .build()
         .map_err(|error| BenchError::Read { url: base.clone(), detail: error.to_string() })?;
     let before = read_state(&http, &base, &counter).await?;
@@ -298,11 +301,25 @@ fn check_exact(
     Ok(())
 }
 
+/// A JSON answer to a GET, which a network failure, a 429 or a 5xx do not end: the read is tried again.
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<serde_json::Value, BenchError> {
     let failure = |detail: String| BenchError::Read { url: url.to_owned(), detail };
-    let response = http.get(url).send().await.map_err(|error| failure(error.to_string()))?;
-    let body = response.bytes().await.map_err(|error| failure(error.to_string()))?;
-    serde_json::from_slice(&body).map_err(|error| failure(error.to_string()))
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let answer = match http.get(url).send().await {
+            Ok(response) if response.status() == 429 || response.status().is_server_error() => {
+                Err(format!("the server answered {}", response.status()))
+            }
+            Ok(response) => response.bytes().await.map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match answer {
+            Ok(body) => return serde_json::from_slice(&body).map_err(|error| failure(error.to_string())),
+            Err(detail) if attempt >= ATTEMPTS => return Err(failure(detail)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50 * (1 << attempt.min(5)))).await,
+        }
+    }
 }
 
 async fn read_state(http: &reqwest::Client, base: &str, counter: &CounterName) -> Result<State, BenchError> {
