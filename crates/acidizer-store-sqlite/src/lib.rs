@@ -4,6 +4,7 @@
 //! arrives while a commit is under way joins the next one, and each is answered only after its commit is durable.
 //! Reads (value, history, health) run on their own connections, beside the writer.
 
+mod checkpointer;
 mod reader;
 mod schema;
 mod writer;
@@ -61,7 +62,10 @@ impl SqliteStore {
         readers.warm_up().map_err(database_error)?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
-        writer::spawn(connection, queue, Arc::clone(&commits), changes).map_err(OpenError::Writer)?;
+        let checkpoints = schema::open_checkpointer(&path).map_err(database_error)?;
+        let (writer_alive, writer_gone) = std::sync::mpsc::channel();
+        checkpointer::spawn(checkpoints, writer_gone).map_err(OpenError::Writer)?;
+        writer::spawn(connection, queue, Arc::clone(&commits), changes, writer_alive).map_err(OpenError::Writer)?;
         Ok(Self { writes, readers, commits })
     }
 

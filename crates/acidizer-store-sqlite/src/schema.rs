@@ -92,7 +92,17 @@ pub(crate) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
+    // Checkpoints run on a thread of their own (checkpointer.rs), not inside the writer's commits.
+    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
     migrate(&mut connection)?;
+    Ok(connection)
+}
+
+/// Opens the connection that checkpoints the WAL.
+pub(crate) fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
     Ok(connection)
 }
 

@@ -40,10 +40,13 @@ pub(crate) fn spawn(
     queue: mpsc::Receiver<Job>,
     commits: Arc<AtomicU64>,
     changes: Changes,
+    alive: std::sync::mpsc::Sender<()>,
 ) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("acidizer-sqlite-writer".to_owned())
-        .spawn(move || run(connection, queue, &commits, &changes))?;
+    std::thread::Builder::new().name("acidizer-sqlite-writer".to_owned()).spawn(move || {
+        run(connection, queue, &commits, &changes);
+        // The checkpointer stops with the writer.
+        drop(alive);
+    })?;
     Ok(())
 }
 
