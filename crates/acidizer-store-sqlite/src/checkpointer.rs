@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 /// How often the WAL is copied back into the database.
-const EVERY: Duration = Duration::from_millis(250);
+const EVERY: Duration = Duration::from_secs(1);
 
 /// Checkpoints `connection`'s database every [`EVERY`], until `writer_alive` is closed (its sender dropped).
 pub(crate) fn spawn(connection: Connection, writer_alive: Receiver<()>) -> std::io::Result<()> {
