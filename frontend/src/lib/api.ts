@@ -1,4 +1,5 @@
 import { backoffDelay, sleep } from './backoff';
+import { type Answer, fetchAnswer } from './fetchAnswer';
 import type { ChangeAnswer, CounterValue, HistoryPage, Operation, Problem } from './types';
 
 /**
@@ -57,46 +58,12 @@ export function retryAfterMs(header: string | null, now: number = Date.now()): n
   return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
-/** An answer, read to its end. */
-interface Answer {
-  status: number;
-  ok: boolean;
-  headers: Headers;
-  body: string;
-}
-
 function problemOf(answer: Answer): string {
   try {
     const problem = JSON.parse(answer.body) as Partial<Problem>;
     return problem.detail ?? problem.title ?? `the server answered ${answer.status}`;
   } catch {
     return `the server answered ${answer.status}`;
-  }
-}
-
-/** One attempt, its answer read to the end, abandoned after the policy's timeout or when `signal` aborts. */
-async function attempt(
-  fetchImpl: typeof fetch,
-  url: string,
-  init: RequestInit,
-  timeoutMs: number,
-  signal: AbortSignal | undefined,
-): Promise<Answer> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => {
-    abort.abort();
-  }, timeoutMs);
-  const stop = () => {
-    abort.abort();
-  };
-  signal?.addEventListener('abort', stop);
-  try {
-    const response = await fetchImpl(url, { ...init, signal: abort.signal });
-    const body = await response.text();
-    return { status: response.status, ok: response.ok, headers: response.headers, body };
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', stop);
   }
 }
 
@@ -132,7 +99,7 @@ async function send(
     let failure: string;
     let retryAfter: number | null = null;
     try {
-      const answer = await attempt(fetchImpl, url, init, policy.timeoutMs, signal);
+      const answer = await fetchAnswer(fetchImpl, url, init, policy.timeoutMs, signal);
       if (answer.ok) return answer;
       if (!isRetryable(answer.status)) throw new ApiError(problemOf(answer), 'refused', answer.status);
       retryAfter = retryAfterMs(answer.headers.get('Retry-After'));

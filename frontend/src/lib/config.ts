@@ -1,3 +1,5 @@
+import { fetchAnswer } from './fetchAnswer';
+
 /**
  * Run-time configuration from `/config.json`: `{"apiUrl": "…", "wsUrl": "…", "counterMax": N}`, all optional (same
  * origin; the default ceiling).
@@ -41,29 +43,17 @@ const CONFIG_TIMEOUT_MS = 10_000;
  * for the caller to try again — on AWS the API is elsewhere, and the page's own origin would not do.
  */
 export async function loadConfig(page: URL, fetchImpl: typeof fetch = fetch, signal?: AbortSignal): Promise<Config> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => {
-    abort.abort();
-  }, CONFIG_TIMEOUT_MS);
-  const stop = () => {
-    abort.abort();
-  };
-  signal?.addEventListener('abort', stop);
+  const url = new URL('/config.json', page);
+  const answer = await fetchAnswer(fetchImpl, url, { cache: 'no-store' }, CONFIG_TIMEOUT_MS, signal);
+  if (answer.status === 404) return resolveConfig({}, page);
+  if (!answer.ok) throw new Error(`the server answered ${answer.status}`);
+  let raw: RawConfig;
   try {
-    const response = await fetchImpl(new URL('/config.json', page), { cache: 'no-store', signal: abort.signal });
-    if (response.status === 404) return resolveConfig({}, page);
-    if (!response.ok) throw new Error(`the server answered ${response.status}`);
-    let raw: RawConfig;
-    try {
-      raw = JSON.parse(await response.text()) as RawConfig;
-    } catch {
-      throw new Error('they are not valid JSON');
-    }
-    return resolveConfig(raw, page);
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', stop);
+    raw = JSON.parse(answer.body) as RawConfig;
+  } catch {
+    throw new Error('they are not valid JSON');
   }
+  return resolveConfig(raw, page);
 }
 
 /** The counter a page shows, or why its address names none. */
