@@ -83,16 +83,23 @@ async fn a_store_that_is_down_answers_503_with_retry_after() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bench_with_decrements_ends_with_an_exact_history() {
+/// Runs `acidizer bench ARGS` to its end, which must be a success, and returns what it printed.
+async fn bench(args: &[&str]) -> String {
     let output = tokio::process::Command::new(binaries::path("acidizer"))
-        .args(["bench", "--requests", "400", "--concurrency", "8", "--mix", "0.6"])
+        .arg("bench")
+        .args(args)
         .stdin(std::process::Stdio::null())
         .output()
         .await
         .unwrap();
-    let said = String::from_utf8_lossy(&output.stdout);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
+    said
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_with_decrements_ends_with_an_exact_history() {
+    let said = bench(&["--requests", "400", "--concurrency", "8", "--mix", "0.6"]).await;
     assert!(said.contains("60 % decrements"), "{said}");
     assert!(said.contains("exact          seq 0 to"), "the exactness check ran: {said}");
     let refused = said.lines().find(|line| line.contains("refused at a bound")).unwrap_or_default().to_owned();
@@ -101,14 +108,7 @@ async fn the_bench_with_decrements_ends_with_an_exact_history() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bench_reports_json_with_the_naive_baseline() {
-    let output = tokio::process::Command::new(binaries::path("acidizer"))
-        .args(["bench", "--requests", "300", "--concurrency", "8", "--duration", "20", "--json", "--baseline"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{said}{}", String::from_utf8_lossy(&output.stderr));
+    let said = bench(&["--requests", "300", "--concurrency", "8", "--duration", "20", "--json", "--baseline"]).await;
     let report: serde_json::Value = serde_json::from_str(said.trim()).expect("one JSON object");
     assert_eq!(report["exact"], true, "{report}");
     assert_eq!(report["acknowledged"], 300, "--requests caps a --duration run: {report}");
@@ -118,4 +118,18 @@ async fn the_bench_reports_json_with_the_naive_baseline() {
     let throughput = report["answersPerSecond"].as_f64().unwrap_or_default();
     assert!(naive > 0.0 && (times - throughput / naive).abs() < 1e-6, "{report}");
     assert!(report["latencyMs"]["p99"].as_f64().is_some_and(|ms| ms > 0.0), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_measures_delivery_to_every_subscriber() {
+    let said = bench(&["--subscribers", "40", "--interval-ms", "50", "--duration", "1", "--json"]).await;
+    let report: serde_json::Value = serde_json::from_str(said.trim()).expect("one JSON object");
+    assert_eq!(report["exact"], true, "{report}");
+    let changes = report["acknowledged"].as_u64().unwrap_or_default();
+    assert!((10..=20).contains(&changes), "one change every 50 ms for 1 s: {report}");
+    assert_eq!(report["subscribers"], 40, "{report}");
+    assert_eq!(report["missed"], 0, "{report}");
+    assert_eq!(report["delivered"].as_u64(), Some(40 * changes), "each change reached each subscriber: {report}");
+    let p50 = report["deliveryMs"]["p50"].as_f64().unwrap_or(-1.0);
+    assert!(p50 >= 0.0 && report["deliveryMs"]["max"].as_f64() >= Some(p50), "{report}");
 }

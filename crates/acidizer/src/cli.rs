@@ -47,6 +47,17 @@ pub struct BenchArgs {
     /// increment, WAL, synchronous=FULL) and print the run's throughput as a multiple of it.
     #[arg(long)]
     pub baseline: bool,
+    /// Measure live delivery instead of throughput: this many WebSocket subscribers of the counter, one change
+    /// every --interval-ms for --duration (10 s unless given), and the latency from each change's answer to its
+    /// arrival at each subscriber.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub subscribers: Option<u32>,
+    /// With --subscribers: the pause between changes, in milliseconds.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub interval_ms: u64,
+    /// With --subscribers and --url: the server's process id, to report its memory per subscriber.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// Print the results as one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -16,6 +16,7 @@ use acidizer_store_sqlite::{OpenError, SqliteStore};
 use axum::Router;
 use axum::routing::get;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -49,9 +50,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
     match args.store {
         StoreKind::Sqlite => {
-            let (changes, committed) = tokio::sync::mpsc::unbounded_channel();
-            let store = SqliteStore::open_publishing(&args.data_dir, Some(changes))?;
-            tokio::spawn(broadcast_commits(broadcaster, committed));
+            let store = open_sqlite_live(&args.data_dir, broadcaster)?;
             tracing::info!(data_dir = %args.data_dir.display(), "store: sqlite");
             host(Counters::new(store).with_max(args.counter_max), hub, shutdown, &args, &origins).await
         }
@@ -71,6 +70,24 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     }
 }
 
+/// The embedded store in `data_dir`, whose commits are broadcast to the hub's subscribers.
+pub fn open_sqlite_live(data_dir: &Path, broadcaster: LocalBroadcaster) -> Result<SqliteStore, OpenError> {
+    let (changes, committed) = tokio::sync::mpsc::unbounded_channel();
+    let store = SqliteStore::open_publishing(data_dir, Some(changes))?;
+    tokio::spawn(broadcast_commits(broadcaster, committed));
+    Ok(store)
+}
+
+/// The whole stack on one port: the API, `/ws`, `/config.json` and the SPA in `static_dir`.
+pub fn app<S: CounterStore>(live: &Live<S>, origins: &AllowedOrigins, static_dir: PathBuf) -> Router {
+    let pages = Router::new()
+        .route("/ws", get(websocket::upgrade::<S>))
+        .route("/config.json", get(site::config::<S>))
+        .with_state(live.clone())
+        .merge(Router::new().fallback(site::serve).with_state(site::Site::new(static_dir)));
+    router_with_fallback(live.counters.clone(), origins, pages)
+}
+
 async fn host<S: CounterStore>(
     counters: Counters<S>,
     hub: Arc<Hub>,
@@ -78,13 +95,8 @@ async fn host<S: CounterStore>(
     args: &ServeArgs,
     origins: &AllowedOrigins,
 ) -> Result<(), ServeError> {
-    let live = Live { counters: counters.clone(), hub, shutdown: shutdown.clone(), sessions: TaskTracker::new() };
-    let pages = Router::new()
-        .route("/ws", get(websocket::upgrade::<S>))
-        .route("/config.json", get(site::config::<S>))
-        .with_state(live.clone())
-        .merge(Router::new().fallback(site::serve).with_state(site::Site::new(args.static_dir.clone())));
-    let mut app = router_with_fallback(counters, origins, pages);
+    let live = Live { counters, hub, shutdown: shutdown.clone(), sessions: TaskTracker::new() };
+    let mut app = app(&live, origins, args.static_dir.clone());
     if let Some(per_second) = args.rate_limit {
         app = app.layer(axum::middleware::from_fn_with_state(rate_limit::PerIp::new(per_second), rate_limit::enforce));
     }

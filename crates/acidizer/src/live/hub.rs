@@ -3,16 +3,40 @@
 
 use acidizer_core::live::{ConnectionStore, ConnectionStoreError, Notifier, NotifyError, Outbound, SubscriberPage};
 use acidizer_core::{ConnectionId, CounterName};
+use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
-type Latest = watch::Sender<Option<Outbound>>;
+/// A message as it goes out: serialised once, shared by every session it is sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The `seq` of the counter state it carries, if any.
+    pub seq: Option<u64>,
+    pub text: Utf8Bytes,
+}
+
+type Latest = watch::Sender<Option<Pushed>>;
 
 #[derive(Default)]
 struct Subscriptions {
     by_counter: HashMap<CounterName, BTreeSet<ConnectionId>>,
     connections: HashMap<ConnectionId, (CounterName, Latest)>,
+    /// The last message sent, serialised: a broadcast sends the same message to every subscriber.
+    last_sent: Option<(Outbound, Pushed)>,
+}
+
+impl Subscriptions {
+    fn serialised(&mut self, message: &Outbound) -> Pushed {
+        match &self.last_sent {
+            Some((sent, pushed)) if sent == message => pushed.clone(),
+            _ => {
+                let pushed = Pushed { seq: message.seq(), text: message.to_json().into() };
+                self.last_sent = Some((message.clone(), pushed.clone()));
+                pushed
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -27,7 +51,7 @@ impl Hub {
     }
 
     /// Subscribes a new connection to `counter`; the receiver holds the latest message for it.
-    pub fn register(&self, counter: &CounterName) -> (ConnectionId, watch::Receiver<Option<Outbound>>) {
+    pub fn register(&self, counter: &CounterName) -> (ConnectionId, watch::Receiver<Option<Pushed>>) {
         let id = ConnectionId::generate();
         let (latest, receiver) = watch::channel(None);
         self.insert(&id, counter, latest);
@@ -82,23 +106,24 @@ impl ConnectionStore for Hub {
 impl Notifier for Hub {
     /// Replaces the connection's pending message, unless it already holds a later state (a higher `seq`).
     async fn send(&self, connection: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
-        let subscriptions = self.lock();
-        let Some((_, latest)) = subscriptions.connections.get(connection) else {
-            return Err(NotifyError::Gone);
-        };
-        if latest.is_closed() {
-            return Err(NotifyError::Gone);
+        let mut subscriptions = self.lock();
+        match subscriptions.connections.get(connection) {
+            Some((_, latest)) if !latest.is_closed() => {}
+            _ => return Err(NotifyError::Gone),
         }
-        latest.send_if_modified(|pending| {
-            let newer = match (pending.as_ref().and_then(Outbound::seq), message.seq()) {
-                (Some(held), Some(new)) => new > held,
-                _ => true,
-            };
-            if newer {
-                *pending = Some(message.clone());
-            }
-            newer
-        });
+        let pushed = subscriptions.serialised(message);
+        if let Some((_, latest)) = subscriptions.connections.get(connection) {
+            latest.send_if_modified(|pending| {
+                let newer = match (pending.as_ref().and_then(|held| held.seq), pushed.seq) {
+                    (Some(held), Some(new)) => new > held,
+                    _ => true,
+                };
+                if newer {
+                    *pending = Some(pushed);
+                }
+                newer
+            });
+        }
         Ok(())
     }
 }
@@ -124,7 +149,8 @@ mod tests {
             hub.send(&id, &value(&counter, n)).await.unwrap();
         }
         assert!(pending.has_changed().unwrap());
-        assert_eq!(pending.borrow_and_update().as_ref().and_then(Outbound::seq), Some(5), "latest wins, never back");
+        let held = pending.borrow_and_update().clone().unwrap();
+        assert_eq!(held, Pushed { seq: Some(5), text: value(&counter, 5).to_json().into() }, "latest wins, never back");
         let listed = hub.subscribers(&counter, None).await.unwrap();
         assert_eq!(listed.connections, [id]);
         assert!(hub.subscribers(&CounterName::parse("other").unwrap(), None).await.unwrap().connections.is_empty());

@@ -1,6 +1,6 @@
 //! `GET /ws?counter=NAME`: one WebSocket session per subscriber, speaking the contract's protocol.
 
-use super::hub::Hub;
+use super::hub::{Hub, Pushed};
 use acidizer_core::http::ApiError;
 use acidizer_core::live::{MAX_CLIENT_FRAME_BYTES, Outbound, ProtocolError, answer};
 use acidizer_core::{CounterName, CounterStore, Counters};
@@ -17,6 +17,13 @@ use tokio_util::task::TaskTracker;
 const PING_IDLE: Duration = Duration::from_secs(30);
 /// Messages this large are closed on at the protocol level; up to it, too large ones get an error message.
 const MAX_MESSAGE_BYTES: usize = 16 * MAX_CLIENT_FRAME_BYTES;
+
+/// Each session's read buffer to start with (it grows for a larger message): thousands of idle subscribers hold
+/// one each, so it is sized for the short messages clients send, not for throughput.
+const READ_BUFFER_BYTES: usize = 4096;
+/// Messages are written at once (each is one short frame); a peer that stops reading holds at most this much of
+/// them before its session ends.
+const MAX_UNSENT_BYTES: usize = 64 * 1024;
 
 /// What every session needs.
 pub struct Live<S> {
@@ -57,6 +64,9 @@ pub async fn upgrade<S: CounterStore>(
     };
     let sessions = live.sessions.clone();
     upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_UNSENT_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| sessions.track_future(session(socket, counter, live)))
@@ -82,15 +92,21 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
                 let pending = updates.borrow_and_update().clone();
                 // `seq`s only move forward: a change older than what this client was sent is dropped.
                 match pending {
-                    Some(message) if message.seq().is_some_and(|seq| seq > last_seq) => message,
+                    Some(Pushed { seq: Some(seq), text }) if seq > last_seq => Pushed { seq: Some(seq), text },
                     _ => continue,
                 }
             }
             received = incoming.next() => {
                 idle.reset();
                 match received {
-                    Some(Ok(Message::Text(text))) => answer(&live.counters, Some(&counter), text.as_str()).await,
-                    Some(Ok(Message::Binary(_))) => Outbound::Error(ProtocolError::Binary.to_string()),
+                    Some(Ok(Message::Text(text))) => {
+                        let reply = answer(&live.counters, Some(&counter), text.as_str()).await;
+                        Pushed { seq: reply.seq(), text: reply.to_json().into() }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let refusal = Outbound::Error(ProtocolError::Binary.to_string());
+                        Pushed { seq: None, text: refusal.to_json().into() }
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 }
@@ -102,10 +118,10 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
                 continue;
             }
         };
-        if let Some(seq) = reply.seq() {
+        if let Some(seq) = reply.seq {
             last_seq = last_seq.max(seq);
         }
-        if outgoing.send(Message::Text(reply.to_json().into())).await.is_err() {
+        if outgoing.send(Message::Text(reply.text)).await.is_err() {
             break;
         }
     }

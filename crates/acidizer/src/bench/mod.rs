@@ -2,15 +2,23 @@
 //! timed one by one; then the checks that the history is exact: `seq`s 1..N with no gap, each record's value the
 //! running sum of the deltas and never below 0, every acknowledged change in it under its request id.
 
+mod delivery;
+
 use crate::cli::BenchArgs;
+use crate::live::LocalBroadcaster;
+use crate::live::hub::Hub;
+use crate::live::websocket::Live;
+use crate::serve::{app, open_sqlite_live};
 use acidizer_core::domain::InvalidCounterName;
-use acidizer_core::http::{AllowedOrigins, router};
+use acidizer_core::http::AllowedOrigins;
 use acidizer_core::{CounterName, Counters};
 use acidizer_store_sqlite::{OpenError, SqliteStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -26,9 +34,19 @@ pub enum BenchError {
     NotExact(String),
     #[error("{0} changes got no answer, even sent again with their keys")]
     Unanswered(usize),
+    #[error("only {connected} of {wanted} subscribers could connect")]
+    Subscribe {
+        connected: usize,
+        wanted: usize,
+        #[source]
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
     #[error("the naive baseline could not run: {0}")]
     Baseline(rusqlite::Error),
 }
+
+/// How long a delivery run (`--subscribers`) sends changes unless `--duration` says otherwise, in seconds.
+const DELIVERY_FOR: f64 = 10.0;
 
 /// How long the naive baseline runs.
 const BASELINE_FOR: Duration = Duration::from_secs(3);
@@ -71,6 +89,18 @@ struct Acknowledged {
     value: u64,
 }
 
+impl Acknowledged {
+    /// The change a 200 answer to the change sent with `request_id` reports.
+    fn from_answer(request_id: String, body: &serde_json::Value) -> Option<Self> {
+        Some(Self {
+            request_id,
+            seq: body["seq"].as_u64()?,
+            delta: body["delta"].as_i64()?,
+            value: body["value"].as_u64()?,
+        })
+    }
+}
+
 /// What one client saw.
 #[derive(Default)]
 struct ClientReport {
@@ -88,10 +118,15 @@ struct Local {
 }
 
 impl Local {
+    /// `acidizer serve`'s whole stack (the API and `/ws`) on a fresh embedded store.
     async fn start() -> Result<Local, BenchError> {
         let dir = tempfile::tempdir().map_err(BenchError::Server)?;
-        let counters = Counters::new(SqliteStore::open(dir.path())?);
-        let app = router(counters.clone(), &AllowedOrigins::None);
+        let hub = Arc::new(Hub::default());
+        let store = open_sqlite_live(dir.path(), LocalBroadcaster::new(Arc::clone(&hub), Arc::clone(&hub)))?;
+        let counters = Counters::new(store);
+        let live =
+            Live { counters: counters.clone(), hub, shutdown: CancellationToken::new(), sessions: TaskTracker::new() };
+        let app = app(&live, &AllowedOrigins::None, dir.path().join("no-site"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(BenchError::Server)?;
         let addr = listener.local_addr().map_err(BenchError::Server)?;
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -114,67 +149,23 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         .map_err(|error| BenchError::Read { url: base.clone(), detail: error.to_string() })?;
     let before = read_state(&http, &base, &counter).await?;
 
-    let progress = ProgressBar::new(args.requests as u64);
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} changes, {per_sec}, {eta} left")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let next = Arc::new(AtomicUsize::new(0));
     let run_id = uuid_like();
     let started = Instant::now();
-    let workers: Vec<_> = (0..args.concurrency.max(1))
-        .map(|_| {
-            let (http, next, progress) = (http.clone(), Arc::clone(&next), progress.clone());
-            let urls = [format!("{base}/counters/{counter}/increment"), format!("{base}/counters/{counter}/decrement")];
-            let (requests, mix) = (args.requests, args.mix);
-            let until = args.duration.map(|seconds| started + Duration::from_secs_f64(seconds));
-            let run_id = run_id.clone();
-            tokio::spawn(async move {
-                let mut report = ClientReport::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= requests || until.is_some_and(|until| Instant::now() >= until) {
-                        return report;
-                    }
-                    let url = &urls[usize::from(fastrand::f64() < mix)];
-                    let key = format!("bench-{run_id}-{i}");
-                    let sent = Instant::now();
-                    let answer = send_until_answered(&http, url, &key).await;
-                    match answer {
-                        Ok(response) if response.status().is_success() => {
-                            report.latencies.push(sent.elapsed());
-                            match response.json::<serde_json::Value>().await {
-                                Ok(body) => report.acknowledged.push(Acknowledged {
-                                    request_id: key,
-                                    seq: body["seq"].as_u64().unwrap_or_default(),
-                                    delta: body["delta"].as_i64().unwrap_or_default(),
-                                    value: body["value"].as_u64().unwrap_or_default(),
-                                }),
-                                Err(_) => report.failures += 1,
-                            }
-                        }
-                        Ok(response) if response.status() == reqwest::StatusCode::CONFLICT => {
-                            report.latencies.push(sent.elapsed());
-                            report.refused += 1;
-                        }
-                        _ => report.failures += 1,
-                    }
-                    progress.inc(1);
-                }
-            })
-        })
-        .collect();
-    let mut all = ClientReport::default();
-    for worker in workers {
-        if let Ok(report) = worker.await {
-            all.latencies.extend(report.latencies);
-            all.acknowledged.extend(report.acknowledged);
-            all.refused += report.refused;
-            all.failures += report.failures;
+    let (all, delivery) = match args.subscribers {
+        Some(subscribers) => {
+            let plan = delivery::Plan {
+                subscribers: subscribers as usize,
+                interval: Duration::from_millis(args.interval_ms),
+                duration: Duration::from_secs_f64(args.duration.unwrap_or(DELIVERY_FOR)),
+                requests: args.requests,
+                server_pid: args.server_pid,
+            };
+            let (report, delivered) = delivery::run(&http, &base, counter.as_str(), &run_id, &plan).await?;
+            (report, Some(delivered))
         }
-    }
+        None => (send_load(&http, &base, &counter, &run_id, &args).await, None),
+    };
     let elapsed = started.elapsed();
-    progress.finish_and_clear();
 
     let mut latencies = all.latencies;
     latencies.sort_unstable();
@@ -197,18 +188,20 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     });
     let text = !args.json;
     if text {
-        println!(
-            "acidizer bench: {} changes of '{counter}' at {base}, {} clients, {:.0} % decrements",
-            answered as usize + all.failures,
-            args.concurrency,
-            args.mix * 100.0
-        );
+        let load = match args.subscribers {
+            Some(subscribers) => format!("increments every {} ms, {subscribers} subscribers", args.interval_ms),
+            None => format!("{} clients, {:.0} % decrements", args.concurrency, args.mix * 100.0),
+        };
+        println!("acidizer bench: {} changes of '{counter}' at {base}, {load}", answered as usize + all.failures);
         println!("  acknowledged   {acknowledged} ({} refused at a bound, {} failed)", all.refused, all.failures);
         println!("  elapsed        {:.2} s", elapsed.as_secs_f64());
         println!("  throughput     {throughput:.0} answers/s");
         for (label, quantile) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
             println!("  latency {label}    {:.2} ms", ms(quantile));
         }
+    }
+    if let Some(delivery) = &delivery {
+        report_delivery(delivery, &mut report, text);
     }
     if let Some(local) = &local {
         let commits = local.counters.store().commits();
@@ -250,6 +243,105 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         println!("{report}");
     }
     Ok(())
+}
+
+/// Adds what the subscribers saw to the report, and prints it unless the report is JSON.
+fn report_delivery(delivery: &delivery::Delivery, report: &mut serde_json::Value, text: bool) {
+    let ms = |quantile: f64| percentile(&delivery.latencies, quantile).as_secs_f64() * 1000.0;
+    report["subscribers"] = delivery.subscribers.into();
+    report["delivered"] = delivery.latencies.len().into();
+    report["superseded"] = delivery.superseded.into();
+    report["missed"] = delivery.missed.into();
+    report["deliveryMs"] = serde_json::json!({"p50": ms(0.50), "p90": ms(0.90), "p99": ms(0.99), "max": ms(1.0)});
+    if text {
+        println!(
+            "  subscribers    {}: {} changes reached them, {} of these as a later value; {} never did",
+            delivery.subscribers,
+            delivery.latencies.len(),
+            delivery.superseded,
+            delivery.missed
+        );
+        for (label, quantile) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
+            println!("  delivery {label}   {:.2} ms (from a change's answer until a subscriber has it)", ms(quantile));
+        }
+    }
+    if let Some((before, after)) = delivery.server_rss_kib {
+        let per_subscriber = after.saturating_sub(before) as f64 / delivery.subscribers.max(1) as f64;
+        report["serverRssKiB"] = serde_json::json!({"before": before, "after": after, "perSubscriber": per_subscriber});
+        if text {
+            println!(
+                "  server memory  {:.1} MiB before the subscribers, {:.1} MiB with them: {per_subscriber:.1} KiB each",
+                before as f64 / 1024.0,
+                after as f64 / 1024.0
+            );
+        }
+    }
+}
+
+/// `args.concurrency` clients sending changes as fast as they are answered.
+async fn send_load(
+    http: &reqwest::Client,
+    base: &str,
+    counter: &CounterName,
+    run_id: &str,
+    args: &BenchArgs,
+) -> ClientReport {
+    let started = Instant::now();
+    let progress = ProgressBar::new(args.requests as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} changes, {per_sec}, {eta} left")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..args.concurrency.max(1))
+        .map(|_| {
+            let (http, next, progress) = (http.clone(), Arc::clone(&next), progress.clone());
+            let urls = [format!("{base}/counters/{counter}/increment"), format!("{base}/counters/{counter}/decrement")];
+            let (requests, mix) = (args.requests, args.mix);
+            let until = args.duration.map(|seconds| started + Duration::from_secs_f64(seconds));
+            let run_id = run_id.to_owned();
+            tokio::spawn(async move {
+                let mut report = ClientReport::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= requests || until.is_some_and(|until| Instant::now() >= until) {
+                        return report;
+                    }
+                    let url = &urls[usize::from(fastrand::f64() < mix)];
+                    let key = format!("bench-{run_id}-{i}");
+                    let sent = Instant::now();
+                    let answer = send_until_answered(&http, url, &key).await;
+                    match answer {
+                        Ok(response) if response.status().is_success() => {
+                            report.latencies.push(sent.elapsed());
+                            let body = response.json::<serde_json::Value>().await.ok();
+                            match body.and_then(|body| Acknowledged::from_answer(key, &body)) {
+                                Some(change) => report.acknowledged.push(change),
+                                None => report.failures += 1,
+                            }
+                        }
+                        Ok(response) if response.status() == reqwest::StatusCode::CONFLICT => {
+                            report.latencies.push(sent.elapsed());
+                            report.refused += 1;
+                        }
+                        _ => report.failures += 1,
+                    }
+                    progress.inc(1);
+                }
+            })
+        })
+        .collect();
+    let mut all = ClientReport::default();
+    for worker in workers {
+        if let Ok(report) = worker.await {
+            all.latencies.extend(report.latencies);
+            all.acknowledged.extend(report.acknowledged);
+            all.refused += report.refused;
+            all.failures += report.failures;
+        }
+    }
+    progress.finish_and_clear();
+    all
 }
 
 /// A counter's value and `seq`.
