@@ -1,16 +1,19 @@
 """Cold start of the Lambda bootstraps: the time from spawning each one to its first request to the Runtime API
-(`GET /2018-06-01/runtime/invocation/next`), which is when Lambda considers its init done.
+(`GET /2018-06-01/runtime/invocation/next`), which is when Lambda considers its init done; the process's peak
+resident memory by then; and the size of the bootstrap zipped as SAM zips it (deflate).
 
 Usage: python3 tests/support/cold_start.py [target/lambda]  (after `cargo lambda build --release`)
 """
 
 import http.server
+import io
 import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 
 FUNCTIONS = ["acidizer-api", "acidizer-ws", "acidizer-stream"]
 RUNS = 10
@@ -48,7 +51,7 @@ def main():
         WEBSOCKET_ENDPOINT="https://example.invalid/prod",
     )
     for name in FUNCTIONS:
-        times = []
+        times, peaks = [], []
         for _ in range(RUNS):
             first_poll.clear()
             started = time.perf_counter()
@@ -61,10 +64,29 @@ def main():
             while "at" not in first_poll and time.perf_counter() - started < 5:
                 time.sleep(0.0005)
             times.append((first_poll.get("at", started + 5) - started) * 1000)
+            peaks.append(peak_rss_kib(process.pid) / 1024)
             process.kill()
             process.wait()
-        size = os.path.getsize(os.path.join(bootstraps, name, "bootstrap")) / 2**20
-        print(f"{name}: {size:.1f} MiB, init median {statistics.median(times):.1f} ms, max {max(times):.1f} ms")
+        bootstrap = os.path.join(bootstraps, name, "bootstrap")
+        size = os.path.getsize(bootstrap) / 2**20
+        print(
+            f"{name}: {size:.1f} MiB, zipped {zipped_size(bootstrap) / 1e6:.2f} MB, "
+            f"init median {statistics.median(times):.1f} ms, max {max(times):.1f} ms, "
+            f"peak RSS at init median {statistics.median(peaks):.1f} MiB, max {max(peaks):.1f} MiB"
+        )
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1])
+
+
+def zipped_size(bootstrap):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.write(bootstrap, "bootstrap")
+    return len(archive.getvalue())
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 
 use acidizer_core::http::{AllowedOrigins, router};
 use acidizer_core::{CounterMax, Counters};
-use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, DynamoStore};
+use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
+use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, DynamoStore, lambda_sdk_config};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -13,7 +14,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let table = std::env::var(COUNTER_TABLE_ENV).map_err(|_| format!("{COUNTER_TABLE_ENV} is not set"))?;
     let origins = AllowedOrigins::parse(&std::env::var("ALLOWED_ORIGINS").unwrap_or_default())?;
     let max = CounterMax::from_env().map_err(|invalid| invalid.to_string())?;
-    let client = DynamoStore::client_from_env().await;
+    let client = Client::new(&lambda_sdk_config());
     let app = router(Counters::new(DynamoStore::new(client, table)).with_max(max), &origins);
     let app = acidizer_lambda::count_server_errors(app);
     acidizer_lambda::service::run_http(metrics, app).await

@@ -43,11 +43,6 @@ impl DynamoStore {
         Self { client, table: table.into(), last_seen: last_seen::LastSeen::default(), turns: turns::Turns::default() }
     }
 
-    /// A client from the standard AWS environment (see [`sdk_config_from_env`]).
-    pub async fn client_from_env() -> Client {
-        Client::new(&sdk_config_from_env().await)
-    }
-
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -60,13 +55,38 @@ impl DynamoStore {
 /// The AWS SDK's configuration from the standard environment (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL`, …),
 /// with timeouts that keep every request inside the contract's 10 s.
 pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+    aws_config::from_env().timeout_config(timeouts()).retry_config(retries()).load().await
+}
+
+/// The AWS SDK's configuration inside Lambda, from what Lambda sets: `AWS_REGION` and the function role's
+/// credentials in `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (and `AWS_ENDPOINT_URL`,
+/// for an emulator). Nothing else is looked for — no profile files, no STS, no instance metadata — so none of it is
+/// compiled into the functions, whose every cold start downloads and loads them.
+pub fn lambda_sdk_config() -> aws_config::SdkConfig {
+    let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).ok();
+    let credentials = aws_config::environment::EnvironmentVariableCredentialsProvider::new();
+    let mut config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(region.map(aws_config::Region::new))
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(credentials))
+        .timeout_config(timeouts())
+        .retry_config(retries());
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    config.build()
+}
+
+fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_attempt_timeout(Duration::from_secs(3))
         .operation_timeout(OPERATION_TIMEOUT)
-        .build();
-    let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
-    aws_config::from_env().timeout_config(timeouts).retry_config(retries).load().await
+        .build()
+}
+
+fn retries() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard().with_max_attempts(3)
 }
 
 impl CounterStore for DynamoStore {

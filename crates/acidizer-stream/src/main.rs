@@ -8,7 +8,7 @@
 use acidizer_apigw::{ManagementApi, WEBSOCKET_ENDPOINT_ENV};
 use acidizer_core::live::{Broadcaster, failed_records};
 use acidizer_store_dynamodb::stream::stream_record;
-use acidizer_store_dynamodb::{CONNECTIONS_TABLE_ENV, DynamoConnections, sdk_config_from_env};
+use acidizer_store_dynamodb::{CONNECTIONS_TABLE_ENV, DynamoConnections, lambda_sdk_config};
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent};
@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
     let metrics = acidizer_lambda::init("acidizer-stream")?;
     let table = std::env::var(CONNECTIONS_TABLE_ENV).map_err(|_| format!("{CONNECTIONS_TABLE_ENV} is not set"))?;
     let endpoint = std::env::var(WEBSOCKET_ENDPOINT_ENV).map_err(|_| format!("{WEBSOCKET_ENDPOINT_ENV} is not set"))?;
-    let config = sdk_config_from_env().await;
+    let config = lambda_sdk_config();
     let connections = DynamoConnections::new(acidizer_store_dynamodb::aws_sdk_dynamodb::Client::new(&config), table);
     let broadcaster = Broadcaster::new(Arc::new(connections), Arc::new(ManagementApi::new(&config, &endpoint)));
     let broadcaster = &broadcaster;

@@ -10,7 +10,7 @@ use acidizer_core::live::{ConnectionStore, Notifier, Outbound, answer};
 use acidizer_core::{ConnectionId, CounterName, Counters};
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
 use acidizer_store_dynamodb::{
-    CONNECTIONS_TABLE_ENV, COUNTER_TABLE_ENV, DynamoConnections, DynamoStore, sdk_config_from_env,
+    CONNECTIONS_TABLE_ENV, COUNTER_TABLE_ENV, DynamoConnections, DynamoStore, lambda_sdk_config,
 };
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent};
@@ -31,7 +31,7 @@ async fn main() -> Result<(), Error> {
     let metrics = acidizer_lambda::init("acidizer-ws")?;
     let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let (connections_table, counter_table) = (env(CONNECTIONS_TABLE_ENV)?, env(COUNTER_TABLE_ENV)?);
-    let config = sdk_config_from_env().await;
+    let config = lambda_sdk_config();
     let client = Client::new(&config);
     let routes = Routes {
         connections: DynamoConnections::new(client.clone(), connections_table),
