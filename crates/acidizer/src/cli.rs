@@ -64,6 +64,14 @@ pub struct BenchArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event (coloured on a terminal).
+    Text,
+    /// One JSON object per line, with the fields of the request's span.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
     /// The embedded SQLite store, in --data-dir.
     Sqlite,
@@ -91,6 +99,9 @@ pub struct ServeArgs {
     /// Cap requests per second per client IP (429 beyond it).
     #[arg(long)]
     pub rate_limit: Option<NonZeroU32>,
+    /// How logs are written to stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// The ceiling every counter stays under (1 to 2^53): an increment at it answers 409.
     #[arg(long, env = "COUNTER_MAX", default_value = "1000000000", value_parser = CounterMax::parse)]
     pub counter_max: CounterMax,

@@ -10,22 +10,32 @@ mod serve;
 mod site;
 
 use clap::Parser;
+use std::io::IsTerminal;
 use std::process::ExitCode;
+
+/// mimalloc: the server allocates a little per request on many threads, which it does with less work and less
+/// contention than the system allocator (BENCHMARKS.md has the figures).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // A bench logs only warnings by default: its own requests would drown the report.
-    let default_level = match cli.command {
-        cli::Command::Serve(_) => "info",
-        cli::Command::Bench(_) => "warn",
+    let (default_level, format) = match &cli.command {
+        cli::Command::Serve(args) => ("info", args.log_format),
+        cli::Command::Bench(_) => ("warn", cli::LogFormat::Text),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Lines are written by a thread of their own, so a request never waits for the log's write; they are only
+    // coloured on a terminal. Whatever is still queued is written when `_flush_logs` is dropped, at exit.
+    let (writer, _flush_logs) =
+        tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match format {
+        cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        cli::LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
