@@ -4,8 +4,9 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
 
-/// The layout's version, kept in `PRAGMA user_version`. Version 1 (user_version 0) had increments only.
-const VERSION: i64 = 2;
+/// The layout's version, kept in `PRAGMA user_version`. Version 1 (user_version 0) had increments only; version 2
+/// kept each change's answer in `idempotency` as well as its audit record.
+const VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS counters (
@@ -24,6 +25,9 @@ CREATE TABLE IF NOT EXISTS audit (
     at         INTEGER NOT NULL,
     PRIMARY KEY (counter, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_request ON audit (request_id);
+-- The answers remembered by versions 1 and 2, replayed as they were first sent until they expire. Since version 3
+-- a change's answer is rebuilt from its audit record, found by request id.
 CREATE TABLE IF NOT EXISTS idempotency (
     key        TEXT PRIMARY KEY,
     counter    TEXT NOT NULL,
@@ -50,7 +54,8 @@ DROP TABLE audit_v1;
 ";
 
 /// Brings the database to [`VERSION`] in one transaction: a new file gets the layout, a version 1 file is
-/// migrated; a file from a newer version is refused.
+/// migrated, a version 2 file gets the index of audit records by request id; a file from a newer version is
+/// refused.
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if version == VERSION {
@@ -72,13 +77,16 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         [],
         |row| row.get(0),
     )?;
-    if has_counters {
+    let from_version_1 = has_counters && version < 2;
+    if from_version_1 {
         transaction.execute_batch(MIGRATE_1_TO_2_BEFORE)?;
     }
     transaction.execute_batch(SCHEMA)?;
-    if has_counters {
+    if from_version_1 {
         transaction.execute_batch(MIGRATE_1_TO_2_AFTER)?;
-        tracing::info!("migrated the database to layout version {VERSION}");
+    }
+    if has_counters {
+        tracing::info!(from = version.max(1), "migrated the database to layout version {VERSION}");
     }
     transaction.pragma_update(None, "user_version", VERSION)?;
     transaction.commit()

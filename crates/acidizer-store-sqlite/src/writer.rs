@@ -1,9 +1,9 @@
 //! The one writer: group commit of changes, each answered once its commit is durable. Being the only writer, it
-//! keeps the state of every counter it touched in memory, and writes each counter's row once per group.
+//! keeps the state of every counter it touched in memory, and writes each counter's row once per group. A change
+//! is one audit record: replayed, its answer is rebuilt from it byte for byte.
 
 use crate::reader::stored_value;
 use crate::sql_error;
-use acidizer_core::store::IDEMPOTENCY_RETENTION;
 use acidizer_core::{Change, ChangeCommand, ChangeOutcome, CounterChange, CounterName, Delta, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The most changes one commit carries.
 const MAX_GROUP: usize = 1024;
-/// How often remembered answers past their retention are deleted.
+/// How often the answers remembered by earlier layouts are deleted once past their retention.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 pub(crate) struct Job {
@@ -52,6 +52,7 @@ pub(crate) fn spawn(
 
 fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &AtomicU64, changes: &Changes) {
     let mut last_prune: Option<Instant> = None;
+    let mut earlier_answers = has_earlier_answers(&connection);
     // What the database holds for each counter read or written so far: this thread is its only writer.
     let mut heads: HashMap<CounterName, Head> = HashMap::new();
     while let Some(first) = queue.blocking_recv() {
@@ -62,11 +63,12 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &Ato
                 Err(_) => break,
             }
         }
-        if commit_group(&mut connection, &mut heads, group, changes) {
+        if commit_group(&mut connection, &mut heads, group, earlier_answers, changes) {
             commits.fetch_add(1, Ordering::Relaxed);
         }
-        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+        if earlier_answers && last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             prune_expired_keys(&connection);
+            earlier_answers = has_earlier_answers(&connection);
             last_prune = Some(Instant::now());
         }
     }
@@ -79,6 +81,7 @@ fn commit_group(
     connection: &mut Connection,
     heads: &mut HashMap<CounterName, Head>,
     group: Vec<Job>,
+    earlier_answers: bool,
     changes: &Changes,
 ) -> bool {
     let now = Instant::now();
@@ -95,7 +98,7 @@ fn commit_group(
         |transaction| {
             let outcomes = jobs
                 .iter()
-                .map(|job| apply(&transaction, heads, &mut touched, &job.command, stamped))
+                .map(|job| apply(&transaction, heads, &mut touched, &job.command, earlier_answers, stamped))
                 .collect::<Result<Vec<_>, _>>()?;
             write_counters(&transaction, &touched, stamped)?;
             transaction.commit().map_err(sql_error)?;
@@ -123,18 +126,19 @@ fn commit_group(
     }
 }
 
-/// Replays a known request id, refuses a change past a bound, or writes the change's audit record and remembered
-/// answer (its counter's row is written once for the group, by [`write_counters`]).
+/// Replays a known request id, refuses a change past a bound, or writes the change's audit record (its counter's
+/// row is written once for the group, by [`write_counters`]).
 fn apply(
     transaction: &Transaction<'_>,
     heads: &mut HashMap<CounterName, Head>,
     touched: &mut HashMap<CounterName, Touched>,
     command: &ChangeCommand,
+    earlier_answers: bool,
     at: Timestamp,
 ) -> Result<ChangeOutcome, StoreError> {
-    // An id made for this very request names no remembered answer: no need to look.
+    // An id made for this very request names no earlier change: no need to look.
     if !command.request_id.is_fresh()
-        && let Some(replayed) = remembered(transaction, command)?
+        && let Some(replayed) = remembered(transaction, command, earlier_answers)?
     {
         return Ok(replayed);
     }
@@ -156,44 +160,81 @@ fn apply(
     };
     let body = change.response_body();
     let (stored_value, stored_seq) = (stored(change.value)?, stored(change.seq)?);
-    let expires_at = at.unix_seconds() + IDEMPOTENCY_RETENTION.as_secs() as i64;
     let (counter, request_id, delta) = (command.counter.as_str(), command.request_id.as_str(), command.delta.as_i64());
-    let written: rusqlite::Result<()> = (|| {
-        transaction
-            .prepare_cached(
-                "INSERT INTO audit (counter, seq, delta, value, request_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![counter, stored_seq, delta, stored_value, request_id, at.unix_millis()])?;
-        transaction
-            .prepare_cached(
-                "INSERT INTO idempotency (key, counter, delta, response, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![request_id, counter, delta, body, expires_at])?;
-        Ok(())
-    })();
-    written.map_err(sql_error)?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO audit (counter, seq, delta, value, request_id, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![counter, stored_seq, delta, stored_value, request_id, at.unix_millis()])
+        })
+        .map_err(sql_error)?;
     let state = Touched { value: change.value, seq: change.seq, request_id: request_id.to_owned() };
     touched.insert(command.counter.clone(), state);
     Ok(ChangeOutcome::Committed { value: change.value, seq: change.seq, body })
 }
 
-/// The answer remembered under the command's request id, as a replay.
-fn remembered(transaction: &Transaction<'_>, command: &ChangeCommand) -> Result<Option<ChangeOutcome>, StoreError> {
-    let remembered = transaction
-        .prepare_cached("SELECT counter, delta, response FROM idempotency WHERE key = ?1")
+/// The answer to the change already made under the command's request id, as a replay: as an earlier layout
+/// remembered it, or rebuilt from its audit record.
+fn remembered(
+    transaction: &Transaction<'_>,
+    command: &ChangeCommand,
+    earlier_answers: bool,
+) -> Result<Option<ChangeOutcome>, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("the change {}: {what}", command.request_id));
+    let key = command.request_id.as_str();
+    if earlier_answers {
+        let earlier = transaction
+            .prepare_cached("SELECT counter, delta, response FROM idempotency WHERE key = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row([key], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+                    })
+                    .optional()
+            })
+            .map_err(sql_error)?;
+        if let Some((counter, delta, body)) = earlier {
+            let counter = CounterName::parse(&counter).map_err(|_| corrupt(format!("counter {counter:?}")))?;
+            let delta = Delta::from_i64(delta).map_err(|error| corrupt(error.to_string()))?;
+            return Ok(Some(ChangeOutcome::Replayed { counter, delta, body }));
+        }
+    }
+    let record = transaction
+        .prepare_cached("SELECT counter, seq, delta, value, at FROM audit WHERE request_id = ?1 LIMIT 1")
         .and_then(|mut statement| {
             statement
-                .query_row([command.request_id.as_str()], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+                .query_row([key], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
                 })
                 .optional()
         })
         .map_err(sql_error)?;
-    let Some((counter, delta, body)) = remembered else { return Ok(None) };
-    let corrupt = |what: String| StoreError::Corrupt(format!("remembered answer {}: {what}", command.request_id));
-    let counter = CounterName::parse(&counter).map_err(|_| corrupt(format!("counter {counter:?}")))?;
-    let delta = Delta::from_i64(delta).map_err(|error| corrupt(error.to_string()))?;
-    Ok(Some(ChangeOutcome::Replayed { counter, delta, body }))
+    let Some((counter, seq, delta, value, at)) = record else { return Ok(None) };
+    let change = Change {
+        counter: CounterName::parse(&counter).map_err(|_| corrupt(format!("counter {counter:?}")))?,
+        value: stored_value(value)?,
+        seq: stored_value(seq)?,
+        delta: Delta::from_i64(delta).map_err(|error| corrupt(error.to_string()))?,
+        request_id: command.request_id.clone(),
+        updated_at: Timestamp::from_unix_millis(at),
+    };
+    let body = change.response_body();
+    Ok(Some(ChangeOutcome::Replayed { counter: change.counter, delta: change.delta, body }))
+}
+
+/// Whether answers remembered by an earlier layout are still kept (they are replayed first, until they expire).
+fn has_earlier_answers(connection: &Connection) -> bool {
+    connection.query_row("SELECT EXISTS (SELECT 1 FROM idempotency)", [], |row| row.get(0)).unwrap_or_else(|error| {
+        tracing::warn!(%error, "cannot tell whether earlier answers are kept; looking them up");
+        true
+    })
 }
 
 /// A counter's committed state: from memory, or read once from the database (zero for a counter never changed).

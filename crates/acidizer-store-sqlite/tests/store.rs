@@ -140,3 +140,49 @@ async fn a_database_of_the_previous_layout_opens_migrated() {
     let reopened = SqliteStore::open(dir.path()).unwrap();
     assert_eq!(reopened.read(&old).await.unwrap().seq, 4, "a migrated database opens again as it is");
 }
+
+/// Layout version 2: each change's answer kept in `idempotency` beside its audit record; `two` was incremented twice,
+/// and the answer to its first change has already expired and been deleted.
+const LAYOUT_2: &str = r#"
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    request_id TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE audit (counter TEXT NOT NULL, seq INTEGER NOT NULL, delta INTEGER NOT NULL, value INTEGER NOT NULL,
+    request_id TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (counter, seq)) WITHOUT ROWID;
+CREATE TABLE idempotency (key TEXT PRIMARY KEY, counter TEXT NOT NULL, response TEXT NOT NULL,
+    expires_at INTEGER NOT NULL, delta INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX idempotency_expiry ON idempotency (expires_at);
+INSERT INTO counters VALUES ('two', 2, 1795428000200, 'two-2', 2);
+INSERT INTO audit VALUES ('two', 1, 1, 1, 'two-1', 1795428000100), ('two', 2, 1, 2, 'two-2', 1795428000200);
+INSERT INTO idempotency VALUES ('two-2', 'two',
+    '{"counter":"two","value":2,"seq":2,"delta":1,"requestId":"two-2","updatedAt":"2026-11-23T10:00:00.200Z"}',
+    99999999999, 1);
+PRAGMA user_version = 2;
+"#;
+
+#[tokio::test]
+async fn a_database_of_layout_2_replays_every_change_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let old = rusqlite::Connection::open(dir.path().join(acidizer_store_sqlite::DATABASE_FILE)).unwrap();
+        old.execute_batch(LAYOUT_2).unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let two = CounterName::parse("two").unwrap();
+    let kept =
+        r#"{"counter":"two","value":2,"seq":2,"delta":1,"requestId":"two-2","updatedAt":"2026-11-23T10:00:00.200Z"}"#;
+    let replay = store.change(command("two", "two-2", soon())).await.unwrap();
+    assert_eq!(replay, ChangeOutcome::Replayed { counter: two.clone(), delta: Delta::Increment, body: kept.into() });
+    // The first change's answer is no longer kept, yet its audit record answers for it: still a replay, not a
+    // second increment, byte for byte what layout 2 sent.
+    let rebuilt =
+        r#"{"counter":"two","value":1,"seq":1,"delta":1,"requestId":"two-1","updatedAt":"2026-11-23T10:00:00.100Z"}"#;
+    let replay = store.change(command("two", "two-1", soon())).await.unwrap();
+    assert_eq!(replay, ChangeOutcome::Replayed { counter: two.clone(), delta: Delta::Increment, body: rebuilt.into() });
+    let next = store.change(change("two", Delta::Decrement, "two-3", soon())).await.unwrap();
+    let ChangeOutcome::Committed { value: 1, seq: 3, body } = next else { panic!("seq 3, value 1: {next:?}") };
+    drop(store);
+    let reopened = SqliteStore::open(dir.path()).unwrap();
+    let replay = reopened.change(change("two", Delta::Decrement, "two-3", soon())).await.unwrap();
+    assert_eq!(replay, ChangeOutcome::Replayed { counter: two.clone(), delta: Delta::Decrement, body });
+    assert_eq!(reopened.read(&two).await.unwrap().seq, 3);
+}
