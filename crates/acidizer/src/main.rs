@@ -5,6 +5,7 @@ mod baseline;
 mod bench;
 mod cli;
 mod live;
+mod log_writer;
 mod rate_limit;
 mod serve;
 mod site;
@@ -25,13 +26,18 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => ("info", args.log_format),
         cli::Command::Bench(_) => ("warn", cli::LogFormat::Text),
     };
-    // Lines are written by a thread of their own, so a request never waits for the log's write; they are only
-    // coloured on a terminal. Whatever is still queued is written when `_flush_logs` is dropped, at exit.
-    let (writer, _flush_logs) =
-        tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    // Lines are written out by a thread of their own, so a request never waits for the log's write; they are only
+    // coloured on a terminal.
+    let stderr = match log_writer::BufferedStderr::start() {
+        Ok(stderr) => stderr,
+        Err(error) => {
+            eprintln!("acidizer: cannot start the log writer: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(stderr.clone());
     match format {
         cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         cli::LogFormat::Json => logs.json().with_current_span(true).init(),
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => runtime.block_on(serve::run(args)).map_err(|error| error.to_string()),
         cli::Command::Bench(args) => runtime.block_on(bench::run(args)).map_err(|error| error.to_string()),
     };
+    stderr.flush_pending();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
