@@ -75,8 +75,17 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &Ato
     tracing::debug!("sqlite writer stopped");
 }
 
+/// Why a group's transaction did not commit.
+enum GroupFailure {
+    /// One change cannot be made (what the database holds for it is unreadable): it fails alone.
+    Change { index: usize, error: StoreError },
+    /// The database cannot commit: every change of the group fails.
+    Store(StoreError),
+}
+
 /// Commits every job of the group in one transaction (each counter's row written once, with its last state), then
-/// answers each; tells whether it committed.
+/// answers each; tells whether it committed. A change that cannot be made fails alone: the transaction is rolled
+/// back and the rest of the group committed without it.
 fn commit_group(
     connection: &mut Connection,
     heads: &mut HashMap<CounterName, Head>,
@@ -85,45 +94,59 @@ fn commit_group(
     changes: &Changes,
 ) -> bool {
     let now = Instant::now();
-    let (jobs, late): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| job.command.deadline > now);
+    let (mut jobs, late): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| job.command.deadline > now);
     for job in late {
         let _ = job.reply.send(Err(StoreError::Timeout));
     }
-    if jobs.is_empty() {
-        return false;
-    }
-    let stamped = Timestamp::now();
-    let mut touched: HashMap<CounterName, Touched> = HashMap::new();
-    let applied = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error).and_then(
-        |transaction| {
-            let outcomes = jobs
-                .iter()
-                .map(|job| apply(&transaction, heads, &mut touched, &job.command, earlier_answers, stamped))
-                .collect::<Result<Vec<_>, _>>()?;
-            write_counters(&transaction, &touched, stamped)?;
-            transaction.commit().map_err(sql_error)?;
-            Ok(outcomes)
-        },
-    );
-    match applied {
-        Ok(outcomes) => {
-            heads.extend(touched.into_iter().map(|(counter, state)| (counter, (state.value, state.seq))));
-            if let Some(changes) = changes {
-                publish(changes, &jobs, &outcomes, stamped);
+    while !jobs.is_empty() {
+        let stamped = Timestamp::now();
+        let mut touched: HashMap<CounterName, Touched> = HashMap::new();
+        let applied = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|error| GroupFailure::Store(sql_error(error)))
+            .and_then(|transaction| {
+                let mut outcomes = Vec::with_capacity(jobs.len());
+                for (index, job) in jobs.iter().enumerate() {
+                    match apply(&transaction, heads, &mut touched, &job.command, earlier_answers, stamped) {
+                        Ok(outcome) => outcomes.push(outcome),
+                        Err(error @ StoreError::Corrupt(_)) => return Err(GroupFailure::Change { index, error }),
+                        Err(error) => return Err(GroupFailure::Store(error)),
+                    }
+                }
+                write_counters(&transaction, &touched, stamped).map_err(GroupFailure::Store)?;
+                transaction.commit().map_err(|error| GroupFailure::Store(sql_error(error)))?;
+                Ok(outcomes)
+            });
+        match applied {
+            Ok(outcomes) => {
+                heads.extend(touched.into_iter().map(|(counter, state)| (counter, (state.value, state.seq))));
+                if let Some(changes) = changes {
+                    publish(changes, &jobs, &outcomes, stamped);
+                }
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+                return true;
             }
-            for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                let _ = job.reply.send(Ok(outcome));
+            Err(GroupFailure::Change { index, error }) => {
+                let failed = jobs.remove(index);
+                tracing::error!(
+                    %error,
+                    request_id = %failed.command.request_id,
+                    "a change cannot be made; the rest of its group is committed without it"
+                );
+                let _ = failed.reply.send(Err(error));
             }
-            true
+            Err(GroupFailure::Store(error)) => {
+                tracing::error!(%error, changes = jobs.len(), "group commit failed; nothing of it was committed");
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::Unavailable(error.to_string())));
+                }
+                return false;
+            }
         }
-        Err(error) => {
-            tracing::error!(%error, changes = jobs.len(), "group commit failed; nothing of it was committed");
-            for job in jobs {
-                let _ = job.reply.send(Err(StoreError::Unavailable(error.to_string())));
-            }
-            false
-        }
     }
+    false
 }
 
 /// Replays a known request id, refuses a change past a bound, or writes the change's audit record (its counter's

@@ -186,3 +186,34 @@ async fn a_database_of_layout_2_replays_every_change_it_holds() {
     assert_eq!(replay, ChangeOutcome::Replayed { counter: two.clone(), delta: Delta::Decrement, body });
     assert_eq!(reopened.read(&two).await.unwrap().seq, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_that_cannot_be_made_fails_alone_and_its_group_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let old = rusqlite::Connection::open(dir.path().join(acidizer_store_sqlite::DATABASE_FILE)).unwrap();
+        old.execute_batch(LAYOUT_2).unwrap();
+        // A remembered answer that names no counter: replaying it cannot be done.
+        old.execute("INSERT INTO idempotency VALUES ('unreadable', 'Not A Name', '{}', 99999999999, 1)", []).unwrap();
+    }
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    for round in 0..10 {
+        let changes: Vec<_> = (0..33)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                let key = if n == 16 { "unreadable".to_owned() } else { format!("ok-{round}-{n}") };
+                tokio::spawn(async move { (key.clone(), store.change(command("ok", &key, soon())).await) })
+            })
+            .collect();
+        for change in changes {
+            match change.await.unwrap() {
+                (key, Err(StoreError::Corrupt(_))) if key == "unreadable" => {}
+                (key, Ok(ChangeOutcome::Committed { .. })) if key != "unreadable" => {}
+                (key, outcome) => panic!("round {round}, {key}: {outcome:?}"),
+            }
+        }
+    }
+    let ok = store.read(&CounterName::parse("ok").unwrap()).await.unwrap();
+    assert_eq!((ok.value, ok.seq), (320, 320), "every other change committed");
+    assert!(store.commits() < 320, "changes shared commits ({}), so the failing one had company", store.commits());
+}
