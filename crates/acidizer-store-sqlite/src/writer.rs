@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_GROUP: usize = 1024;
 /// How often the answers remembered by earlier layouts are deleted once past their retention.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// The most answers one pruning deletes: the writer goes back to changes between batches.
+const PRUNE_BATCH: usize = 1000;
 
 pub(crate) struct Job {
     pub(crate) command: ChangeCommand,
@@ -67,9 +69,12 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &Ato
             commits.fetch_add(1, Ordering::Relaxed);
         }
         if earlier_answers && last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-            prune_expired_keys(&connection);
+            let pruned = prune_expired_keys(&connection);
             earlier_answers = has_earlier_answers(&connection);
-            last_prune = Some(Instant::now());
+            // A full batch leaves more behind: the next one follows the next group, not the next interval.
+            if pruned < PRUNE_BATCH {
+                last_prune = Some(Instant::now());
+            }
         }
     }
     tracing::debug!("sqlite writer stopped");
@@ -324,11 +329,23 @@ fn publish(changes: &mpsc::UnboundedSender<CounterChange>, jobs: &[Job], outcome
     }
 }
 
-fn prune_expired_keys(connection: &Connection) {
+/// Deletes up to [`PRUNE_BATCH`] answers past their retention, oldest first; tells how many.
+fn prune_expired_keys(connection: &Connection) -> usize {
     let now = Timestamp::now().unix_seconds();
-    match connection.execute("DELETE FROM idempotency WHERE expires_at < ?1", [now]) {
-        Ok(0) => {}
-        Ok(pruned) => tracing::info!(pruned, "forgot idempotency keys past their retention"),
-        Err(error) => tracing::warn!(%error, "could not prune expired idempotency keys"),
+    let pruned = connection.execute(
+        "DELETE FROM idempotency WHERE key IN
+           (SELECT key FROM idempotency WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)",
+        params![now, PRUNE_BATCH as i64],
+    );
+    match pruned {
+        Ok(0) => 0,
+        Ok(pruned) => {
+            tracing::info!(pruned, "forgot idempotency keys past their retention");
+            pruned
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not prune expired idempotency keys");
+            0
+        }
     }
 }

@@ -217,3 +217,39 @@ async fn a_change_that_cannot_be_made_fails_alone_and_its_group_commits() {
     assert_eq!((ok.value, ok.seq), (320, 320), "every other change committed");
     assert!(store.commits() < 320, "changes shared commits ({}), so the failing one had company", store.commits());
 }
+
+#[tokio::test]
+async fn expired_answers_are_pruned_in_batches_between_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join(acidizer_store_sqlite::DATABASE_FILE);
+    {
+        let mut old = rusqlite::Connection::open(&database).unwrap();
+        old.execute_batch(LAYOUT_2).unwrap();
+        let planting = old.transaction().unwrap();
+        for n in 0..2500 {
+            planting
+                .execute("INSERT INTO idempotency VALUES (?1, 'two', '{}', 1, 1)", [format!("expired-{n}")])
+                .unwrap();
+        }
+        planting.commit().unwrap();
+    }
+    let remaining = || {
+        let connection = rusqlite::Connection::open(&database).unwrap();
+        connection.query_row("SELECT COUNT(*) FROM idempotency", [], |row| row.get::<_, i64>(0)).unwrap()
+    };
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let mut left = Vec::new();
+    for (n, expected) in [1501, 501, 1, 1].into_iter().enumerate() {
+        store.change(command("two", &format!("prune-{n}"), soon())).await.unwrap();
+        // The writer prunes after answering its group: wait for it.
+        let until = Instant::now() + Duration::from_secs(10);
+        while remaining() > expected && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        left.push(remaining());
+    }
+    // One batch of at most 1000 after each group, until only the answer still within its retention is left.
+    assert_eq!(left, [1501, 501, 1, 1]);
+    let kept = store.change(command("two", "two-2", soon())).await.unwrap();
+    assert!(matches!(kept, ChangeOutcome::Replayed { .. }), "{kept:?}");
+}
