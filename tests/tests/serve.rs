@@ -1,6 +1,6 @@
 //! What only `acidizer serve` does: rate limiting, the SPA beside the API, and a store that is down.
 
-use acidizer_tests::app::Server;
+use acidizer_tests::app::{ALLOWED_ORIGIN, Server};
 use acidizer_tests::contract::assert_problem;
 use acidizer_tests::{App, Target, binaries, dynamodb_local};
 
@@ -8,7 +8,12 @@ use acidizer_tests::{App, Target, binaries, dynamodb_local};
 async fn rate_limit_answers_429_with_retry_after_and_changes_nothing_beyond_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--rate-limit", "5"], &[], dir.path()).await;
-    let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
+    // A page on the allowed origin: its 429s, like every answer, carry CORS headers (or the page could not read
+    // them) and a request id.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::ORIGIN, ALLOWED_ORIGIN.parse().unwrap());
+    let http = reqwest::Client::builder().default_headers(headers).build().unwrap();
+    let app = App::detached(server.base.clone(), Target::ServeSqlite, http);
     let (mut ok, mut limited) = (0, 0);
     for _ in 0..30 {
         let response = app.increment(Some("limited"), None).await;
@@ -17,6 +22,9 @@ async fn rate_limit_answers_429_with_retry_after_and_changes_nothing_beyond_it()
             429 => {
                 let retry_after = response.headers().get("retry-after").expect("Retry-After on a 429");
                 assert!(retry_after.to_str().unwrap().parse::<u64>().unwrap() >= 1);
+                let allowed = response.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap());
+                assert_eq!(allowed, Some(ALLOWED_ORIGIN), "a 429 carries CORS headers");
+                assert!(response.headers().contains_key("x-request-id"), "a 429 carries its request id");
                 assert_problem(response, 429, "rate limited").await;
                 limited += 1;
             }

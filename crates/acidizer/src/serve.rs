@@ -5,7 +5,7 @@ use crate::live::hub::Hub;
 use crate::live::websocket::{self, Live};
 use crate::live::{LocalBroadcaster, broadcast_commits, follow_stream};
 use crate::{rate_limit, site};
-use acidizer_core::http::{AllowedOrigins, InvalidOrigin, router_with_fallback};
+use acidizer_core::http::{AllowedOrigins, InvalidOrigin, guarded_router};
 use acidizer_core::{CounterStore, Counters};
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
 use acidizer_store_dynamodb::{
@@ -78,14 +78,23 @@ pub fn open_sqlite_live(data_dir: &Path, broadcaster: LocalBroadcaster) -> Resul
     Ok(store)
 }
 
-/// The whole stack on one port: the API, `/ws`, `/config.json` and the SPA in `static_dir`.
-pub fn app<S: CounterStore>(live: &Live<S>, origins: &AllowedOrigins, static_dir: PathBuf) -> Router {
+/// The whole stack on one port: the API, `/ws`, `/config.json` and the SPA in `static_dir`, each request first
+/// checked against `limits` if any.
+pub fn app<S: CounterStore>(
+    live: &Live<S>,
+    origins: &AllowedOrigins,
+    static_dir: PathBuf,
+    limits: Option<rate_limit::PerIp>,
+) -> Router {
     let pages = Router::new()
         .route("/ws", get(websocket::upgrade::<S>))
         .route("/config.json", get(site::config::<S>))
         .with_state(live.clone())
         .merge(Router::new().fallback(site::serve).with_state(site::Site::new(static_dir)));
-    router_with_fallback(live.counters.clone(), origins, pages)
+    guarded_router(live.counters.clone(), origins, pages, |routes| match limits {
+        Some(limits) => routes.layer(axum::middleware::from_fn_with_state(limits, rate_limit::enforce)),
+        None => routes,
+    })
 }
 
 async fn host<S: CounterStore>(
@@ -96,10 +105,7 @@ async fn host<S: CounterStore>(
     origins: &AllowedOrigins,
 ) -> Result<(), ServeError> {
     let live = Live { counters, hub, shutdown: shutdown.clone(), sessions: TaskTracker::new() };
-    let mut app = app(&live, origins, args.static_dir.clone());
-    if let Some(per_second) = args.rate_limit {
-        app = app.layer(axum::middleware::from_fn_with_state(rate_limit::PerIp::new(per_second), rate_limit::enforce));
-    }
+    let app = app(&live, origins, args.static_dir.clone(), args.rate_limit.map(rate_limit::PerIp::new));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: args.listen, source })?;

@@ -35,8 +35,19 @@ pub fn router_with_fallback<S: CounterStore>(
     origins: &AllowedOrigins,
     fallback: Router,
 ) -> Router {
+    guarded_router(counters, origins, fallback, |routes| routes)
+}
+
+/// The same router, with `guard` (a host's own limits) around every route, inside the request id, the access log
+/// and CORS: what it refuses is logged and answered with CORS headers like any other answer.
+pub fn guarded_router<S: CounterStore>(
+    counters: Counters<S>,
+    origins: &AllowedOrigins,
+    fallback: Router,
+    guard: impl FnOnce(Router) -> Router,
+) -> Router {
     let request_id = http::HeaderName::from_static(REQUEST_ID);
-    Router::new()
+    let routes = Router::new()
         .route("/counters/{name}", get(handlers::read::<S>))
         .route("/counters/{name}/increment", post(handlers::increment::<S>))
         .route("/counters/{name}/decrement", post(handlers::decrement::<S>))
@@ -48,7 +59,8 @@ pub fn router_with_fallback<S: CounterStore>(
         .route("/health", get(handlers::health::<S>))
         .fallback_service(fallback)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .with_state(counters)
+        .with_state(counters);
+    guard(routes)
         .layer(cors::layer(origins))
         .layer(axum::middleware::from_fn(access_log::log_request))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -126,7 +126,7 @@ impl Local {
         let counters = Counters::new(store);
         let live =
             Live { counters: counters.clone(), hub, shutdown: CancellationToken::new(), sessions: TaskTracker::new() };
-        let app = app(&live, &AllowedOrigins::None, dir.path().join("no-site"));
+        let app = app(&live, &AllowedOrigins::None, dir.path().join("no-site"), None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(BenchError::Server)?;
         let addr = listener.local_addr().map_err(BenchError::Server)?;
         tokio::spawn(async move { axum::serve(listener, app).await });
