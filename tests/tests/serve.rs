@@ -141,3 +141,48 @@ async fn the_bench_measures_delivery_to_every_subscriber() {
     let p50 = report["deliveryMs"]["p50"].as_f64().unwrap_or(-1.0);
     assert!(p50 >= 0.0 && report["deliveryMs"]["max"].as_f64() >= Some(p50), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_websocket_client_is_closed_by_its_deadline_while_others_get_values() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--ws-ping-after", "1", "--ws-answer-within", "1"];
+    let server = Server::start(&dir.path().join("data"), &args, &[], dir.path()).await;
+    let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
+    let mut live = acidizer_tests::ws::WsClient::connect(&server.base, Some("quiet")).await;
+    live.sync().await;
+
+    // A client that completes the upgrade, then neither reads nor answers anything.
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let upgrade = format!(
+        "GET /ws?counter=quiet HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    silent.write_all(upgrade.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let silent = tokio::spawn(async move {
+        let (mut received, mut chunk) = (Vec::new(), [0_u8; 1024]);
+        while let Ok(read @ 1..) = silent.read(&mut chunk).await {
+            received.extend_from_slice(&chunk[..read]);
+        }
+        (received, started.elapsed())
+    });
+    // The other subscriber keeps talking (any message counts as an answer) while the silent one is found out.
+    while !silent.is_finished() && started.elapsed() < std::time::Duration::from_secs(10) {
+        live.sync().await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(1), silent).await;
+    let (received, closed_after) = closed.expect("the silent client's connection is closed").unwrap();
+    assert!(received.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&received));
+    assert!(
+        (std::time::Duration::from_secs(2)..std::time::Duration::from_secs(5)).contains(&closed_after),
+        "pinged after 1 s of silence, closed 1 s later: closed after {closed_after:?}"
+    );
+    for n in 0..3 {
+        assert_eq!(app.increment(Some("quiet"), Some(&format!("quiet-{n}"))).await.status(), 200);
+    }
+    let seen = live.seqs_until(3, std::time::Duration::from_secs(10)).await;
+    assert_eq!(seen.last().map(|(_, seq)| *seq), Some(3), "{seen:?}");
+}

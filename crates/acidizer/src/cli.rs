@@ -99,6 +99,12 @@ pub struct ServeArgs {
     /// Cap requests per second per client IP (429 beyond it).
     #[arg(long)]
     pub rate_limit: Option<NonZeroU32>,
+    /// Ping a WebSocket client that has sent nothing for this many seconds.
+    #[arg(long, default_value = "30")]
+    pub ws_ping_after: std::num::NonZeroU64,
+    /// Close the session of a pinged WebSocket client that sends nothing back within this many seconds.
+    #[arg(long, default_value = "10")]
+    pub ws_answer_within: std::num::NonZeroU64,
     /// How logs are written to stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

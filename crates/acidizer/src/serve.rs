@@ -2,7 +2,7 @@
 
 use crate::cli::{ServeArgs, StoreKind};
 use crate::live::hub::Hub;
-use crate::live::websocket::{self, Live};
+use crate::live::websocket::{self, Live, Liveness};
 use crate::live::{LocalBroadcaster, broadcast_commits, follow_stream};
 use crate::{rate_limit, site};
 use acidizer_core::http::{AllowedOrigins, InvalidOrigin, guarded_router};
@@ -104,7 +104,11 @@ async fn host<S: CounterStore>(
     args: &ServeArgs,
     origins: &AllowedOrigins,
 ) -> Result<(), ServeError> {
-    let live = Live { counters, hub, shutdown: shutdown.clone(), sessions: TaskTracker::new() };
+    let liveness = Liveness {
+        ping_after: Duration::from_secs(args.ws_ping_after.get()),
+        answer_within: Duration::from_secs(args.ws_answer_within.get()),
+    };
+    let live = Live { counters, hub, shutdown: shutdown.clone(), sessions: TaskTracker::new(), liveness };
     let app = app(&live, origins, args.static_dir.clone(), args.rate_limit.map(rate_limit::PerIp::new));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -7,7 +7,7 @@ mod delivery;
 use crate::cli::BenchArgs;
 use crate::live::LocalBroadcaster;
 use crate::live::hub::Hub;
-use crate::live::websocket::Live;
+use crate::live::websocket::{Live, Liveness};
 use crate::serve::{app, open_sqlite_live};
 use acidizer_core::domain::InvalidCounterName;
 use acidizer_core::http::AllowedOrigins;
@@ -124,8 +124,13 @@ impl Local {
         let hub = Arc::new(Hub::default());
         let store = open_sqlite_live(dir.path(), LocalBroadcaster::new(Arc::clone(&hub), Arc::clone(&hub)))?;
         let counters = Counters::new(store);
-        let live =
-            Live { counters: counters.clone(), hub, shutdown: CancellationToken::new(), sessions: TaskTracker::new() };
+        let live = Live {
+            counters: counters.clone(),
+            hub,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+            liveness: Liveness::default(),
+        };
         let app = app(&live, &AllowedOrigins::None, dir.path().join("no-site"), None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(BenchError::Server)?;
         let addr = listener.local_addr().map_err(BenchError::Server)?;

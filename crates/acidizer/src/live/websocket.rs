@@ -7,14 +7,30 @@ use acidizer_core::{CounterName, CounterStore, Counters};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// A client that has sent nothing for this long is pinged.
-const PING_IDLE: Duration = Duration::from_secs(30);
+/// How long one message may take to be written: a peer that stops reading is dropped after it.
+const WRITE_WITHIN: Duration = Duration::from_secs(10);
+
+/// When a session checks that its client is still there.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    /// A client that has sent nothing for this long is pinged.
+    pub ping_after: Duration,
+    /// A pinged client that sends nothing (not even the pong) within this is gone: its session ends.
+    pub answer_within: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self { ping_after: Duration::from_secs(30), answer_within: Duration::from_secs(10) }
+    }
+}
 /// Messages this large are closed on at the protocol level; up to it, too large ones get an error message.
 const MAX_MESSAGE_BYTES: usize = 16 * MAX_CLIENT_FRAME_BYTES;
 
@@ -32,6 +48,7 @@ pub struct Live<S> {
     /// Cancelled at shutdown: every session then closes with 1001 (going away).
     pub shutdown: CancellationToken,
     pub sessions: TaskTracker,
+    pub liveness: Liveness,
 }
 
 impl<S> Clone for Live<S> {
@@ -41,6 +58,7 @@ impl<S> Clone for Live<S> {
             hub: Arc::clone(&self.hub),
             shutdown: self.shutdown.clone(),
             sessions: self.sessions.clone(),
+            liveness: self.liveness,
         }
     }
 }
@@ -76,13 +94,19 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
     let (id, mut updates) = live.hub.register(&counter);
     let (mut outgoing, mut incoming) = socket.split();
     let mut last_seq = 0;
-    let mut idle = tokio::time::interval(PING_IDLE);
+    let mut idle = tokio::time::interval(live.liveness.ping_after);
     idle.reset();
+    // Set while a ping is unanswered: when the client must have sent something by.
+    let mut answer_by: Option<tokio::time::Instant> = None;
     loop {
         let reply = tokio::select! {
             () = live.shutdown.cancelled() => {
                 let close = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
-                let _ = outgoing.send(Message::Close(Some(close))).await;
+                send_within(&mut outgoing, Message::Close(Some(close))).await;
+                break;
+            }
+            () = sleep_until(answer_by), if answer_by.is_some() => {
+                tracing::info!(%counter, "a WebSocket client did not answer a ping in time; closing its session");
                 break;
             }
             changed = updates.changed() => {
@@ -98,6 +122,7 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
             }
             received = incoming.next() => {
                 idle.reset();
+                answer_by = None;
                 match received {
                     Some(Ok(Message::Text(text))) => {
                         let reply = answer(&live.counters, Some(&counter), text.as_str()).await;
@@ -112,18 +137,31 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
                 }
             }
             _ = idle.tick() => {
-                if outgoing.send(Message::Ping(Default::default())).await.is_err() {
+                if !send_within(&mut outgoing, Message::Ping(Default::default())).await {
                     break;
                 }
+                answer_by.get_or_insert_with(|| tokio::time::Instant::now() + live.liveness.answer_within);
                 continue;
             }
         };
         if let Some(seq) = reply.seq {
             last_seq = last_seq.max(seq);
         }
-        if outgoing.send(Message::Text(reply.text)).await.is_err() {
+        if !send_within(&mut outgoing, Message::Text(reply.text)).await {
             break;
         }
     }
     live.hub.unregister(&id);
+}
+
+/// Sends `message`; false if the peer is gone or has not taken it within [`WRITE_WITHIN`].
+async fn send_within(outgoing: &mut SplitSink<WebSocket, Message>, message: Message) -> bool {
+    matches!(tokio::time::timeout(WRITE_WITHIN, outgoing.send(message)).await, Ok(Ok(())))
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
