@@ -178,6 +178,11 @@ impl Server {
         Server { base, child }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("a running server has a pid")
+    }
+
     /// Kills the server with SIGKILL, as a crash or `kill -9` would, and waits for it to be gone.
     pub async fn kill_hard(mut self) {
         self.child.start_kill().expect("the server can be killed");

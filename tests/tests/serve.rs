@@ -186,3 +186,54 @@ async fn a_silent_websocket_client_is_closed_by_its_deadline_while_others_get_va
     let seen = live.seqs_until(3, std::time::Duration::from_secs(10)).await;
     assert_eq!(seen.last().map(|(_, seq)| *seq), Some(3), "{seen:?}");
 }
+
+/// Sets `acidizer serve`'s largest file size, its soft limit (`prlimit`, util-linux): what a full disk looks like
+/// to SQLite.
+fn limit_file_size(server: &Server, bytes: &str) {
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &server.pid().to_string(), &format!("--fsize={bytes}:")])
+        .status()
+        .expect("prlimit (util-linux) runs");
+    assert!(status.success(), "prlimit {bytes}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_then_service_resumes_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[], &[], dir.path()).await;
+    let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
+    let mut answered = 0;
+    for n in 0..5 {
+        assert_eq!(app.increment(Some("full"), Some(&format!("before-{n}"))).await.status(), 200);
+        answered += 1;
+    }
+    // No file of the store may grow past 4 KiB: no WAL frame fits, as on a disk with no space left.
+    limit_file_size(&server, "4096");
+    for n in 0..3 {
+        let response = app.increment(Some("full"), Some(&format!("full-{n}"))).await;
+        assert!(response.headers().contains_key("retry-after"), "a 503 says when to retry");
+        assert_problem(response, 503, "an increment on a full disk").await;
+    }
+    let health = app.http.get(format!("{}/health", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), 503, "/health says the store cannot commit");
+    assert_eq!(app.get_json("/counters/full").await["value"], answered, "reads still answer, unchanged");
+
+    limit_file_size(&server, "unlimited");
+    let health = app.http.get(format!("{}/health", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200, "/health recovers with the space");
+    // The refused changes, sent again with their keys, now commit once each.
+    for n in 0..3 {
+        assert_eq!(app.increment(Some("full"), Some(&format!("full-{n}"))).await.status(), 200);
+        answered += 1;
+    }
+    let state = app.get_json("/counters/full").await;
+    assert_eq!((state["value"].as_u64(), state["seq"].as_u64()), (Some(answered), Some(answered)));
+    let history = app.get_json("/counters/full/history?limit=100").await;
+    let seqs: Vec<u64> = history["items"].as_array().unwrap().iter().map(|i| i["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=answered).rev().collect::<Vec<_>>(), "a history without gaps");
+    // Nothing is corrupted: the database opens again as it was.
+    server.kill_hard().await;
+    let reopened = Server::start(&dir.path().join("data"), &[], &[], dir.path()).await;
+    let app = App::detached(reopened.base.clone(), Target::ServeSqlite, reqwest::Client::new());
+    assert_eq!(app.get_json("/counters/full").await["value"], answered);
+}

@@ -37,7 +37,7 @@ pub enum OpenError {
 
 /// A counter store in one SQLite database file.
 pub struct SqliteStore {
-    writes: mpsc::Sender<writer::Job>,
+    writes: mpsc::Sender<writer::Work>,
     readers: Arc<reader::Readers>,
     commits: Arc<AtomicU64>,
 }
@@ -74,6 +74,13 @@ impl SqliteStore {
         self.commits.load(Ordering::Relaxed)
     }
 
+    fn ask_writer(&self, work: writer::Work) -> Result<(), StoreError> {
+        self.writes.try_send(work).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable("the writer has stopped".to_owned()),
+        })
+    }
+
     async fn read_with<T: Send + 'static>(
         &self,
         query: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
@@ -88,10 +95,7 @@ impl SqliteStore {
 impl CounterStore for SqliteStore {
     async fn change(&self, command: ChangeCommand) -> Result<ChangeOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.writes.try_send(writer::Job { command, reply }).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable("the writer has stopped".to_owned()),
-        })?;
+        self.ask_writer(writer::Work::Change(writer::Job { command, reply }))?;
         answer.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".to_owned()))?
     }
 
@@ -105,10 +109,12 @@ impl CounterStore for SqliteStore {
         self.read_with(move |connection| reader::history(connection, &counter, query)).await
     }
 
+    /// The store can read, and commit: a small durable write goes through the writer (a full disk or a read-only
+    /// data directory fails it).
     async fn health(&self) -> Result<(), StoreError> {
-        if self.writes.is_closed() {
-            return Err(StoreError::Unavailable("the writer has stopped".to_owned()));
-        }
+        let (reply, answer) = oneshot::channel();
+        self.ask_writer(writer::Work::Probe(reply))?;
+        answer.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".to_owned()))??;
         self.read_with(reader::ping).await
     }
 }

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS audit (
     PRIMARY KEY (counter, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS audit_request ON audit (request_id);
+-- What `/health` writes to learn whether the database can commit.
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, checked_at INTEGER NOT NULL);
 -- The answers remembered by versions 1 and 2, replayed as they were first sent until they expire. Since version 3
 -- a change's answer is rebuilt from its audit record, found by request id.
 CREATE TABLE IF NOT EXISTS idempotency (

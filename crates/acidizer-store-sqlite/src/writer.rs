@@ -19,6 +19,13 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// The most answers one pruning deletes: the writer goes back to changes between batches.
 const PRUNE_BATCH: usize = 1000;
 
+/// What the writer is asked to do.
+pub(crate) enum Work {
+    Change(Job),
+    /// Commit a small write, durably: whether the database can commit at all (a full disk cannot).
+    Probe(oneshot::Sender<Result<(), StoreError>>),
+}
+
 pub(crate) struct Job {
     pub(crate) command: ChangeCommand,
     pub(crate) reply: oneshot::Sender<Result<ChangeOutcome, StoreError>>,
@@ -39,7 +46,7 @@ struct Touched {
 
 pub(crate) fn spawn(
     connection: Connection,
-    queue: mpsc::Receiver<Job>,
+    queue: mpsc::Receiver<Work>,
     commits: Arc<AtomicU64>,
     changes: Changes,
     alive: std::sync::mpsc::Sender<()>,
@@ -52,21 +59,26 @@ pub(crate) fn spawn(
     Ok(())
 }
 
-fn run(mut connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &AtomicU64, changes: &Changes) {
+fn run(mut connection: Connection, mut queue: mpsc::Receiver<Work>, commits: &AtomicU64, changes: &Changes) {
     let mut last_prune: Option<Instant> = None;
     let mut earlier_answers = has_earlier_answers(&connection);
     // What the database holds for each counter read or written so far: this thread is its only writer.
     let mut heads: HashMap<CounterName, Head> = HashMap::new();
     while let Some(first) = queue.blocking_recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+        let (mut group, mut probes) = (Vec::new(), Vec::new());
+        let mut next = Some(first);
+        while let Some(work) = next {
+            match work {
+                Work::Change(job) => group.push(job),
+                Work::Probe(reply) => probes.push(reply),
             }
+            next = if group.len() < MAX_GROUP { queue.try_recv().ok() } else { None };
         }
-        if commit_group(&mut connection, &mut heads, group, earlier_answers, changes) {
+        if !group.is_empty() && commit_group(&mut connection, &mut heads, group, earlier_answers, changes) {
             commits.fetch_add(1, Ordering::Relaxed);
+        }
+        for probe in probes {
+            let _ = probe.send(commit_probe(&connection));
         }
         if earlier_answers && last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             let pruned = prune_expired_keys(&connection);
@@ -255,6 +267,21 @@ fn remembered(
     };
     let body = change.response_body();
     Ok(Some(ChangeOutcome::Replayed { counter: change.counter, delta: change.delta, body }))
+}
+
+/// Commits a small write of its own: what `/health` asks of the store.
+fn commit_probe(connection: &Connection) -> Result<(), StoreError> {
+    connection
+        .execute(
+            "INSERT INTO health (id, checked_at) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+            [Timestamp::now().unix_millis()],
+        )
+        .map(drop)
+        .map_err(|error| {
+            tracing::warn!(%error, "the database cannot commit");
+            sql_error(error)
+        })
 }
 
 /// Whether answers remembered by an earlier layout are still kept (they are replayed first, until they expire).

@@ -43,6 +43,7 @@ pub enum ServeError {
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
+    ignore_file_size_signal();
     let origins = AllowedOrigins::parse(&std::env::var("ALLOWED_ORIGINS").unwrap_or_default())?;
     site::build_if_missing(&args.static_dir);
     let hub = Arc::new(Hub::default());
@@ -130,6 +131,15 @@ async fn host<S: CounterStore>(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// A file-size limit (`ulimit -f`) reached by the database is a write error the store reports — changes answer
+/// 503, `/health` too — not a signal that kills the server; service resumes when the limit is raised.
+fn ignore_file_size_signal() {
+    // SAFETY: sets a signal's disposition to "ignore" (no handler runs); signal(2) is safe to call from any thread.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }
 
 async fn shutdown_signal() {
