@@ -1,13 +1,17 @@
 //! Property tests of every input from outside, on stable Rust (proptest): arbitrary HTTP requests through the one
-//! router, in-process on the embedded store, and arbitrary WebSocket client messages. Nothing panics, nothing
+//! router, in-process on the embedded store; arbitrary WebSocket client messages; arbitrary DynamoDB stream
+//! records, as the stream function and `acidizer serve --store dynamodb` read them. Nothing panics, nothing
 //! answers 5xx, every refusal is a typed problem (`application/problem+json` with its `status`) or protocol error.
 
 use acidizer_core::Counters;
 use acidizer_core::http::{AllowedOrigins, router};
 use acidizer_core::live::{ClientAction, ProtocolError, parse_client_message};
+use acidizer_store_dynamodb::stream::stream_record;
 use acidizer_store_sqlite::SqliteStore;
 use axum::body::Body;
 use proptest::prelude::*;
+use serde_dynamo::AttributeValue;
+use std::collections::HashMap;
 use tower::ServiceExt;
 
 /// A request as a client could send it: any method, a path built from the API's words and arbitrary segments, an
@@ -136,4 +140,73 @@ proptest! {
             Err(ProtocolError::NotJson | ProtocolError::UnknownAction | ProtocolError::Binary) => {}
         }
     }
+
+    #[test]
+    fn any_stream_record_is_a_counter_change_or_none(
+        image in prop_oneof![
+            proptest::collection::hash_map(attribute_name(), attribute(), 0..10),
+            // A counter item as the store writes it, with up to three attributes replaced by anything.
+            proptest::collection::hash_map(attribute_name(), attribute(), 0..3).prop_map(|changes| {
+                let mut item = counter_item();
+                item.extend(changes);
+                item
+            }),
+        ],
+        event in prop_oneof![Just("INSERT"), Just("MODIFY"), Just("REMOVE"), Just("")],
+    ) {
+        let is_counter = matches!(image.get("kind"), Some(AttributeValue::S(kind)) if kind == "counter");
+        let record = stream_record("1".to_owned(), event, serde_dynamo::Item::from(image.clone()));
+        if let Some(change) = record.change {
+            prop_assert!(is_counter && event != "REMOVE", "{image:?}");
+            prop_assert!(matches!(image.get("value"), Some(AttributeValue::N(n)) if n.parse() == Ok(change.value)));
+        }
+    }
+}
+
+fn counter_item() -> HashMap<String, AttributeValue> {
+    let s = |text: &str| AttributeValue::S(text.to_owned());
+    let n = |number: &str| AttributeValue::N(number.to_owned());
+    HashMap::from([
+        ("pk".to_owned(), s("counter#global")),
+        ("sk".to_owned(), n("0")),
+        ("kind".to_owned(), s("counter")),
+        ("counter".to_owned(), s("global")),
+        ("value".to_owned(), n("7")),
+        ("seq".to_owned(), n("9")),
+        ("updatedAt".to_owned(), n("1795428000000")),
+        ("requestId".to_owned(), s("k-1")),
+    ])
+}
+
+fn attribute_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("pk".to_owned()),
+        Just("sk".to_owned()),
+        Just("kind".to_owned()),
+        Just("counter".to_owned()),
+        Just("value".to_owned()),
+        Just("seq".to_owned()),
+        Just("updatedAt".to_owned()),
+        Just("requestId".to_owned()),
+        "[a-zA-Z]{1,12}",
+    ]
+}
+
+fn attribute() -> impl Strategy<Value = AttributeValue> {
+    let leaf = prop_oneof![
+        Just(AttributeValue::S("counter".to_owned())),
+        Just(AttributeValue::S("global".to_owned())),
+        "\\PC{0,80}".prop_map(AttributeValue::S),
+        "-?[0-9]{1,25}(\\.[0-9]{1,5})?".prop_map(AttributeValue::N),
+        "[ -~]{0,10}".prop_map(AttributeValue::N),
+        any::<bool>().prop_map(AttributeValue::Bool),
+        Just(AttributeValue::Null(true)),
+    ];
+    leaf.prop_recursive(2, 8, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(AttributeValue::L),
+            proptest::collection::hash_map("[a-z]{1,6}", inner, 0..4)
+                .prop_map(|map: HashMap<String, AttributeValue>| AttributeValue::M(map)),
+        ]
+    })
 }
