@@ -3,8 +3,8 @@
 
 use acidizer_core::ConnectionId;
 use acidizer_core::live::{Notifier, NotifyError, Outbound};
+use acidizer_core::telemetry::error_chain;
 use aws_sdk_apigatewaymanagement::Client;
-use aws_sdk_apigatewaymanagement::error::DisplayErrorContext;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 
@@ -44,11 +44,7 @@ impl Notifier for ManagementApi {
             Err(error) => {
                 let gone = matches!(error.as_service_error(), Some(PostToConnectionError::GoneException(_)))
                     || error.raw_response().is_some_and(|response| response.status().as_u16() == 410);
-                if gone {
-                    Err(NotifyError::Gone)
-                } else {
-                    Err(NotifyError::Failed(DisplayErrorContext(&error).to_string()))
-                }
+                if gone { Err(NotifyError::Gone) } else { Err(NotifyError::Failed(error_chain(&error))) }
             }
         }
     }

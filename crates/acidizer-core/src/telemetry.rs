@@ -38,3 +38,38 @@ pub const ALL: [&str; 11] = [
     POSTS_FAILED,
     BROADCAST_DURATION,
 ];
+
+/// An error and its causes on one line, each said once (`outer: cause: root cause`): what logs and internal error
+/// details carry, instead of debug dumps of nested error structures.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = error.to_string();
+    let mut last = chain.clone();
+    let mut cause = error.source();
+    while let Some(source) = cause {
+        let said = source.to_string();
+        if !last.contains(&said) {
+            chain.push_str(": ");
+            chain.push_str(&said);
+        }
+        last = said;
+        cause = source.source();
+    }
+    chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot reach the table")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn an_error_chain_is_one_line_with_each_cause_once() {
+        let root = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        assert_eq!(error_chain(&Outer(root)), "cannot reach the table: connection refused");
+        let plain = std::io::Error::other("disk full");
+        assert_eq!(error_chain(&plain), "disk full");
+    }
+}

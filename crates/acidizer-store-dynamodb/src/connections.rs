@@ -3,9 +3,9 @@
 
 use crate::layout::{CONNECTION_KEY, SUBSCRIBERS_INDEX, SUBSCRIBERS_INDEX_KEY, TTL_ATTRIBUTE};
 use acidizer_core::live::{ConnectionStore, ConnectionStoreError, SUBSCRIPTION_TTL, SubscriberPage};
+use acidizer_core::telemetry::error_chain;
 use acidizer_core::{ConnectionId, CounterName, Timestamp};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
@@ -27,8 +27,8 @@ impl DynamoConnections {
     }
 }
 
-fn unavailable(error: impl std::error::Error) -> ConnectionStoreError {
-    ConnectionStoreError::Unavailable(DisplayErrorContext(error).to_string())
+fn unavailable(error: impl std::error::Error + 'static) -> ConnectionStoreError {
+    ConnectionStoreError::Unavailable(error_chain(&error))
 }
 
 fn connection_key(connection: &ConnectionId) -> HashMap<String, AttributeValue> {

@@ -1,7 +1,8 @@
 //! The tables' layout as the code uses it. `infra/template.yaml` declares the same; a test holds them together.
 
+use acidizer_core::telemetry::error_chain;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
@@ -56,8 +57,8 @@ async fn exists(client: &Client, table: &str) -> Result<bool, CreateTablesError>
     }
 }
 
-fn failure(table: &str, error: impl std::error::Error) -> CreateTablesError {
-    CreateTablesError { table: table.to_owned(), detail: DisplayErrorContext(error).to_string() }
+fn failure(table: &str, error: impl std::error::Error + 'static) -> CreateTablesError {
+    CreateTablesError { table: table.to_owned(), detail: error_chain(&error) }
 }
 
 fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, CreateTablesError> {

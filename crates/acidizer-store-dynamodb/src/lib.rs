@@ -10,6 +10,7 @@ pub mod layout;
 pub mod stream;
 mod turns;
 
+use acidizer_core::telemetry::error_chain;
 use acidizer_core::{
     AuditRecord, ChangeCommand, ChangeOutcome, CounterName, CounterSnapshot, CounterStore, HistoryQuery, StoreError,
 };
@@ -140,7 +141,7 @@ pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(e
     }
     match &error {
         SdkError::TimeoutError(_) => StoreError::Timeout,
-        _ => StoreError::Unavailable(format!("dynamodb: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&error))),
+        _ => StoreError::Unavailable(format!("dynamodb: {}", error_chain(&error))),
     }
 }
 

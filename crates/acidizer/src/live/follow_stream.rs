@@ -4,10 +4,11 @@
 
 use super::LocalBroadcaster;
 use acidizer_core::live::failed_records;
+use acidizer_core::telemetry::error_chain;
 use acidizer_store_dynamodb::aws_config::SdkConfig;
 use acidizer_store_dynamodb::stream::stream_record;
 use aws_sdk_dynamodbstreams::Client as Streams;
-use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -63,12 +64,8 @@ pub async fn start(
 async fn locate(config: &SdkConfig, table: &str) -> Result<Follower, FollowError> {
     let no_stream = |detail: String| FollowError::NoStream { table: table.to_owned(), detail };
     let tables = acidizer_store_dynamodb::aws_sdk_dynamodb::Client::new(config);
-    let description = tables
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|error| no_stream(DisplayErrorContext(&error).to_string()))?;
+    let description =
+        tables.describe_table().table_name(table).send().await.map_err(|error| no_stream(error_chain(&error)))?;
     let arn = description
         .table()
         .and_then(|table| table.latest_stream_arn())
@@ -164,7 +161,7 @@ impl Follower {
                 .set_exclusive_start_shard_id(after.take())
                 .send()
                 .await
-                .map_err(|error| DisplayErrorContext(&error).to_string())?;
+                .map_err(|error| error_chain(&error))?;
             let Some(description) = output.stream_description() else { break };
             for shard in description.shards() {
                 let Some(id) = shard.shard_id() else { continue };
@@ -194,7 +191,7 @@ impl Follower {
             .set_sequence_number(after)
             .send()
             .await
-            .map_err(|error| DisplayErrorContext(&error).to_string())?;
+            .map_err(|error| error_chain(&error))?;
         Ok(output.shard_iterator().map(str::to_owned))
     }
 
@@ -240,7 +237,7 @@ impl Follower {
                 return;
             }
             Err(error) => {
-                tracing::warn!(shard, error = %DisplayErrorContext(&error), "cannot read the stream; retrying");
+                tracing::warn!(shard, error = %error_chain(&error), "cannot read the stream; retrying");
                 return;
             }
         };
