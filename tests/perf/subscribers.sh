@@ -12,7 +12,9 @@ binary="${ACIDIZER_BIN:-target/release/acidizer}"
 ulimit -n "$(ulimit -Hn)"
 dir="$(mktemp -d)"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# Every subscriber comes from one address here: the caps on sessions are raised to take them all.
 RUST_LOG=warn "$binary" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" --static-dir "$dir/none" \
+    --ws-max-sessions "$((subscribers + 100))" --ws-max-per-client "$((subscribers + 100))" \
     > "$dir/serve.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT

@@ -2,11 +2,14 @@
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, client_async, connect_async};
 
 pub struct WsClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -36,6 +39,42 @@ impl WsClient {
         };
         let (socket, _) = connect_async(url).await?;
         Ok(WsClient { socket })
+    }
+
+    /// Connects to `/ws?counter=COUNTER` on `base` (`http://127.0.0.1:PORT`) from the local address `from`, as a
+    /// page of `origin` when given (its `Origin` header).
+    pub async fn connect_from(
+        base: &str,
+        counter: &str,
+        from: IpAddr,
+        origin: Option<&str>,
+    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+        let authority = base.trim_start_matches("http://");
+        let server: SocketAddr = authority.parse().expect("a base of http://IP:PORT");
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(from, 0))?;
+        let stream = socket.connect(server).await?;
+        let mut request = format!("ws://{authority}/ws?counter={counter}").into_client_request()?;
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().expect("an origin is a header value"));
+        }
+        let (socket, _) = client_async(request, MaybeTlsStream::Plain(stream)).await?;
+        Ok(WsClient { socket })
+    }
+
+    /// The close frame that arrives next, skipping other messages, within `within`; `None` if the connection ends
+    /// without one.
+    pub async fn close_frame(&mut self, within: Duration) -> Option<CloseFrame> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let message =
+                tokio::time::timeout_at(deadline, self.socket.next()).await.expect("the close arrives in time");
+            match message {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) {

@@ -30,6 +30,7 @@ impl Stack {
         env.push(("COUNTER_TABLE", counter_table.clone()));
         env.push(("CONNECTIONS_TABLE", connections_table.clone()));
         env.push(("WEBSOCKET_ENDPOINT", management.endpoint.clone()));
+        env.push(("ALLOWED_ORIGINS", acidizer_tests::app::ALLOWED_ORIGIN.to_owned()));
         Stack { counter_table, connections_table, dynamodb, management, env }
     }
 
@@ -167,6 +168,27 @@ fn websocket_event(route: &str, connection: &str, query: Option<Value>, body: Op
         event["body"] = json!(body);
     }
     event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ws_function_takes_connect_only_from_allowed_pages() {
+    let stack = Stack::new().await;
+    let ws = stack.function("acidizer-ws").await;
+    for (id, origin, status) in [
+        ("page-ok", Some(acidizer_tests::app::ALLOWED_ORIGIN), 200),
+        ("not-a-page", None, 200),
+        ("page-evil", Some("https://evil.example"), 403),
+        ("page-null", Some("null"), 403),
+    ] {
+        let mut event = websocket_event("$connect", id, Some(json!({"counter": "tally"})), None);
+        if let Some(origin) = origin {
+            event["headers"] = json!({ "Origin": origin, "Host": "abc123.execute-api.us-east-1.amazonaws.com" });
+        }
+        let answer = ws.invoke(event).await.unwrap();
+        assert_eq!(answer["statusCode"], status, "$connect from {origin:?}");
+        let subscribed = stack.subscription(id).await;
+        assert_eq!(subscribed.is_some(), status == 200, "{id} subscribed only when taken");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

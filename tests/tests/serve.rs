@@ -197,6 +197,24 @@ fn limit_file_size(server: &Server, bytes: &str) {
     assert!(status.success(), "prlimit {bytes}");
 }
 
+/// The server's log (a file: no colour codes) has a one-line warning for each refused request, in the span of the
+/// request (its `X-Request-Id`) and of the change (its key), with the error's chain rather than a debug dump.
+async fn assert_store_warnings_name_their_requests(log_dir: &std::path::Path, request_ids: &[String]) {
+    // Log lines are written out every 50 ms.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let logs = std::fs::read_to_string(log_dir.join("acidizer-serve.log")).unwrap();
+    assert!(!logs.contains('\u{1b}'), "no terminal colour codes in a log file");
+    for (n, id) in request_ids.iter().enumerate() {
+        let line = logs
+            .lines()
+            .find(|line| line.contains(&format!("request{{id=\"{id}\"")) && line.contains("WARN"))
+            .unwrap_or_else(|| panic!("a warning in the span of request {id}:\n{logs}"));
+        assert!(line.contains(&format!("change{{counter=full delta=1 request_id=full-{n}}}")), "{line}");
+        assert_eq!(line.matches("unavailable").count(), 1, "each cause said once: {line}");
+        assert!(line.contains("error=") && !line.contains("Error {"), "a one-line error chain: {line}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_answers_503_then_service_resumes_exact() {
     let dir = tempfile::tempdir().unwrap();
@@ -209,11 +227,14 @@ async fn a_full_disk_answers_503_then_service_resumes_exact() {
     }
     // No file of the store may grow past 4 KiB: no WAL frame fits, as on a disk with no space left.
     limit_file_size(&server, "4096");
+    let mut refused_ids = Vec::new();
     for n in 0..3 {
         let response = app.increment(Some("full"), Some(&format!("full-{n}"))).await;
         assert!(response.headers().contains_key("retry-after"), "a 503 says when to retry");
+        refused_ids.push(response.headers()["x-request-id"].to_str().unwrap().to_owned());
         assert_problem(response, 503, "an increment on a full disk").await;
     }
+    assert_store_warnings_name_their_requests(dir.path(), &refused_ids).await;
     let health = app.http.get(format!("{}/health", server.base)).send().await.unwrap();
     assert_eq!(health.status(), 503, "/health says the store cannot commit");
     assert_eq!(app.get_json("/counters/full").await["value"], answered, "reads still answer, unchanged");

@@ -3,7 +3,7 @@
 //! Environment: `COUNTER_TABLE` (required), `ALLOWED_ORIGINS` and `COUNTER_MAX` (optional), and the AWS SDK's
 //! standard variables.
 
-use acidizer_core::http::{AllowedOrigins, router};
+use acidizer_core::http::{ALLOWED_ORIGINS_ENV, AllowedOrigins, router};
 use acidizer_core::{CounterMax, Counters};
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
 use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, DynamoStore, lambda_sdk_config};
@@ -12,7 +12,7 @@ use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, DynamoStore, lambda_sdk_config}
 async fn main() -> Result<(), lambda_http::Error> {
     let metrics = acidizer_lambda::init("acidizer-api")?;
     let table = std::env::var(COUNTER_TABLE_ENV).map_err(|_| format!("{COUNTER_TABLE_ENV} is not set"))?;
-    let origins = AllowedOrigins::parse(&std::env::var("ALLOWED_ORIGINS").unwrap_or_default())?;
+    let origins = AllowedOrigins::parse(&std::env::var(ALLOWED_ORIGINS_ENV).unwrap_or_default())?;
     let max = CounterMax::from_env().map_err(|invalid| invalid.to_string())?;
     let client = Client::new(&lambda_sdk_config());
     let app = router(Counters::new(DynamoStore::new(client, table)).with_max(max), &origins);

@@ -43,7 +43,7 @@ pub struct HistoryQuery {
 }
 
 /// How a store fails. None of these is the client's fault; all of them are worth a retry.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Other increments of the same counter kept winning until the deadline; nothing was committed.
     #[error("too much contention on the counter; nothing was committed")]

@@ -84,6 +84,12 @@ impl<S: CounterStore> Counters<S> {
     }
 
     /// Changes `counter` by `delta` once per request id: a repeated key replays the first answer.
+    #[tracing::instrument(
+        level = "warn",
+        name = "change",
+        skip_all,
+        fields(counter = %counter, delta = delta.as_i64(), request_id = tracing::field::Empty)
+    )]
     pub async fn change(
         &self,
         counter: CounterName,
@@ -91,6 +97,7 @@ impl<S: CounterStore> Counters<S> {
         key: Option<IdempotencyKey>,
     ) -> Result<ChangeReply, ChangeError> {
         let request_id = key.map_or_else(RequestId::generate, RequestId::from);
+        tracing::Span::current().record("request_id", tracing::field::display(&request_id));
         let deadline = Instant::now() + STORE_DEADLINE;
         let command = ChangeCommand {
             counter: counter.clone(),
@@ -101,7 +108,7 @@ impl<S: CounterStore> Counters<S> {
             deadline,
         };
         let started = Instant::now();
-        let outcome = within_deadline(self.store.change(command)).await;
+        let outcome = logged(within_deadline(self.store.change(command)).await);
         metrics::histogram!(telemetry::STORE_LATENCY).record(started.elapsed().as_secs_f64() * 1000.0);
         match outcome? {
             ChangeOutcome::Committed { body, .. } => {
@@ -128,20 +135,33 @@ impl<S: CounterStore> Counters<S> {
         }
     }
 
+    #[tracing::instrument(level = "warn", name = "read", skip_all, fields(counter = %counter))]
     pub async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {
-        within_deadline(self.store.read(counter)).await
+        logged(within_deadline(self.store.read(counter)).await)
     }
 
+    #[tracing::instrument(level = "warn", name = "history", skip_all, fields(counter = %counter))]
     pub async fn history(&self, counter: &CounterName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
-        let items = within_deadline(self.store.history(counter, query)).await?;
+        let items = logged(within_deadline(self.store.history(counter, query)).await)?;
         // `seq`s are gap-free 1..N, so a page ending above 1 has a successor.
         let next = items.last().map(|record| record.seq).filter(|seq| *seq > 1);
         Ok(HistoryPage { counter: counter.clone(), items, next })
     }
 
+    #[tracing::instrument(level = "warn", name = "health", skip_all)]
     pub async fn health(&self) -> Result<(), StoreError> {
-        within_deadline(self.store.health()).await
+        logged(within_deadline(self.store.health()).await)
     }
+}
+
+/// Logs a store failure where it happened: in the span of its use case, inside the span of its request.
+fn logged<T>(result: Result<T, StoreError>) -> Result<T, StoreError> {
+    match &result {
+        Err(error @ StoreError::Corrupt(_)) => tracing::error!(%error, "the store cannot serve this request"),
+        Err(error) => tracing::warn!(%error, "the store cannot serve this request"),
+        Ok(_) => {}
+    }
+    result
 }
 
 async fn within_deadline<T>(work: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {

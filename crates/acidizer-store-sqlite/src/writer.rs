@@ -157,7 +157,7 @@ fn commit_group(
             Err(GroupFailure::Store(error)) => {
                 tracing::error!(%error, changes = jobs.len(), "group commit failed; nothing of it was committed");
                 for job in jobs {
-                    let _ = job.reply.send(Err(StoreError::Unavailable(error.to_string())));
+                    let _ = job.reply.send(Err(error.clone()));
                 }
                 return false;
             }

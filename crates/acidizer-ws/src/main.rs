@@ -2,10 +2,14 @@
 //! connection (2 h TTL), `$disconnect` forgets it, `$default` answers `sync`, `ping` and anything else per the
 //! contract, through the Management API.
 //!
+//! `$connect` from a browser page is taken only from the origins in `ALLOWED_ORIGINS` (403 otherwise; clients that
+//! send no `Origin` are not pages, and are not checked).
+//!
 //! Environment: `CONNECTIONS_TABLE`, `COUNTER_TABLE`, `WEBSOCKET_ENDPOINT` (optional: else from the request
-//! context), and the AWS SDK's standard variables.
+//! context), `ALLOWED_ORIGINS` (optional, as for `acidizer-api`), and the AWS SDK's standard variables.
 
 use acidizer_apigw::{ManagementApi, WEBSOCKET_ENDPOINT_ENV};
+use acidizer_core::http::{ALLOWED_ORIGINS_ENV, AllowedOrigins};
 use acidizer_core::live::{ConnectionStore, Notifier, Outbound, answer};
 use acidizer_core::{ConnectionId, CounterName, Counters};
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
@@ -22,6 +26,8 @@ struct Routes {
     connections: DynamoConnections,
     counters: Counters<DynamoStore>,
     endpoint: Option<String>,
+    /// The pages that may connect.
+    origins: AllowedOrigins,
     /// Management API clients by endpoint, made on first use.
     notifiers: Mutex<Vec<(String, ManagementApi)>>,
 }
@@ -31,12 +37,14 @@ async fn main() -> Result<(), Error> {
     let metrics = acidizer_lambda::init("acidizer-ws")?;
     let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let (connections_table, counter_table) = (env(CONNECTIONS_TABLE_ENV)?, env(COUNTER_TABLE_ENV)?);
+    let origins = AllowedOrigins::parse(&std::env::var(ALLOWED_ORIGINS_ENV).unwrap_or_default())?;
     let config = lambda_sdk_config();
     let client = Client::new(&config);
     let routes = Routes {
         connections: DynamoConnections::new(client.clone(), connections_table),
         counters: Counters::new(DynamoStore::new(client, counter_table)),
         endpoint: std::env::var(WEBSOCKET_ENDPOINT_ENV).ok().filter(|e| !e.is_empty()),
+        origins,
         notifiers: Mutex::new(Vec::new()),
         config,
     };
@@ -60,7 +68,14 @@ impl Routes {
             return Ok(status(400, "no connection id"));
         };
         match route {
-            "$connect" => Ok(self.connect(&connection, request.query_string_parameters.first("counter")).await),
+            "$connect" => {
+                let origin = request.headers.get("origin").and_then(|value| value.to_str().ok());
+                if !self.origins.admits(origin, None) {
+                    tracing::info!(%connection, origin, "refused a connection from a page of another origin");
+                    return Ok(status(403, "origin not allowed"));
+                }
+                Ok(self.connect(&connection, request.query_string_parameters.first("counter")).await)
+            }
             "$disconnect" => {
                 if let Err(error) = self.connections.unsubscribe(&connection).await {
                     tracing::warn!(%connection, %error, "cannot forget a connection; its TTL will");

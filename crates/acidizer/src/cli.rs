@@ -105,6 +105,17 @@ pub struct ServeArgs {
     /// Close the session of a pinged WebSocket client that sends nothing back within this many seconds.
     #[arg(long, default_value = "10")]
     pub ws_answer_within: std::num::NonZeroU64,
+    /// The most WebSocket sessions open at once; beyond it a new one is closed with 1013 (try again later).
+    #[arg(long, default_value = "20000")]
+    pub ws_max_sessions: usize,
+    /// The most WebSocket sessions one client (an IPv4 address, an IPv6 /64) may have open; beyond it a new one is
+    /// closed with 1008 (policy violation).
+    #[arg(long, default_value = "1000")]
+    pub ws_max_per_client: usize,
+    /// The most messages a WebSocket client may send per second (a second's worth at once); a session that sends
+    /// more is closed with 1008 (policy violation).
+    #[arg(long, default_value = "10")]
+    pub ws_messages_per_second: NonZeroU32,
     /// How logs are written to stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

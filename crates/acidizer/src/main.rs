@@ -4,6 +4,7 @@
 mod baseline;
 mod bench;
 mod cli;
+mod client;
 mod live;
 mod log_writer;
 mod rate_limit;

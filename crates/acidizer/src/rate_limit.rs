@@ -1,14 +1,15 @@
-//! `--rate-limit`: requests per second per client, 429 with `Retry-After` beyond it. A client is its IPv4 address,
-//! or its IPv6 /64 (the prefix one subscriber gets, in which it may rotate addresses at will). Clients idle long
-//! enough to be back at a full quota are forgotten, so the limiter holds only recent ones.
+//! `--rate-limit`: requests per second per client (its IPv4 address or IPv6 /64: [`client_of`]), 429 with
+//! `Retry-After` beyond it. Clients idle long enough to be back at a full quota are forgotten, so the limiter holds
+//! only recent ones.
 
+use crate::client::client_of;
 use acidizer_core::http::ApiError;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -44,23 +45,8 @@ fn forget_idle(limiter: &DefaultKeyedRateLimiter<IpAddr>) {
     limiter.shrink_to_fit();
 }
 
-/// What a client is limited by: its IPv4 address (also when it comes IPv4-mapped), or its IPv6 /64.
-fn client(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut segments = v6.segments();
-                segments[4..].fill(0);
-                IpAddr::V6(Ipv6Addr::from(segments))
-            }
-        },
-    }
-}
-
 pub async fn enforce(State(limits): State<PerIp>, request: Request, next: Next) -> Response {
-    let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| client(addr.ip()));
+    let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| client_of(addr.ip()));
     if let Some(ip) = ip
         && let Err(not_until) = limits.limiter.check_key(&ip)
     {
@@ -75,22 +61,12 @@ pub async fn enforce(State(limits): State<PerIp>, request: Request, next: Next) 
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_ipv6_client_is_its_64_and_a_mapped_ipv4_one_its_address() {
-        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
-        assert_eq!(client(one), client(other));
-        assert_ne!(client(one), client("2001:db8:1:3::1".parse().unwrap()));
-        assert_eq!(client("::ffff:192.0.2.7".parse().unwrap()), client("192.0.2.7".parse().unwrap()));
-        assert_ne!(client("192.0.2.7".parse().unwrap()), client("192.0.2.8".parse().unwrap()));
-    }
-
     #[tokio::test]
     async fn addresses_rotated_within_a_64_share_one_quota() {
         let limits = PerIp { limiter: Arc::new(RateLimiter::keyed(Quota::per_second(NonZeroU32::MIN))) };
-        let first = client("2001:db8::1".parse().unwrap());
+        let first = client_of("2001:db8::1".parse().unwrap());
         assert!(limits.limiter.check_key(&first).is_ok());
-        let rotated = client("2001:db8::2".parse().unwrap());
+        let rotated = client_of("2001:db8::2".parse().unwrap());
         assert!(limits.limiter.check_key(&rotated).is_err(), "the same /64 is the same client");
     }
 

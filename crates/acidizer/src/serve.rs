@@ -2,10 +2,11 @@
 
 use crate::cli::{ServeArgs, StoreKind};
 use crate::live::hub::Hub;
+use crate::live::limits::SessionLimits;
 use crate::live::websocket::{self, Live, Liveness};
 use crate::live::{LocalBroadcaster, broadcast_commits, follow_stream};
 use crate::{rate_limit, site};
-use acidizer_core::http::{AllowedOrigins, InvalidOrigin, guarded_router};
+use acidizer_core::http::{ALLOWED_ORIGINS_ENV, AllowedOrigins, InvalidOrigin, guarded_router};
 use acidizer_core::{CounterStore, Counters};
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
 use acidizer_store_dynamodb::{
@@ -44,7 +45,7 @@ pub enum ServeError {
 
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     ignore_file_size_signal();
-    let origins = AllowedOrigins::parse(&std::env::var("ALLOWED_ORIGINS").unwrap_or_default())?;
+    let origins = AllowedOrigins::parse(&std::env::var(ALLOWED_ORIGINS_ENV).unwrap_or_default())?;
     site::build_if_missing(&args.static_dir);
     let hub = Arc::new(Hub::default());
     let broadcaster: LocalBroadcaster = LocalBroadcaster::new(Arc::clone(&hub), Arc::clone(&hub));
@@ -80,19 +81,14 @@ pub fn open_sqlite_live(data_dir: &Path, broadcaster: LocalBroadcaster) -> Resul
 }
 
 /// The whole stack on one port: the API, `/ws`, `/config.json` and the SPA in `static_dir`, each request first
-/// checked against `limits` if any.
-pub fn app<S: CounterStore>(
-    live: &Live<S>,
-    origins: &AllowedOrigins,
-    static_dir: PathBuf,
-    limits: Option<rate_limit::PerIp>,
-) -> Router {
+/// checked against `limits` if any; pages from `live.origins` may call it.
+pub fn app<S: CounterStore>(live: &Live<S>, static_dir: PathBuf, limits: Option<rate_limit::PerIp>) -> Router {
     let pages = Router::new()
         .route("/ws", get(websocket::upgrade::<S>))
         .route("/config.json", get(site::config::<S>))
         .with_state(live.clone())
         .merge(Router::new().fallback(site::serve).with_state(site::Site::new(static_dir)));
-    guarded_router(live.counters.clone(), origins, pages, |routes| match limits {
+    guarded_router(live.counters.clone(), &live.origins, pages, |routes| match limits {
         Some(limits) => routes.layer(axum::middleware::from_fn_with_state(limits, rate_limit::enforce)),
         None => routes,
     })
@@ -109,8 +105,17 @@ async fn host<S: CounterStore>(
         ping_after: Duration::from_secs(args.ws_ping_after.get()),
         answer_within: Duration::from_secs(args.ws_answer_within.get()),
     };
-    let live = Live { counters, hub, shutdown: shutdown.clone(), sessions: TaskTracker::new(), liveness };
-    let app = app(&live, origins, args.static_dir.clone(), args.rate_limit.map(rate_limit::PerIp::new));
+    let limits = SessionLimits::new(args.ws_max_sessions, args.ws_max_per_client, args.ws_messages_per_second);
+    let live = Live {
+        counters,
+        hub,
+        shutdown: shutdown.clone(),
+        sessions: TaskTracker::new(),
+        liveness,
+        limits: Arc::new(limits),
+        origins: origins.clone(),
+    };
+    let app = app(&live, args.static_dir.clone(), args.rate_limit.map(rate_limit::PerIp::new));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: args.listen, source })?;

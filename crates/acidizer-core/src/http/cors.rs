@@ -4,6 +4,9 @@ use http::{HeaderName, HeaderValue, Method, header};
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+/// The variable that lists the origins whose pages may call the API and open its WebSocket.
+pub const ALLOWED_ORIGINS_ENV: &str = "ALLOWED_ORIGINS";
+
 /// The origins whose pages may call the API.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AllowedOrigins {
@@ -33,6 +36,21 @@ impl AllowedOrigins {
             .map(|origin| HeaderValue::from_str(origin).map_err(|_| InvalidOrigin(origin.to_owned())))
             .collect::<Result<Vec<_>, _>>()
             .map(Self::List)
+    }
+
+    /// Whether a page from `origin` (a request's `Origin` header) may open a WebSocket: an allowed origin, or the
+    /// host's own pages when it serves them (`own_host`, the request's `Host`, over http or https). A request
+    /// without `Origin` is not from a browser page, and is not checked.
+    pub fn admits(&self, origin: Option<&str>, own_host: Option<&str>) -> bool {
+        let Some(origin) = origin else { return true };
+        let own = own_host.is_some_and(|host| {
+            origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host)
+        });
+        own || match self {
+            Self::None => false,
+            Self::Any => true,
+            Self::List(list) => list.iter().any(|allowed| allowed.as_bytes() == origin.as_bytes()),
+        }
     }
 }
 
@@ -72,5 +90,19 @@ mod tests {
         );
         assert!(AllowedOrigins::parse("https://a.example\n").is_ok());
         assert!(AllowedOrigins::parse("bad\u{7f}origin").is_err());
+    }
+
+    #[test]
+    fn admits_listed_origins_the_hosts_own_pages_and_clients_that_are_not_pages() {
+        let listed = AllowedOrigins::parse("https://a.example").unwrap();
+        assert!(listed.admits(Some("https://a.example"), None));
+        assert!(!listed.admits(Some("https://evil.example"), None));
+        assert!(!listed.admits(Some("https://a.example.evil.example"), None));
+        assert!(!listed.admits(Some("null"), Some("null")));
+        assert!(listed.admits(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")), "the host's own page");
+        assert!(!listed.admits(Some("http://127.0.0.1:8081"), Some("127.0.0.1:8080")));
+        assert!(listed.admits(None, None), "no Origin: not a browser page");
+        assert!(!AllowedOrigins::None.admits(Some("https://a.example"), None));
+        assert!(AllowedOrigins::Any.admits(Some("https://anything.example"), None));
     }
 }

@@ -1,12 +1,12 @@
 //! The one HTTP router of acidizer, over `http` types: the Lambda host and `acidizer serve` both run it.
 
-mod access_log;
 mod cors;
 mod handlers;
 mod input;
 mod problem;
+mod trace;
 
-pub use cors::{AllowedOrigins, InvalidOrigin};
+pub use cors::{ALLOWED_ORIGINS_ENV, AllowedOrigins, InvalidOrigin};
 pub use problem::ApiError;
 
 use crate::store::CounterStore;
@@ -62,7 +62,7 @@ pub fn guarded_router<S: CounterStore>(
         .with_state(counters);
     guard(routes)
         .layer(cors::layer(origins))
-        .layer(axum::middleware::from_fn(access_log::log_request))
+        .layer(trace::layer())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

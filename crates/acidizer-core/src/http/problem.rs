@@ -15,6 +15,8 @@ pub enum ApiError {
     NotFound,
     #[error("this path takes WebSocket connections only: {0}")]
     NotWebSocket(String),
+    #[error("pages from this origin may not open a WebSocket here")]
+    OriginNotAllowed,
     #[error("this path does not answer this method")]
     MethodNotAllowed,
     #[error("the request body is larger than {} bytes", super::MAX_BODY_BYTES)]
@@ -73,6 +75,7 @@ impl ApiError {
             Self::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed-body", "Malformed request body"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::NotWebSocket(_) => (StatusCode::BAD_REQUEST, "not-a-websocket", "Not a WebSocket request"),
+            Self::OriginNotAllowed => (StatusCode::FORBIDDEN, "origin-not-allowed", "Origin not allowed"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large"),
             Self::UnsupportedMediaType => {
@@ -110,11 +113,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.classify();
-        match &self {
-            Self::Unavailable(source) => tracing::warn!(error = %source, "store unavailable"),
-            Self::Internal(source) => tracing::error!(error = %source, "internal failure"),
-            Self::Render(source) => tracing::error!(error = %source, "could not render an answer"),
-            _ => {}
+        // A store's failures are logged by the use case that met them, in its span.
+        if let Self::Render(source) = &self {
+            tracing::error!(error = %source, "could not render an answer");
         }
         let body = serde_json::json!({
             "type": format!("urn:acidizer:problem:{slug}"),

@@ -7,6 +7,7 @@ mod delivery;
 use crate::cli::BenchArgs;
 use crate::live::LocalBroadcaster;
 use crate::live::hub::Hub;
+use crate::live::limits::SessionLimits;
 use crate::live::websocket::{Live, Liveness};
 use crate::serve::{app, open_sqlite_live};
 use acidizer_core::domain::InvalidCounterName;
@@ -14,6 +15,7 @@ use acidizer_core::http::AllowedOrigins;
 use acidizer_core::{CounterName, Counters};
 use acidizer_store_sqlite::{OpenError, SqliteStore};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -130,8 +132,10 @@ impl Local {
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             liveness: Liveness::default(),
+            limits: Arc::new(SessionLimits::new(usize::MAX, usize::MAX, NonZeroU32::MAX)),
+            origins: AllowedOrigins::None,
         };
-        let app = app(&live, &AllowedOrigins::None, dir.path().join("no-site"), None);
+        let app = app(&live, dir.path().join("no-site"), None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(BenchError::Server)?;
         let addr = listener.local_addr().map_err(BenchError::Server)?;
         tokio::spawn(async move { axum::serve(listener, app).await });

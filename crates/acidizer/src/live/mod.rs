@@ -3,6 +3,7 @@
 
 pub mod follow_stream;
 pub mod hub;
+pub mod limits;
 pub mod websocket;
 
 use acidizer_core::CounterChange;

@@ -1,14 +1,18 @@
 //! `GET /ws?counter=NAME`: one WebSocket session per subscriber, speaking the contract's protocol.
 
 use super::hub::{Hub, Pushed};
-use acidizer_core::http::ApiError;
+use super::limits::{Admission, Refusal, SessionLimits};
+use acidizer_core::http::{AllowedOrigins, ApiError};
 use acidizer_core::live::{MAX_CLIENT_FRAME_BYTES, Outbound, ProtocolError, answer};
 use acidizer_core::{CounterName, CounterStore, Counters};
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
+use http::{HeaderMap, header};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +53,9 @@ pub struct Live<S> {
     pub shutdown: CancellationToken,
     pub sessions: TaskTracker,
     pub liveness: Liveness,
+    pub limits: Arc<SessionLimits>,
+    /// The pages that may open a session (besides the server's own).
+    pub origins: AllowedOrigins,
 }
 
 impl<S> Clone for Live<S> {
@@ -59,6 +66,8 @@ impl<S> Clone for Live<S> {
             shutdown: self.shutdown.clone(),
             sessions: self.sessions.clone(),
             liveness: self.liveness,
+            limits: Arc::clone(&self.limits),
+            origins: self.origins.clone(),
         }
     }
 }
@@ -66,8 +75,15 @@ impl<S> Clone for Live<S> {
 pub async fn upgrade<S: CounterStore>(
     State(live): State<Live<S>>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let text = |name| headers.get(name).and_then(|value: &http::HeaderValue| value.to_str().ok());
+    if !live.origins.admits(text(header::ORIGIN), text(header::HOST)) {
+        tracing::info!(origin = text(header::ORIGIN), "refused a WebSocket from a page of another origin");
+        return ApiError::OriginNotAllowed.into_response();
+    }
     let counter = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "counter")
         .map(|(_, value)| CounterName::parse(&value))
@@ -80,6 +96,7 @@ pub async fn upgrade<S: CounterStore>(
         Ok(upgrade) => upgrade,
         Err(rejection) => return ApiError::NotWebSocket(rejection.body_text()).into_response(),
     };
+    let admission = live.limits.admit(peer.map(|Extension(ConnectInfo(addr))| addr.ip()));
     let sessions = live.sessions.clone();
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -87,12 +104,36 @@ pub async fn upgrade<S: CounterStore>(
         .max_write_buffer_size(MAX_UNSENT_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| sessions.track_future(session(socket, counter, live)))
+        .on_upgrade(move |socket| {
+            sessions.track_future(async move {
+                match admission {
+                    Ok(admission) => session(socket, counter, live, admission).await,
+                    Err(refusal) => refuse(socket, refusal).await,
+                }
+            })
+        })
 }
 
-async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live: Live<S>) {
+/// Closes a session the limits have no place for, saying why: 1013 (try again later) when the server is full,
+/// 1008 (policy violation) when the client has too many.
+async fn refuse(socket: WebSocket, refusal: Refusal) {
+    tracing::info!(%refusal, "refused a WebSocket session");
+    let (mut outgoing, _) = socket.split();
+    send_within(&mut outgoing, close_message(refusal)).await;
+}
+
+fn close_message(refusal: Refusal) -> Message {
+    let code = match refusal {
+        Refusal::Full => close_code::AGAIN,
+        Refusal::TooManyFromClient | Refusal::TooManyMessages => close_code::POLICY,
+    };
+    Message::Close(Some(CloseFrame { code, reason: refusal.to_string().into() }))
+}
+
+async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live: Live<S>, _admission: Admission) {
     let (id, mut updates) = live.hub.register(&counter);
     let (mut outgoing, mut incoming) = socket.split();
+    let budget = live.limits.message_budget();
     let mut last_seq = 0;
     let mut idle = tokio::time::interval(live.liveness.ping_after);
     idle.reset();
@@ -123,6 +164,11 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
             received = incoming.next() => {
                 idle.reset();
                 answer_by = None;
+                if received.is_some() && budget.check().is_err() {
+                    tracing::info!(%counter, "a WebSocket client sent more messages than its rate; closing its session");
+                    send_within(&mut outgoing, close_message(Refusal::TooManyMessages)).await;
+                    break;
+                }
                 match received {
                     Some(Ok(Message::Text(text))) => {
                         let reply = answer(&live.counters, Some(&counter), text.as_str()).await;
