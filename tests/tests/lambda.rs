@@ -1,5 +1,6 @@
 //! What only the `acidizer-api` Lambda does: JSON logs (as `AWS_LAMBDA_LOG_FORMAT=JSON` asks), one line per
-//! request with its id, status and latency, and its metrics as CloudWatch Embedded Metric Format on stdout.
+//! request with its status and latency in the spans of its invocation (Lambda's request id and X-Ray trace id) and
+//! of its request (its id, method and path), and its metrics as CloudWatch Embedded Metric Format on stdout.
 
 use acidizer_tests::{App, Target, emf};
 use serde_json::Value;
@@ -19,7 +20,7 @@ async fn logs_every_request_once_as_json_with_its_id_status_and_latency() {
         request_lines = logs
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line["fields"]["message"] == "request")
+            .filter(|line| line["fields"]["message"] == "answered")
             .collect();
         if request_lines.len() >= 2 {
             break;
@@ -29,13 +30,15 @@ async fn logs_every_request_once_as_json_with_its_id_status_and_latency() {
     let logs = app.logs();
     assert!(logs.lines().filter(|l| !l.trim().is_empty()).all(|l| l.starts_with('{')), "only JSON lines:\n{logs}");
     let increment: Vec<&Value> =
-        request_lines.iter().filter(|line| line["fields"]["request_id"] == request_id.as_str()).collect();
+        request_lines.iter().filter(|line| line["span"]["id"] == request_id.as_str()).collect();
     assert_eq!(increment.len(), 1, "the increment is logged once:\n{logs}");
-    let fields = &increment[0]["fields"];
+    let (fields, span) = (&increment[0]["fields"], &increment[0]["span"]);
     assert_eq!(fields["status"], 200);
-    assert_eq!(fields["method"], "POST");
-    assert_eq!(fields["path"], "/counters/logged/increment");
+    assert_eq!((&span["name"], &span["method"]), (&"request".into(), &"POST".into()));
+    assert_eq!(span["path"], "/counters/logged/increment");
     assert!(fields["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{fields}");
+    let invocation = &increment[0]["spans"][0];
+    assert!(invocation["requestId"].is_string() && invocation["xrayTraceId"].is_string(), "{invocation}");
     assert_eq!(increment[0]["level"], "INFO");
     assert!(request_lines.iter().any(|line| line["fields"]["status"] == 422), "the refusal is logged too");
 }
