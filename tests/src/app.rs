@@ -135,7 +135,7 @@ fn unique_table(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// One `acidizer serve` process.
+/// One server process: `acidizer serve`, or another that prints its URL when it listens.
 pub struct Server {
     pub base: String,
     child: Child,
@@ -144,13 +144,20 @@ pub struct Server {
 impl Server {
     /// Starts `acidizer serve` on a free port with `data_dir`, and waits until it prints its URL.
     pub async fn start(data_dir: &Path, args: &[&str], env: &[(&str, String)], log_dir: &Path) -> Server {
+        let mut command = Command::new(binaries::path("acidizer"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).args(args);
+        if !args.contains(&"--static-dir") {
+            command.arg("--static-dir").arg(log_dir.join("no-site"));
+        }
+        Self::run(command, env, log_dir).await
+    }
+
+    /// Runs `command`, a server that prints its URL on stdout once it listens, with `env` and its logs in
+    /// `log_dir`, and waits until it prints its URL.
+    pub async fn run(mut command: Command, env: &[(&str, String)], log_dir: &Path) -> Server {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(log_dir.join(SERVE_LOG)).expect("a log file");
-        let mut command = Command::new(binaries::path("acidizer"));
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(args)
             .env("ALLOWED_ORIGINS", ALLOWED_ORIGIN)
             .env("RUST_LOG", "warn,acidizer_store_dynamodb=debug")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -158,10 +165,8 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true);
-        if !args.contains(&"--static-dir") {
-            command.arg("--static-dir").arg(log_dir.join("no-site"));
-        }
-        let mut child = command.spawn().expect("acidizer serve starts");
+        let program = command.as_std().get_program().to_string_lossy().into_owned();
+        let mut child = command.spawn().unwrap_or_else(|error| panic!("{program} starts: {error}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let base = tokio::time::timeout(Duration::from_secs(60), async {
@@ -170,10 +175,10 @@ impl Server {
                     return url.trim_end_matches('/').to_owned();
                 }
             }
-            panic!("acidizer serve exited before printing its URL; see {}", log_dir.display());
+            panic!("{program} exited before printing its URL; see {}", log_dir.display());
         })
         .await
-        .expect("acidizer serve prints its URL within 60 s");
+        .unwrap_or_else(|_| panic!("{program} prints its URL within 60 s"));
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Server { base, child }
     }

@@ -3,6 +3,7 @@
 use crate::App;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One acknowledged increment: the answer's body and value.
@@ -100,6 +101,91 @@ pub async fn full_history(app: &App, counter: &str) -> Vec<Value> {
             None => return items,
         }
     }
+}
+
+/// The increments acknowledged so far by [`until_stopped`]: each one's key and value, in the order answered.
+pub type Acked = Arc<Mutex<Vec<(String, u64)>>>;
+
+/// `clients` clients increment `counter` at `base` with fresh keys until the server stops answering; every 200 is
+/// recorded.
+pub fn until_stopped(base: &str, counter: &str, clients: usize) -> (Acked, Vec<tokio::task::JoinHandle<()>>) {
+    let acked: Acked = Arc::default();
+    let http = reqwest::Client::new();
+    let handles = (0..clients)
+        .map(|client| {
+            let (acked, http, url) = (Arc::clone(&acked), http.clone(), format!("{base}/counters/{counter}/increment"));
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let key = format!("c{client}-{i}");
+                    let Ok(response) = http.post(&url).header("Idempotency-Key", &key).send().await else { return };
+                    if response.status() != 200 {
+                        return;
+                    }
+                    let Ok(body) = response.json::<Value>().await else { return };
+                    let value = body["value"].as_u64().expect("an acknowledged increment has a value");
+                    acked.lock().unwrap().push((key, value));
+                }
+            })
+        })
+        .collect();
+    (acked, handles)
+}
+
+/// Waits until at least `at_least` increments are acknowledged (at most 60 s).
+pub async fn wait_for_acks(acked: &Acked, at_least: usize) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while acked.lock().unwrap().len() < at_least {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the load gets going");
+}
+
+/// What a counter holds of the increments acknowledged on it.
+#[derive(Debug)]
+pub struct Survivors {
+    /// The counter's `seq`: its history is 1..n.
+    pub n: u64,
+    /// The acknowledged increments that are not in the history under their value with their key.
+    pub missing: Vec<(String, u64)>,
+}
+
+/// Reads `counter`'s history, asserting it is gap-free 1..N with value = seq (increments only) and the counter at
+/// N, and tells which of the `acked` increments it lacks.
+pub async fn survivors(app: &App, counter: &str, acked: &[(String, u64)]) -> Survivors {
+    let history = full_history(app, counter).await;
+    let n = history.len() as u64;
+    assert_eq!(app.get_json(&format!("/counters/{counter}")).await["value"], n);
+    let by_value: BTreeMap<u64, String> = history
+        .iter()
+        .map(|item| {
+            let value = item["value"].as_u64().expect("a value");
+            assert_eq!(item["seq"], value, "with increments only, value = seq");
+            (value, item["requestId"].as_str().expect("a request id").to_owned())
+        })
+        .collect();
+    assert_eq!(by_value.keys().copied().collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>(), "gap-free 1..N");
+    let missing = acked.iter().filter(|(key, value)| by_value.get(value) != Some(key)).cloned().collect();
+    Survivors { n, missing }
+}
+
+/// Every acknowledged increment is in `counter`'s history under its value and key, the history is exactly 1..N,
+/// and a retry of an acknowledged key still replays its value.
+pub async fn assert_all_acknowledged_survive(app: &App, counter: &str, acked: &[(String, u64)]) {
+    let survivors = survivors(app, counter, acked).await;
+    assert!(
+        survivors.missing.is_empty(),
+        "{} of {} acknowledged increments are lost (the counter is at {}), e.g. {:?}",
+        survivors.missing.len(),
+        acked.len(),
+        survivors.n,
+        &survivors.missing[..survivors.missing.len().min(5)]
+    );
+    let (key, value) = &acked[acked.len() / 2];
+    let replay = app.increment(Some(counter), Some(key)).await;
+    assert_eq!(replay.headers().get("idempotent-replayed").expect("a replay says so"), "true");
+    assert_eq!(replay.json::<Value>().await.expect("a JSON answer")["value"], *value);
 }
 
 /// The "exact" and "idempotent" promises after a load: values 1..N with no duplicate, the counter at N, the

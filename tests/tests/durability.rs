@@ -4,69 +4,9 @@
 
 use acidizer_tests::app::Server;
 use acidizer_tests::{App, Target, dynamodb_local, load};
-use serde_json::Value;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 const COUNTER: &str = "durable";
 const CLIENTS: usize = 16;
-
-type Acked = Arc<Mutex<Vec<(String, u64)>>>;
-
-/// `CLIENTS` clients increment with fresh keys until the server stops answering; every 200 is recorded.
-fn start_load(base: &str) -> (Acked, Vec<tokio::task::JoinHandle<()>>) {
-    let acked: Acked = Arc::default();
-    let http = reqwest::Client::new();
-    let handles = (0..CLIENTS)
-        .map(|client| {
-            let (acked, http, url) = (Arc::clone(&acked), http.clone(), format!("{base}/counters/{COUNTER}/increment"));
-            tokio::spawn(async move {
-                for i in 0.. {
-                    let key = format!("c{client}-{i}");
-                    let Ok(response) = http.post(&url).header("Idempotency-Key", &key).send().await else { return };
-                    if response.status() != 200 {
-                        return;
-                    }
-                    let Ok(body) = response.json::<Value>().await else { return };
-                    let value = body["value"].as_u64().expect("an acknowledged increment has a value");
-                    acked.lock().unwrap().push((key, value));
-                }
-            })
-        })
-        .collect();
-    (acked, handles)
-}
-
-async fn wait_for_acks(acked: &Acked, at_least: usize) {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while acked.lock().unwrap().len() < at_least {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the load gets going");
-}
-
-/// Every acknowledged increment is in the history under its value and key, and the history is exactly 1..N.
-async fn assert_all_acknowledged_survive(app: &App, acked: &[(String, u64)]) {
-    let history = load::full_history(app, COUNTER).await;
-    let n = history.len() as u64;
-    assert_eq!(app.get_json(&format!("/counters/{COUNTER}")).await["value"], n);
-    let by_value: BTreeMap<u64, String> = history
-        .iter()
-        .map(|item| (item["value"].as_u64().unwrap(), item["requestId"].as_str().unwrap().to_owned()))
-        .collect();
-    assert_eq!(by_value.keys().copied().collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>(), "gap-free 1..N");
-    for (key, value) in acked {
-        assert_eq!(by_value.get(value), Some(key), "acknowledged increment {value} ({key}) survived");
-    }
-    // And a retry of an acknowledged key still replays the same value.
-    let (key, value) = &acked[acked.len() / 2];
-    let replay = app.increment(Some(COUNTER), Some(key)).await;
-    assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
-    assert_eq!(replay.json::<Value>().await.unwrap()["value"], *value);
-}
 
 /// Starts a server, loads it until `acks` increments are acknowledged, stops it with `stop` in the middle of the
 /// load, restarts it on the same data and checks that every acknowledged increment is there.
@@ -88,8 +28,8 @@ where
         _ => (Vec::new(), Vec::new()),
     };
     let server = Server::start(&data, &args, &env, dir.path()).await;
-    let (acked, clients) = start_load(&server.base);
-    wait_for_acks(&acked, acks).await;
+    let (acked, clients) = load::until_stopped(&server.base, COUNTER, CLIENTS);
+    load::wait_for_acks(&acked, acks).await;
     stop(server).await;
     for client in clients {
         client.await.unwrap();
@@ -98,7 +38,7 @@ where
 
     let restarted = Server::start(&data, &args, &env, dir.path()).await;
     let app = App::detached(restarted.base.clone(), target, reqwest::Client::new());
-    assert_all_acknowledged_survive(&app, &acked).await;
+    load::assert_all_acknowledged_survive(&app, COUNTER, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -35,6 +35,30 @@ pub enum OpenError {
     Writer(std::io::Error),
 }
 
+/// How SQLite makes a commit durable (`PRAGMA synchronous`) on the store's connections. [`SqliteStore::open`] and
+/// [`SqliteStore::open_publishing`] always use [`Synchronous::Full`], which the store's durability promise rests on;
+/// the lower levels exist for tests that show what that promise depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// No fsync at all: a power cut may lose any commit (and more).
+    Off,
+    /// In WAL mode, fsync only at checkpoints: a power cut may lose the commits since the last one.
+    Normal,
+    /// The WAL is fsynced before each commit returns: a power cut loses no commit.
+    Full,
+}
+
+impl Synchronous {
+    /// The value of `PRAGMA synchronous`.
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Off => "OFF",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
 /// A counter store in one SQLite database file.
 pub struct SqliteStore {
     writes: mpsc::Sender<writer::Work>,
@@ -48,21 +72,35 @@ impl SqliteStore {
         Self::open_publishing(data_dir, None)
     }
 
+    /// Opens the store with `synchronous` instead of [`Synchronous::Full`]: below it, acknowledged changes do not
+    /// survive a power cut. Only for tests of that.
+    pub fn open_with(data_dir: &Path, synchronous: Synchronous) -> Result<Self, OpenError> {
+        Self::open_inner(data_dir, synchronous, None)
+    }
+
     /// Opens the store; after each commit the writer sends the latest change of each counter it changed to
     /// `changes` (never waiting on it).
     pub fn open_publishing(
         data_dir: &Path,
         changes: Option<mpsc::UnboundedSender<CounterChange>>,
     ) -> Result<Self, OpenError> {
+        Self::open_inner(data_dir, Synchronous::Full, changes)
+    }
+
+    fn open_inner(
+        data_dir: &Path,
+        synchronous: Synchronous,
+        changes: Option<mpsc::UnboundedSender<CounterChange>>,
+    ) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir { path: data_dir.to_owned(), source })?;
         let path = data_dir.join(DATABASE_FILE);
         let database_error = |source| OpenError::Database { path: path.clone(), source };
-        let connection = schema::open_writer(&path).map_err(database_error)?;
+        let connection = schema::open_writer(&path, synchronous).map_err(database_error)?;
         let readers = Arc::new(reader::Readers::new(path.clone()));
         readers.warm_up().map_err(database_error)?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
-        let checkpoints = schema::open_checkpointer(&path).map_err(database_error)?;
+        let checkpoints = schema::open_checkpointer(&path, synchronous).map_err(database_error)?;
         let (writer_alive, writer_gone) = std::sync::mpsc::channel();
         checkpointer::spawn(checkpoints, writer_gone).map_err(OpenError::Writer)?;
         writer::spawn(connection, queue, Arc::clone(&commits), changes, writer_alive).map_err(OpenError::Writer)?;

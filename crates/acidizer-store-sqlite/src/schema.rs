@@ -1,5 +1,6 @@
 //! The database layout and the settings every connection runs with.
 
+use crate::Synchronous;
 use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
@@ -96,23 +97,24 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens the one writing connection: WAL, and a commit is durable (fsynced) before it returns.
-pub(crate) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
+/// Opens the one writing connection: WAL, and with `synchronous` FULL (what the store runs with) a commit is
+/// durable (fsynced) before it returns.
+pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
     let mut connection = Connection::open(path)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
-    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "synchronous", synchronous.pragma())?;
     // Checkpoints run on a thread of their own (checkpointer.rs), not inside the writer's commits.
     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
     migrate(&mut connection)?;
     Ok(connection)
 }
 
-/// Opens the connection that checkpoints the WAL.
-pub(crate) fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+/// Opens the connection that checkpoints the WAL (with `synchronous` above OFF, it fsyncs what it copies).
+pub(crate) fn open_checkpointer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
-    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "synchronous", synchronous.pragma())?;
     Ok(connection)
 }
 

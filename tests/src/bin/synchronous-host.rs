@@ -1,0 +1,35 @@
+//! The HTTP API of `acidizer serve` over the embedded store opened at a chosen `PRAGMA synchronous`: what the
+//! power-loss test runs to show that the durability promise rests on `synchronous=FULL` (`acidizer serve` always
+//! runs FULL and has no way to lower it).
+//!
+//! Usage: `synchronous-host DATA_DIR off|normal|full`; prints `listening on http://ADDR` once it listens on a free
+//! port of 127.0.0.1.
+
+use acidizer_core::Counters;
+use acidizer_core::http::{AllowedOrigins, router};
+use acidizer_store_sqlite::{SqliteStore, Synchronous};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [data_dir, level] = args.as_slice() else {
+        eprintln!("usage: synchronous-host DATA_DIR off|normal|full");
+        std::process::exit(2);
+    };
+    let synchronous = match level.as_str() {
+        "off" => Synchronous::Off,
+        "normal" => Synchronous::Normal,
+        "full" => Synchronous::Full,
+        other => {
+            eprintln!("synchronous-host: {other:?} is not off, normal or full");
+            std::process::exit(2);
+        }
+    };
+    let store = SqliteStore::open_with(&PathBuf::from(data_dir), synchronous).expect("the store opens");
+    let app = router(Counters::new(store), &AllowedOrigins::None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    println!("listening on http://{}", listener.local_addr().expect("a bound address"));
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.expect("the server runs");
+}
