@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of acidizer: the Rust workspace (unit, contract on SQLite / DynamoDB Local / the Lambda
-# binaries, live updates, durability, layout) and the SPA (lint, typecheck, Vitest, and the end-to-end test in
-# Chromium). Installs what is missing: the tools pinned in tests/tools and the SPA's packages (npm).
+# binaries, live updates, durability, layout), schemathesis against the OpenAPI document, and the SPA (lint,
+# typecheck, Vitest, and the end-to-end test in Chromium). Installs what is missing: the tools pinned in
+# tests/tools and the SPA's packages (npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ export PATH="$PWD/tests/tools/.venv/bin:$PATH"
 # The end-to-end tests run the built binaries: build them first, once, with the tests.
 cargo build --workspace --bins --tests
 cargo test --workspace --no-fail-fast
+
+# The API against its OpenAPI document: schemathesis on `acidizer serve` (tests/schemathesis).
+tests/schemathesis/run.sh
 
 cd frontend
 if [ "${CI:-}" = true ] || [ ! -d node_modules ]; then

@@ -377,3 +377,52 @@ pub async fn cors_allows_the_configured_origins(app: &App) {
     assert_eq!(stranger.status(), 200);
     assert!(stranger.headers().get("access-control-allow-origin").is_none());
 }
+
+/// The methods an OpenAPI path item can hold an operation for, and that a client can send.
+const METHODS: [Method; 5] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+
+/// The API is what its OpenAPI document (`crates/acidizer-core/openapi.json`) says, checked by requests: the
+/// document is served at `/openapi.json` byte for byte; each documented operation is routed (it answers neither 404
+/// nor 405); each other method on a documented path answers 405 with an `Allow` of exactly the documented methods
+/// (and HEAD beside GET).
+pub async fn the_routes_are_those_of_the_openapi_document(app: &App) {
+    let response = app.get("/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let served = response.bytes().await.expect("the document");
+    assert_eq!(served, acidizer_core::http::OPENAPI_JSON.as_bytes(), "the document, byte for byte");
+    let document: Value = serde_json::from_slice(&served).expect("the document is JSON");
+    let paths = document["paths"].as_object().expect("the document has paths");
+    assert!(paths.len() >= 10, "every route is documented: {:?}", paths.keys());
+    for (path, item) in paths {
+        let url = path.replace("{name}", "documented");
+        let documented: Vec<&Method> =
+            METHODS.iter().filter(|method| item.get(method.as_str().to_ascii_lowercase()).is_some()).collect();
+        assert!(!documented.is_empty(), "{path} has an operation");
+        let mut allowed: Vec<&str> = documented.iter().map(|method| method.as_str()).collect();
+        if documented.contains(&&Method::GET) {
+            allowed.push("HEAD");
+        }
+        allowed.sort_unstable();
+        for method in METHODS {
+            let response = app.http.request(method.clone(), app.url(&url)).send().await.expect("an answer");
+            let status = response.status().as_u16();
+            if documented.contains(&&method) {
+                assert!(![404, 405].contains(&status), "{method} {path} is documented, and answers {status}");
+                continue;
+            }
+            let allow = response.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let problem = assert_problem(response, 405, &format!("{method} {path} is not documented")).await;
+            assert_eq!(problem["type"], "urn:acidizer:problem:method-not-allowed");
+            let mut advertised: Vec<&str> = allow.split(',').map(str::trim).collect();
+            advertised.sort_unstable();
+            assert_eq!(advertised, allowed, "{method} {path}: Allow: {allow}");
+        }
+    }
+    for path in ["/openapi.yaml", "/counters", "/counters/documented/reset", "/counters/documented/history/1"] {
+        for method in [Method::GET, Method::POST] {
+            let response = app.http.request(method.clone(), app.url(path)).send().await.expect("an answer");
+            assert_problem(response, 404, &format!("{method} {path} is not a route")).await;
+        }
+    }
+}

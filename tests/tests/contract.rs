@@ -19,6 +19,7 @@ macro_rules! contract_suite {
                 history_pages_newest_first,
                 bad_input_is_a_problem_and_changes_nothing,
                 cors_allows_the_configured_origins,
+                the_routes_are_those_of_the_openapi_document,
             );
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,16 +3,19 @@
 mod cors;
 mod handlers;
 mod input;
+mod openapi;
 mod problem;
+mod routes;
 mod trace;
 
 pub use cors::{ALLOWED_ORIGINS_ENV, AllowedOrigins, InvalidOrigin};
+pub use openapi::OPENAPI_JSON;
 pub use problem::ApiError;
+pub use routes::Route;
 
 use crate::store::CounterStore;
 use crate::usecase::Counters;
 use axum::Router;
-use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 /// The header that tells a client its change is a replay of an earlier answer.
@@ -47,16 +50,10 @@ pub fn guarded_router<S: CounterStore>(
     guard: impl FnOnce(Router) -> Router,
 ) -> Router {
     let request_id = http::HeaderName::from_static(REQUEST_ID);
-    let routes = Router::new()
-        .route("/counters/{name}", get(handlers::read::<S>))
-        .route("/counters/{name}/increment", post(handlers::increment::<S>))
-        .route("/counters/{name}/decrement", post(handlers::decrement::<S>))
-        .route("/counters/{name}/history", get(handlers::history::<S>))
-        .route("/value", get(handlers::read_global::<S>))
-        .route("/increment", post(handlers::increment_global::<S>))
-        .route("/decrement", post(handlers::decrement_global::<S>))
-        .route("/history", get(handlers::history_global::<S>))
-        .route("/health", get(handlers::health::<S>))
+    // The API's routes are exactly those of `Route::ALL`, which the OpenAPI document is checked against.
+    let routes = Route::ALL
+        .into_iter()
+        .fold(Router::new(), |router, route| router.route(route.path(), route.handler::<S>()))
         .fallback_service(fallback)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(counters);

@@ -68,36 +68,77 @@ impl From<ChangeError> for ApiError {
     }
 }
 
+/// Every kind of problem an answer can carry: its status, the `SLUG` of its type (`urn:acidizer:problem:SLUG`)
+/// and its title, listed once.
+macro_rules! problems {
+    ($($kind:ident: $status:ident, $slug:literal, $title:literal;)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Problem {
+            $($kind,)*
+        }
+
+        impl Problem {
+            const ALL: &'static [Problem] = &[$(Problem::$kind,)*];
+
+            fn describe(self) -> (StatusCode, &'static str, &'static str) {
+                match self {
+                    $(Problem::$kind => (StatusCode::$status, $slug, $title),)*
+                }
+            }
+        }
+    };
+}
+
+problems! {
+    MalformedBody: BAD_REQUEST, "malformed-body", "Malformed request body";
+    NotFound: NOT_FOUND, "not-found", "Not found";
+    NotWebSocket: BAD_REQUEST, "not-a-websocket", "Not a WebSocket request";
+    OriginNotAllowed: FORBIDDEN, "origin-not-allowed", "Origin not allowed";
+    MethodNotAllowed: METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed";
+    BodyTooLarge: PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large";
+    UnsupportedMediaType: UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type";
+    InvalidCounterName: UNPROCESSABLE_ENTITY, "invalid-counter-name", "Invalid counter name";
+    InvalidIdempotencyKey: UNPROCESSABLE_ENTITY, "invalid-idempotency-key", "Invalid Idempotency-Key";
+    InvalidParameter: UNPROCESSABLE_ENTITY, "invalid-parameter", "Invalid parameter";
+    IdempotencyKeyReused: UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency-Key already used";
+    CounterAtFloor: CONFLICT, "counter-at-floor", "The counter is at 0";
+    CounterAtCeiling: CONFLICT, "counter-at-ceiling", "The counter is at its ceiling";
+    RateLimited: TOO_MANY_REQUESTS, "rate-limited", "Too many requests";
+    Unavailable: SERVICE_UNAVAILABLE, "unavailable", "Service unavailable";
+    Internal: INTERNAL_SERVER_ERROR, "internal", "Internal error";
+}
+
+/// The prefix of every problem type.
+const PROBLEM_TYPE_PREFIX: &str = "urn:acidizer:problem:";
+
 impl ApiError {
-    /// Status, problem type and title: the one mapping of errors to HTTP.
-    fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+    /// Every problem type an answer can carry (`urn:acidizer:problem:SLUG`), with the status it comes with.
+    pub fn problem_types() -> impl Iterator<Item = (StatusCode, String)> {
+        Problem::ALL.iter().map(|problem| {
+            let (status, slug, _) = problem.describe();
+            (status, format!("{PROBLEM_TYPE_PREFIX}{slug}"))
+        })
+    }
+
+    /// The one mapping of errors to problems.
+    fn problem(&self) -> Problem {
         match self {
-            Self::MalformedBody(_) => (StatusCode::BAD_REQUEST, "malformed-body", "Malformed request body"),
-            Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::NotWebSocket(_) => (StatusCode::BAD_REQUEST, "not-a-websocket", "Not a WebSocket request"),
-            Self::OriginNotAllowed => (StatusCode::FORBIDDEN, "origin-not-allowed", "Origin not allowed"),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
-            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "Request body too large"),
-            Self::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
-            }
-            Self::InvalidCounterName(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-counter-name", "Invalid counter name")
-            }
-            Self::InvalidIdempotencyKey(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-idempotency-key", "Invalid Idempotency-Key")
-            }
-            Self::InvalidParameter(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-parameter", "Invalid parameter"),
-            Self::IdempotencyKeyReused(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency-Key already used")
-            }
-            Self::OutOfBounds(_, Bound::Floor) => (StatusCode::CONFLICT, "counter-at-floor", "The counter is at 0"),
-            Self::OutOfBounds(_, Bound::Ceiling(_)) => {
-                (StatusCode::CONFLICT, "counter-at-ceiling", "The counter is at its ceiling")
-            }
-            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
-            Self::Internal(_) | Self::Render(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            Self::MalformedBody(_) => Problem::MalformedBody,
+            Self::NotFound => Problem::NotFound,
+            Self::NotWebSocket(_) => Problem::NotWebSocket,
+            Self::OriginNotAllowed => Problem::OriginNotAllowed,
+            Self::MethodNotAllowed => Problem::MethodNotAllowed,
+            Self::BodyTooLarge => Problem::BodyTooLarge,
+            Self::UnsupportedMediaType => Problem::UnsupportedMediaType,
+            Self::InvalidCounterName(_) => Problem::InvalidCounterName,
+            Self::InvalidIdempotencyKey(_) => Problem::InvalidIdempotencyKey,
+            Self::InvalidParameter(_) => Problem::InvalidParameter,
+            Self::IdempotencyKeyReused(_) => Problem::IdempotencyKeyReused,
+            Self::OutOfBounds(_, Bound::Floor) => Problem::CounterAtFloor,
+            Self::OutOfBounds(_, Bound::Ceiling(_)) => Problem::CounterAtCeiling,
+            Self::RateLimited { .. } => Problem::RateLimited,
+            Self::Unavailable(_) => Problem::Unavailable,
+            Self::Internal(_) | Self::Render(_) => Problem::Internal,
         }
     }
 
@@ -112,13 +153,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, slug, title) = self.classify();
+        let (status, slug, title) = self.problem().describe();
         // A store's failures are logged by the use case that met them, in its span.
         if let Self::Render(source) = &self {
             tracing::error!(error = %source, "could not render an answer");
         }
         let body = serde_json::json!({
-            "type": format!("urn:acidizer:problem:{slug}"),
+            "type": format!("{PROBLEM_TYPE_PREFIX}{slug}"),
             "title": title,
             "status": status.as_u16(),
             "detail": self.to_string(),
