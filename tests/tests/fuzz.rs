@@ -1,13 +1,17 @@
 //! Property tests of every input from outside, on stable Rust (proptest): arbitrary HTTP requests through the one
-//! router, in-process on the embedded store; arbitrary WebSocket client messages; arbitrary DynamoDB stream
-//! records, as the stream function and `acidizer serve --store dynamodb` read them. Nothing panics, nothing
-//! answers 5xx, every refusal is a typed problem (`application/problem+json` with its `status`) or protocol error.
+//! router, in-process on the embedded store, also as API Gateway HTTP API events (payload 2.0) read by lambda_http
+//! as `acidizer-api` reads them; arbitrary WebSocket client messages; arbitrary API Gateway WebSocket events, as
+//! `acidizer-ws` routes them; arbitrary DynamoDB stream records, as the stream function and `acidizer serve --store
+//! dynamodb` read them. Nothing panics, nothing answers 5xx, every refusal is a typed problem
+//! (`application/problem+json` with its `status`), protocol error or refused event.
 
 use acidizer_core::Counters;
 use acidizer_core::http::{AllowedOrigins, router};
 use acidizer_core::live::{ClientAction, ProtocolError, parse_client_message};
 use acidizer_store_dynamodb::stream::stream_record;
 use acidizer_store_sqlite::SqliteStore;
+use acidizer_ws::Route;
+use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use axum::body::Body;
 use proptest::prelude::*;
 use serde_dynamo::AttributeValue;
@@ -104,23 +108,66 @@ proptest! {
             let app = router(counters, &AllowedOrigins::parse("https://app.example").unwrap());
             for input in &inputs {
                 let Some(request) = request(input) else { continue };
-                let response = app.clone().oneshot(request).await.unwrap();
-                let status = response.status();
-                prop_assert!(status.as_u16() < 500, "{input:?} answered {status}");
-                let problem = response
-                    .headers()
-                    .get(http::header::CONTENT_TYPE)
-                    .is_some_and(|value| value.as_bytes() == b"application/problem+json");
-                let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-                if status.is_client_error() && input.method != "HEAD" {
-                    prop_assert!(problem, "{input:?}: {status} is not a problem");
-                    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                    prop_assert_eq!(problem["status"].as_u64(), Some(u64::from(status.as_u16())), "{:?}", input);
-                    prop_assert!(problem["type"].is_string() && problem["title"].is_string(), "{problem}");
-                }
+                let head = input.method == "HEAD";
+                assert_answer_or_problem(app.clone().oneshot(request).await.unwrap(), head, input).await?;
             }
-            Ok(())
+            Ok::<(), TestCaseError>(())
         })?;
+    }
+
+    #[test]
+    fn any_http_api_event_gets_an_answer_or_a_typed_problem(
+        inputs in proptest::collection::vec(input(), 1..4),
+        base64 in any::<bool>(),
+        host in proptest::option::of(prop_oneof![Just("api.example".to_owned()), "[ -~]{0,20}"]),
+        proto in proptest::option::of(prop_oneof![Just("https".to_owned()), "[ -~]{0,8}"]),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        runtime.block_on(async {
+            let counters = Counters::new(SqliteStore::open(dir.path()).unwrap());
+            let app = router(counters, &AllowedOrigins::parse("https://app.example").unwrap());
+            for input in &inputs {
+                // What API Gateway hands the function; `acidizer-api` mends it, and lambda_http makes the request the
+            // router gets from it.
+                let Ok(event) = serde_json::from_value::<lambda_http::request::LambdaRequest>(http_api_event(input, base64, &host, &proto)) else {
+                    continue;
+                };
+                let request: http::Request<lambda_http::Body> = acidizer_lambda::http_event::mend(event).into();
+                let (parts, body) = request.into_parts();
+                let request = http::Request::from_parts(parts, Body::from(body.to_vec()));
+                let head = input.method == "HEAD";
+                assert_answer_or_problem(app.clone().oneshot(request).await.unwrap(), head, input).await?;
+            }
+            Ok::<(), TestCaseError>(())
+        })?;
+    }
+
+    #[test]
+    fn any_websocket_event_is_routed_or_refused_with_a_status(event in websocket_event()) {
+        let origins = AllowedOrigins::parse("https://app.example").unwrap();
+        let Ok(request) = serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(event.clone()) else {
+            return Ok(());
+        };
+        let route_key = request.request_context.route_key.clone();
+        match acidizer_ws::route(&request, &origins) {
+            Route::Connect { counter, .. } => {
+                prop_assert_eq!(route_key.as_deref(), Some("$connect"));
+                let origin = event["headers"]["Origin"].as_str().or(event["headers"]["origin"].as_str());
+                prop_assert!(origin.is_none_or(|origin| origin == "https://app.example"), "{event}");
+                let asked = event["queryStringParameters"]["counter"].as_str().unwrap_or("global");
+                prop_assert_eq!(counter.as_str(), asked);
+            }
+            Route::Refuse { status, reason } => {
+                prop_assert!(matches!(status, 400 | 403), "{event}: {status}");
+                prop_assert!(!reason.is_empty());
+            }
+            Route::Disconnect { .. } => prop_assert_eq!(route_key.as_deref(), Some("$disconnect")),
+            Route::Message { body, .. } => {
+                prop_assert!(!matches!(route_key.as_deref(), Some("$connect" | "$disconnect")));
+                prop_assert_eq!(body, event["body"].as_str().unwrap_or(""));
+            }
+        }
     }
 
     #[test]
@@ -161,6 +208,106 @@ proptest! {
             prop_assert!(matches!(image.get("value"), Some(AttributeValue::N(n)) if n.parse() == Ok(change.value)));
         }
     }
+}
+
+/// The router's answer is under 500, and a 4xx (but to HEAD, which has no body) is a problem with its status.
+async fn assert_answer_or_problem(
+    response: axum::response::Response,
+    head: bool,
+    input: &Input,
+) -> Result<(), TestCaseError> {
+    let status = response.status();
+    prop_assert!(status.as_u16() < 500, "{input:?} answered {status}");
+    let problem = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes() == b"application/problem+json");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    if status.is_client_error() && !head {
+        prop_assert!(problem, "{input:?}: {status} is not a problem");
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        prop_assert_eq!(problem["status"].as_u64(), Some(u64::from(status.as_u16())), "{:?}", input);
+        prop_assert!(problem["type"].is_string() && problem["title"].is_string(), "{problem}");
+    }
+    Ok(())
+}
+
+/// `input` as an API Gateway HTTP API event (payload format 2.0), its body base64-encoded when `base64` says, with
+/// the `Host` and `X-Forwarded-Proto` headers given.
+fn http_api_event(input: &Input, base64: bool, host: &Option<String>, proto: &Option<String>) -> serde_json::Value {
+    use base64::Engine;
+    let path = format!("/{}", input.path.join("/"));
+    let mut headers = serde_json::Map::new();
+    for (name, value) in [
+        ("idempotency-key", &input.key),
+        ("content-type", &input.content_type),
+        ("origin", &input.origin),
+        ("host", host),
+        ("x-forwarded-proto", proto),
+    ] {
+        if let Some(value) = value {
+            headers.insert(name.to_owned(), value.as_str().into());
+        }
+    }
+    let body = match (base64, std::str::from_utf8(&input.body)) {
+        (false, Ok(text)) => text.to_owned(),
+        _ => base64::engine::general_purpose::STANDARD.encode(&input.body),
+    };
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": input.query.clone().unwrap_or_default(),
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "api",
+            "http": { "method": input.method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "fuzz" },
+            "requestId": "req",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "03/Dec/2026:10:00:00 +0000",
+            "timeEpoch": 1_796_292_000_000_i64,
+        },
+        "body": body,
+        "isBase64Encoded": base64 || std::str::from_utf8(&input.body).is_err(),
+    })
+}
+
+/// An API Gateway WebSocket event with any route, connection id, `counter`, `Origin` and body.
+fn websocket_event() -> impl Strategy<Value = serde_json::Value> {
+    (
+        prop_oneof![Just("$connect"), Just("$disconnect"), Just("$default")].prop_map(str::to_owned),
+        proptest::option::of(prop_oneof![Just("conn-1=".to_owned()), "\\PC{0,20}"]),
+        proptest::option::of(prop_oneof![Just("tally".to_owned()), "[a-z0-9_-]{0,70}", "\\PC{0,12}"]),
+        proptest::option::of(prop_oneof![
+            Just("https://app.example".to_owned()),
+            Just("null".to_owned()),
+            "[ -~]{0,30}"
+        ]),
+        proptest::option::of("\\PC{0,60}"),
+    )
+        .prop_map(|(route, connection, counter, origin, body)| {
+            let mut event = serde_json::json!({
+                "requestContext": { "routeKey": route, "stage": "test", "domainName": "abc.example", "apiId": "abc" },
+                "isBase64Encoded": false,
+            });
+            if let Some(connection) = connection {
+                event["requestContext"]["connectionId"] = connection.into();
+            }
+            if let Some(counter) = counter {
+                event["queryStringParameters"] = serde_json::json!({ "counter": counter });
+            }
+            if let Some(origin) = origin {
+                event["headers"] = serde_json::json!({ "Origin": origin });
+            }
+            if let Some(body) = body {
+                event["body"] = body.into();
+            }
+            event
+        })
 }
 
 fn counter_item() -> HashMap<String, AttributeValue> {

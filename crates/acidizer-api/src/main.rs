@@ -17,5 +17,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let client = Client::new(&lambda_sdk_config());
     let app = router(Counters::new(DynamoStore::new(client, table)).with_max(max), &origins);
     let app = acidizer_lambda::count_server_errors(app);
-    acidizer_lambda::service::run_http(metrics, app).await
+    // Events lambda_http would panic on are mended first (acidizer_lambda::http_event).
+    let handler = acidizer_lambda::http_event::Mended(lambda_http::Adapter::from(app));
+    acidizer_lambda::service::run(metrics, handler).await
 }

@@ -2,6 +2,8 @@
 //! JSON in the template), and the metrics of `acidizer_core::telemetry` in CloudWatch Embedded Metric Format,
 //! flushed to stdout after each invocation, under `METRICS_NAMESPACE` with a `Function` dimension.
 
+pub mod http_event;
+
 pub use metrics_cloudwatch_embedded::Collector;
 pub use metrics_cloudwatch_embedded::lambda::{handler, service};
 

@@ -16,6 +16,7 @@ use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
 use acidizer_store_dynamodb::{
     CONNECTIONS_TABLE_ENV, COUNTER_TABLE_ENV, DynamoConnections, DynamoStore, lambda_sdk_config,
 };
+use acidizer_ws::{Route, route};
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
@@ -61,38 +62,24 @@ fn status(code: u16, body: &str) -> Value {
 
 impl Routes {
     async fn handle(&self, request: ApiGatewayWebsocketProxyRequest) -> Result<Value, Error> {
-        let context = &request.request_context;
-        let route = context.route_key.as_deref().unwrap_or("$default");
-        let Some(connection) = context.connection_id.as_deref().and_then(|id| ConnectionId::parse(id).ok()) else {
-            tracing::warn!(route, "an event without a usable connection id");
-            return Ok(status(400, "no connection id"));
-        };
-        match route {
-            "$connect" => {
-                let origin = request.headers.get("origin").and_then(|value| value.to_str().ok());
-                if !self.origins.admits(origin, None) {
-                    tracing::info!(%connection, origin, "refused a connection from a page of another origin");
-                    return Ok(status(403, "origin not allowed"));
-                }
-                Ok(self.connect(&connection, request.query_string_parameters.first("counter")).await)
+        match route(&request, &self.origins) {
+            Route::Refuse { status: code, reason } => {
+                tracing::info!(code, reason, "refused an event");
+                Ok(status(code, &reason))
             }
-            "$disconnect" => {
+            Route::Connect { connection, counter } => Ok(self.connect(&connection, &counter).await),
+            Route::Disconnect { connection } => {
                 if let Err(error) = self.connections.unsubscribe(&connection).await {
                     tracing::warn!(%connection, %error, "cannot forget a connection; its TTL will");
                 }
                 Ok(status(200, "bye"))
             }
-            _ => Ok(self.default_route(&request, &connection).await),
+            Route::Message { connection, body } => Ok(self.default_route(&request, &connection, body).await),
         }
     }
 
-    async fn connect(&self, connection: &ConnectionId, counter: Option<&str>) -> Value {
-        let counter = match counter.map(CounterName::parse) {
-            None => CounterName::global(),
-            Some(Ok(counter)) => counter,
-            Some(Err(invalid)) => return status(400, &invalid.to_string()),
-        };
-        match self.connections.subscribe(connection, &counter).await {
+    async fn connect(&self, connection: &ConnectionId, counter: &CounterName) -> Value {
+        match self.connections.subscribe(connection, counter).await {
             Ok(()) => {
                 tracing::info!(%connection, %counter, "subscribed");
                 status(200, "connected")
@@ -104,7 +91,12 @@ impl Routes {
         }
     }
 
-    async fn default_route(&self, request: &ApiGatewayWebsocketProxyRequest, connection: &ConnectionId) -> Value {
+    async fn default_route(
+        &self,
+        request: &ApiGatewayWebsocketProxyRequest,
+        connection: &ConnectionId,
+        body: &str,
+    ) -> Value {
         let subscription = match self.connections.subscription(connection).await {
             Ok(found) => found,
             Err(error) => {
@@ -112,7 +104,6 @@ impl Routes {
                 None
             }
         };
-        let body = request.body.as_deref().unwrap_or("");
         let reply = answer(&self.counters, subscription.as_ref(), body).await;
         let Some(notifier) = self.notifier(request) else {
             tracing::error!("no WEBSOCKET_ENDPOINT and no domain in the request context");
