@@ -129,10 +129,11 @@ proptest! {
             let app = router(counters, &AllowedOrigins::parse("https://app.example").unwrap());
             for input in &inputs {
                 // What API Gateway hands the function; `acidizer-api` mends it, and lambda_http makes the request the
-            // router gets from it.
-                let Ok(event) = serde_json::from_value::<lambda_http::request::LambdaRequest>(http_api_event(input, base64, &host, &proto)) else {
-                    continue;
-                };
+                // router gets from it.
+                let event = http_api_event(input, base64, &host, &proto);
+                let parsed = serde_json::from_value::<lambda_http::request::LambdaRequest>(event.clone());
+                prop_assert!(parsed.is_ok(), "API Gateway's event shape: {event}");
+                let event = parsed.unwrap();
                 let request: http::Request<lambda_http::Body> = acidizer_lambda::http_event::mend(event).into();
                 let (parts, body) = request.into_parts();
                 let request = http::Request::from_parts(parts, Body::from(body.to_vec()));
@@ -146,9 +147,9 @@ proptest! {
     #[test]
     fn any_websocket_event_is_routed_or_refused_with_a_status(event in websocket_event()) {
         let origins = AllowedOrigins::parse("https://app.example").unwrap();
-        let Ok(request) = serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(event.clone()) else {
-            return Ok(());
-        };
+        let request = serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(event.clone());
+        prop_assert!(request.is_ok(), "API Gateway's event shape: {event}: {request:?}");
+        let request = request.unwrap();
         let route_key = request.request_context.route_key.clone();
         match acidizer_ws::route(&request, &origins) {
             Route::Connect { counter, .. } => {
@@ -291,7 +292,14 @@ fn websocket_event() -> impl Strategy<Value = serde_json::Value> {
     )
         .prop_map(|(route, connection, counter, origin, body)| {
             let mut event = serde_json::json!({
-                "requestContext": { "routeKey": route, "stage": "test", "domainName": "abc.example", "apiId": "abc" },
+                "requestContext": {
+                    "routeKey": route,
+                    "stage": "test",
+                    "domainName": "abc.example",
+                    "apiId": "abc",
+                    "connectedAt": 1_796_292_000_000_i64,
+                    "requestTimeEpoch": 1_796_292_000_000_i64,
+                },
                 "isBase64Encoded": false,
             });
             if let Some(connection) = connection {

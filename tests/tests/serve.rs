@@ -200,9 +200,17 @@ fn limit_file_size(server: &Server, bytes: &str) {
 /// The server's log (a file: no colour codes) has a one-line warning for each refused request, in the span of the
 /// request (its `X-Request-Id`) and of the change (its key), with the error's chain rather than a debug dump.
 async fn assert_store_warnings_name_their_requests(log_dir: &std::path::Path, request_ids: &[String]) {
-    // Log lines are written out every 50 ms.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let logs = std::fs::read_to_string(log_dir.join("acidizer-serve.log")).unwrap();
+    // Log lines are written out every 50 ms: wait until the last request's warning is there.
+    let path = log_dir.join("acidizer-serve.log");
+    let last = format!("request{{id=\"{}\"", request_ids.last().map_or("", String::as_str));
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = std::fs::read_to_string(&path).unwrap();
+        if logs.lines().any(|line| line.contains(&last) && line.contains("WARN")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(!logs.contains('\u{1b}'), "no terminal colour codes in a log file");
     for (n, id) in request_ids.iter().enumerate() {
         let line = logs

@@ -3,7 +3,7 @@
 use acidizer_core::CounterMax;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -105,15 +105,16 @@ pub struct ServeArgs {
     /// Close the session of a pinged WebSocket client that sends nothing back within this many seconds.
     #[arg(long, default_value = "10")]
     pub ws_answer_within: std::num::NonZeroU64,
-    /// The most WebSocket sessions open at once; beyond it a new one is closed with 1013 (try again later).
-    #[arg(long, default_value = "20000")]
-    pub ws_max_sessions: usize,
+    /// The most WebSocket sessions open at once (at most what the open-file limit leaves room for); beyond it a
+    /// new one is closed with 1013 (try again later).
+    #[arg(long, default_value = "10000")]
+    pub ws_max_sessions: NonZeroUsize,
     /// The most WebSocket sessions one client (an IPv4 address, an IPv6 /64) may have open; beyond it a new one is
     /// closed with 1008 (policy violation).
     #[arg(long, default_value = "1000")]
-    pub ws_max_per_client: usize,
-    /// The most messages a WebSocket client may send per second (a second's worth at once); a session that sends
-    /// more is closed with 1008 (policy violation).
+    pub ws_max_per_client: NonZeroUsize,
+    /// The most messages a WebSocket client may send per second (a second's worth at once); one over it is answered
+    /// with an error message, and nothing else is done for it.
     #[arg(long, default_value = "10")]
     pub ws_messages_per_second: NonZeroU32,
     /// How logs are written to stderr.

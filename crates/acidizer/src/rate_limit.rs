@@ -11,23 +11,55 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// How often clients back at a full quota are forgotten.
 const FORGET_EVERY: Duration = Duration::from_secs(10);
+/// The most clients the limiter holds: when a flood of new addresses reaches it, idle clients are forgotten at once,
+/// and while it is still full every new client shares one quota (that of [`OVERFLOW`]) until some are forgotten.
+const MAX_CLIENTS: usize = 65_536;
+/// How many requests pass between two looks at the limiter's size.
+const SIZE_CHECK_EVERY: u32 = 256;
+/// The key every new client shares while the limiter is full.
+const OVERFLOW: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
 
 #[derive(Clone)]
 pub struct PerIp {
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    requests: Arc<AtomicU32>,
+    full: Arc<AtomicBool>,
 }
 
 impl PerIp {
     /// The limiter, and the task that forgets idle clients while it lives (on the current tokio runtime).
     pub fn new(per_second: NonZeroU32) -> Self {
-        let limits = Self { limiter: Arc::new(RateLimiter::keyed(Quota::per_second(per_second))) };
+        let limits = Self::unattended(per_second);
         tokio::spawn(forget_idle_clients(Arc::downgrade(&limits.limiter)));
         limits
+    }
+
+    fn unattended(per_second: NonZeroU32) -> Self {
+        Self {
+            limiter: Arc::new(RateLimiter::keyed(Quota::per_second(per_second))),
+            requests: Arc::default(),
+            full: Arc::default(),
+        }
+    }
+
+    /// Whether `client` may make a request now; if not, when it may.
+    fn check(&self, client: IpAddr) -> Result<(), Duration> {
+        if self.requests.fetch_add(1, Ordering::Relaxed).is_multiple_of(SIZE_CHECK_EVERY) {
+            let mut full = self.limiter.len() >= MAX_CLIENTS;
+            if full {
+                forget_idle(&self.limiter);
+                full = self.limiter.len() >= MAX_CLIENTS;
+            }
+            self.full.store(full, Ordering::Relaxed);
+        }
+        let key = if self.full.load(Ordering::Relaxed) { OVERFLOW } else { client };
+        self.limiter.check_key(&key).map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 }
 
@@ -48,9 +80,8 @@ fn forget_idle(limiter: &DefaultKeyedRateLimiter<IpAddr>) {
 pub async fn enforce(State(limits): State<PerIp>, request: Request, next: Next) -> Response {
     let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| client_of(addr.ip()));
     if let Some(ip) = ip
-        && let Err(not_until) = limits.limiter.check_key(&ip)
+        && let Err(wait) = limits.check(ip)
     {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
         let retry_after_secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         return ApiError::RateLimited { retry_after_secs: retry_after_secs.max(1) }.into_response();
     }
@@ -61,13 +92,33 @@ pub async fn enforce(State(limits): State<PerIp>, request: Request, next: Next) 
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn addresses_rotated_within_a_64_share_one_quota() {
-        let limits = PerIp { limiter: Arc::new(RateLimiter::keyed(Quota::per_second(NonZeroU32::MIN))) };
-        let first = client_of("2001:db8::1".parse().unwrap());
-        assert!(limits.limiter.check_key(&first).is_ok());
+    #[test]
+    fn addresses_rotated_within_a_64_share_one_quota() {
+        let limits = PerIp::unattended(NonZeroU32::MIN);
+        assert!(limits.check(client_of("2001:db8::1".parse().unwrap())).is_ok());
         let rotated = client_of("2001:db8::2".parse().unwrap());
-        assert!(limits.limiter.check_key(&rotated).is_err(), "the same /64 is the same client");
+        assert!(limits.check(rotated).is_err(), "the same /64 is the same client");
+    }
+
+    #[test]
+    fn a_flood_of_new_clients_never_holds_more_than_the_limiters_size() {
+        // One request a second: a client stays remembered for a second after its request.
+        let limits = PerIp::unattended(NonZeroU32::MIN);
+        let (mut most, mut shared) = (0, false);
+        for n in 0..200_000_u32 {
+            let _ = limits.check(IpAddr::V4(n.into()));
+            most = most.max(limits.limiter.len());
+            shared |= limits.full.load(Ordering::Relaxed);
+        }
+        assert!(most <= MAX_CLIENTS + SIZE_CHECK_EVERY as usize, "held {most} clients at most");
+        assert!(shared, "new clients shared one quota while it was full");
+        // Once they are idle, the clients are forgotten and each new one has its own quota again.
+        std::thread::sleep(Duration::from_millis(1100));
+        forget_idle(&limits.limiter);
+        for n in 0..SIZE_CHECK_EVERY {
+            let _ = limits.check(IpAddr::V4((300_000 + n).into()));
+        }
+        assert!(!limits.full.load(Ordering::Relaxed));
     }
 
     #[test]

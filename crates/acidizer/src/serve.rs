@@ -17,6 +17,7 @@ use acidizer_store_sqlite::{OpenError, SqliteStore};
 use axum::Router;
 use axum::routing::get;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,7 +106,8 @@ async fn host<S: CounterStore>(
         ping_after: Duration::from_secs(args.ws_ping_after.get()),
         answer_within: Duration::from_secs(args.ws_answer_within.get()),
     };
-    let limits = SessionLimits::new(args.ws_max_sessions, args.ws_max_per_client, args.ws_messages_per_second);
+    let max_sessions = sessions_the_open_files_allow(args.ws_max_sessions);
+    let limits = SessionLimits::new(max_sessions, args.ws_max_per_client, args.ws_messages_per_second);
     let live = Live {
         counters,
         hub,
@@ -136,6 +138,38 @@ async fn host<S: CounterStore>(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Descriptors kept for everything but WebSocket sessions (HTTP connections, the database, the logs): this many,
+/// or half the open-file limit if that is less.
+const DESCRIPTORS_KEPT: u64 = 1024;
+
+/// Raises the open-file limit to its hard limit, and returns `wanted` sessions, or as many as it leaves room for
+/// (each session is one descriptor) beside the descriptors kept, so that sessions never take those HTTP needs.
+fn sessions_the_open_files_allow(wanted: NonZeroUsize) -> NonZeroUsize {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct passed, which lives on this stack frame.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return wanted;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        limit.rlim_cur
+    };
+    let room = usize::try_from(soft - DESCRIPTORS_KEPT.min(soft / 2)).unwrap_or(usize::MAX);
+    match NonZeroUsize::new(room) {
+        Some(room) if room < wanted => {
+            tracing::warn!(wanted, room, "the open-file limit leaves room for fewer WebSocket sessions than asked");
+            room
+        }
+        Some(_) => wanted,
+        None => NonZeroUsize::MIN,
+    }
 }
 
 /// A file-size limit (`ulimit -f`) reached by the database is a write error the store reports — changes answer

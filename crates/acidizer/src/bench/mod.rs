@@ -15,7 +15,7 @@ use acidizer_core::http::AllowedOrigins;
 use acidizer_core::{CounterName, Counters};
 use acidizer_store_sqlite::{OpenError, SqliteStore};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -132,7 +132,7 @@ impl Local {
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             liveness: Liveness::default(),
-            limits: Arc::new(SessionLimits::new(usize::MAX, usize::MAX, NonZeroU32::MAX)),
+            limits: Arc::new(SessionLimits::new(NonZeroUsize::MAX, NonZeroUsize::MAX, NonZeroU32::MAX)),
             origins: AllowedOrigins::None,
         };
         let app = app(&live, dir.path().join("no-site"), None);

@@ -1,11 +1,14 @@
 //! The bounds on WebSocket sessions of `acidizer serve`: how many may be open in all and per client (its IPv4
-//! address or IPv6 /64), and how many messages a session may send per second.
+//! address or IPv6 /64), and how many messages a session may send per second (one over it is answered with an
+//! error, and costs the store nothing).
 
 use crate::client::client_of;
+use acidizer_core::live::Outbound;
+use axum::extract::ws::Utf8Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The limits, with the sessions open now.
@@ -14,6 +17,8 @@ pub struct SessionLimits {
     max_sessions: usize,
     max_per_client: usize,
     messages_per_second: NonZeroU32,
+    /// The answer to a message over the rate, serialised once.
+    over_rate_reply: Utf8Bytes,
     open: Mutex<Open>,
 }
 
@@ -32,9 +37,6 @@ pub enum Refusal {
     /// Close 1008 (policy violation).
     #[error("this address has as many WebSocket sessions open as one client may")]
     TooManyFromClient,
-    /// Close 1008 (policy violation).
-    #[error("more messages than a session may send per second")]
-    TooManyMessages,
 }
 
 /// A session's place among the open ones, given back when dropped.
@@ -45,8 +47,20 @@ pub struct Admission {
 }
 
 impl SessionLimits {
-    pub fn new(max_sessions: usize, max_per_client: usize, messages_per_second: NonZeroU32) -> Self {
-        Self { max_sessions, max_per_client, messages_per_second, open: Mutex::default() }
+    pub fn new(max_sessions: NonZeroUsize, max_per_client: NonZeroUsize, messages_per_second: NonZeroU32) -> Self {
+        let detail = format!("more than {messages_per_second} messages a second; this one was not answered");
+        Self {
+            max_sessions: max_sessions.get(),
+            max_per_client: max_per_client.get(),
+            messages_per_second,
+            over_rate_reply: Outbound::Error(detail).to_json().into(),
+            open: Mutex::default(),
+        }
+    }
+
+    /// The error message that answers a message over the rate.
+    pub fn over_rate_reply(&self) -> Utf8Bytes {
+        self.over_rate_reply.clone()
     }
 
     fn open(&self) -> MutexGuard<'_, Open> {
@@ -104,6 +118,7 @@ mod tests {
     use super::*;
 
     fn limits(total: usize, per_client: usize) -> Arc<SessionLimits> {
+        let (total, per_client) = (NonZeroUsize::new(total).unwrap(), NonZeroUsize::new(per_client).unwrap());
         Arc::new(SessionLimits::new(total, per_client, NonZeroU32::MIN))
     }
 
@@ -142,7 +157,7 @@ mod tests {
 
     #[test]
     fn a_session_may_send_a_seconds_worth_at_once_then_at_the_rate() {
-        let limits = SessionLimits::new(1, 1, NonZeroU32::new(5).unwrap());
+        let limits = SessionLimits::new(NonZeroUsize::MIN, NonZeroUsize::MIN, NonZeroU32::new(5).unwrap());
         let budget = limits.message_budget();
         assert_eq!((0..5).filter(|_| budget.check().is_ok()).count(), 5);
         assert!(budget.check().is_err(), "the sixth message within the second is over the rate");

@@ -20,6 +20,8 @@ use tokio_util::task::TaskTracker;
 
 /// How long one message may take to be written: a peer that stops reading is dropped after it.
 const WRITE_WITHIN: Duration = Duration::from_secs(10);
+/// How long a refused session's close may take to be written.
+const REFUSE_WITHIN: Duration = Duration::from_secs(1);
 
 /// When a session checks that its client is still there.
 #[derive(Debug, Clone, Copy)]
@@ -115,25 +117,24 @@ pub async fn upgrade<S: CounterStore>(
 }
 
 /// Closes a session the limits have no place for, saying why: 1013 (try again later) when the server is full,
-/// 1008 (policy violation) when the client has too many.
+/// 1008 (policy violation) when the client has too many. A peer that does not take the close within
+/// [`REFUSE_WITHIN`] is dropped.
 async fn refuse(socket: WebSocket, refusal: Refusal) {
     tracing::info!(%refusal, "refused a WebSocket session");
-    let (mut outgoing, _) = socket.split();
-    send_within(&mut outgoing, close_message(refusal)).await;
-}
-
-fn close_message(refusal: Refusal) -> Message {
     let code = match refusal {
         Refusal::Full => close_code::AGAIN,
-        Refusal::TooManyFromClient | Refusal::TooManyMessages => close_code::POLICY,
+        Refusal::TooManyFromClient => close_code::POLICY,
     };
-    Message::Close(Some(CloseFrame { code, reason: refusal.to_string().into() }))
+    let close = Message::Close(Some(CloseFrame { code, reason: refusal.to_string().into() }));
+    let (mut outgoing, _) = socket.split();
+    let _ = tokio::time::timeout(REFUSE_WITHIN, outgoing.send(close)).await;
 }
 
 async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live: Live<S>, _admission: Admission) {
     let (id, mut updates) = live.hub.register(&counter);
     let (mut outgoing, mut incoming) = socket.split();
     let budget = live.limits.message_budget();
+    let mut over_rate = false;
     let mut last_seq = 0;
     let mut idle = tokio::time::interval(live.liveness.ping_after);
     idle.reset();
@@ -164,12 +165,15 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
             received = incoming.next() => {
                 idle.reset();
                 answer_by = None;
-                if received.is_some() && budget.check().is_err() {
-                    tracing::info!(%counter, "a WebSocket client sent more messages than its rate; closing its session");
-                    send_within(&mut outgoing, close_message(Refusal::TooManyMessages)).await;
-                    break;
-                }
                 match received {
+                    // Over its rate, a message is answered with an error and nothing else is done for it.
+                    Some(Ok(Message::Text(_) | Message::Binary(_))) if budget.check().is_err() => {
+                        if !over_rate {
+                            tracing::info!(%counter, "a WebSocket client sends more messages than its rate");
+                            over_rate = true;
+                        }
+                        Pushed { seq: None, text: live.limits.over_rate_reply() }
+                    }
                     Some(Ok(Message::Text(text))) => {
                         let reply = answer(&live.counters, Some(&counter), text.as_str()).await;
                         Pushed { seq: reply.seq(), text: reply.to_json().into() }
