@@ -2,11 +2,12 @@
 //! connection (2 h TTL), `$disconnect` forgets it, `$default` answers `sync`, `ping` and anything else per the
 //! contract, through the Management API.
 //!
-//! `$connect` from a browser page is taken only from the origins in `ALLOWED_ORIGINS` (403 otherwise; clients that
-//! send no `Origin` are not pages, and are not checked).
+//! When `ALLOWED_ORIGINS` is set (the template sets it as for `acidizer-api`), `$connect` from a browser page is
+//! taken only from the origins it lists (403 otherwise; clients that send no `Origin` are not pages, and are not
+//! checked); without it, from any.
 //!
 //! Environment: `CONNECTIONS_TABLE`, `COUNTER_TABLE`, `WEBSOCKET_ENDPOINT` (optional: else from the request
-//! context), `ALLOWED_ORIGINS` (optional, as for `acidizer-api`), and the AWS SDK's standard variables.
+//! context), `ALLOWED_ORIGINS` (optional), and the AWS SDK's standard variables.
 
 use acidizer_apigw::{ManagementApi, WEBSOCKET_ENDPOINT_ENV};
 use acidizer_core::http::{ALLOWED_ORIGINS_ENV, AllowedOrigins};
@@ -38,7 +39,11 @@ async fn main() -> Result<(), Error> {
     let metrics = acidizer_lambda::init("acidizer-ws")?;
     let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let (connections_table, counter_table) = (env(CONNECTIONS_TABLE_ENV)?, env(COUNTER_TABLE_ENV)?);
-    let origins = AllowedOrigins::parse(&std::env::var(ALLOWED_ORIGINS_ENV).unwrap_or_default())?;
+    // Without ALLOWED_ORIGINS (the contract's environment alone), pages of any origin may connect.
+    let origins = match std::env::var(ALLOWED_ORIGINS_ENV) {
+        Ok(listed) if !listed.trim().is_empty() => AllowedOrigins::parse(&listed)?,
+        _ => AllowedOrigins::Any,
+    };
     let config = lambda_sdk_config();
     let client = Client::new(&config);
     let routes = Routes {
