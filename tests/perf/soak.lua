@@ -3,7 +3,7 @@
 -- methods, paths and parameters, oversized bodies). Each connection pauses between requests, so the rate stays
 -- bounded. At the end it prints the answers by status and fails loudly on any 5xx.
 local counters = 8
-local statuses = {}
+statuses = {}
 local threads = {}
 
 function setup(thread)
