@@ -11,14 +11,9 @@ binary="${ACIDIZER_BIN:-target/release/acidizer}"
 # Each subscriber is a socket at both ends: the server and the bench each need that many file descriptors.
 ulimit -n "$(ulimit -Hn)"
 dir="$(mktemp -d)"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+. tests/perf/serve.sh
 # Every subscriber comes from one address here: the caps on sessions are raised to take them all.
-RUST_LOG=warn "$binary" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" --static-dir "$dir/none" \
-    --ws-max-sessions "$((subscribers + 100))" --ws-max-per-client "$((subscribers + 100))" \
-    > "$dir/serve.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do curl --silent --fail "http://127.0.0.1:$port/health" > /dev/null && break; sleep 0.1; done
+RUST_LOG=warn start_serve --ws-max-sessions "$((subscribers + 100))" --ws-max-per-client "$((subscribers + 100))"
 /usr/bin/time -f "bench: %U s user, %S s system, %M KiB peak" "$binary" bench --url "http://127.0.0.1:$port" --counter live --subscribers "$subscribers" --duration "$seconds" \
     --server-pid "$server"
 awk -v tck="$(getconf CLK_TCK)" '{printf "server: %.2f s user, %.2f s system\n", $14 / tck, $15 / tck}' "/proc/$server/stat"

@@ -8,11 +8,8 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-10}" connections="${2:-64}"
 binary="${ACIDIZER_BIN:-target/release/acidizer}"
 dir="$(mktemp -d)"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-"$binary" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" --static-dir "$dir/none" > "$dir/serve.log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do curl --silent --fail "http://127.0.0.1:$port/health" > /dev/null && break; sleep 0.1; done
+. tests/perf/serve.sh
+start_serve
 
 wrk -t2 -c"$connections" -d"${seconds}s" --latency -s tests/perf/increment.lua \
     "http://127.0.0.1:$port/counters/wrk/increment" | tee "$dir/wrk.txt"

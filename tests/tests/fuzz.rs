@@ -101,17 +101,13 @@ proptest! {
 
     #[test]
     fn any_request_gets_an_answer_or_a_typed_problem(inputs in proptest::collection::vec(input(), 1..8)) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        runtime.block_on(async {
-            let counters = Counters::new(SqliteStore::open(dir.path()).unwrap());
-            let app = router(counters, &AllowedOrigins::parse("https://app.example").unwrap());
+        on_a_fresh_router(|app| async move {
             for input in &inputs {
                 let Some(request) = request(input) else { continue };
                 let head = input.method == "HEAD";
                 assert_answer_or_problem(app.clone().oneshot(request).await.unwrap(), head, input).await?;
             }
-            Ok::<(), TestCaseError>(())
+            Ok(())
         })?;
     }
 
@@ -122,11 +118,7 @@ proptest! {
         host in proptest::option::of(prop_oneof![Just("api.example".to_owned()), "[ -~]{0,20}"]),
         proto in proptest::option::of(prop_oneof![Just("https".to_owned()), "[ -~]{0,8}"]),
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        runtime.block_on(async {
-            let counters = Counters::new(SqliteStore::open(dir.path()).unwrap());
-            let app = router(counters, &AllowedOrigins::parse("https://app.example").unwrap());
+        on_a_fresh_router(|app| async move {
             for input in &inputs {
                 // What API Gateway hands the function; `acidizer-api` mends it, and lambda_http makes the request the
                 // router gets from it.
@@ -140,7 +132,7 @@ proptest! {
                 let head = input.method == "HEAD";
                 assert_answer_or_problem(app.clone().oneshot(request).await.unwrap(), head, input).await?;
             }
-            Ok::<(), TestCaseError>(())
+            Ok(())
         })?;
     }
 
@@ -209,6 +201,20 @@ proptest! {
             prop_assert!(matches!(image.get("value"), Some(AttributeValue::N(n)) if n.parse() == Ok(change.value)));
         }
     }
+}
+
+/// Runs `test` on the router over a fresh embedded store, on a runtime of its own.
+fn on_a_fresh_router<F, Fut>(test: F) -> Result<(), TestCaseError>
+where
+    F: FnOnce(axum::Router) -> Fut,
+    Fut: std::future::Future<Output = Result<(), TestCaseError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let counters = Counters::new(SqliteStore::open(dir.path()).unwrap());
+        test(router(counters, &AllowedOrigins::parse("https://app.example").unwrap())).await
+    })
 }
 
 /// The router's answer is under 500, and a 4xx (but to HEAD, which has no body) is a problem with its status.

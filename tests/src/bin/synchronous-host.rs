@@ -13,8 +13,9 @@ use std::path::PathBuf;
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [data_dir, level] = args.as_slice() else {
+    // The program's name, then its arguments.
+    let args: Vec<String> = std::env::args().collect();
+    let [_, data_dir, level] = args.as_slice() else {
         eprintln!("usage: synchronous-host DATA_DIR off|normal|full");
         std::process::exit(2);
     };
