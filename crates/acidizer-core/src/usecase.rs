@@ -84,12 +84,6 @@ impl<S: CounterStore> Counters<S> {
     }
 
     /// Changes `counter` by `delta` once per request id: a repeated key replays the first answer.
-    #[tracing::instrument(
-        level = "warn",
-        name = "change",
-        skip_all,
-        fields(counter = %counter, delta = delta.as_i64(), request_id = tracing::field::Empty)
-    )]
     pub async fn change(
         &self,
         counter: CounterName,
@@ -97,7 +91,7 @@ impl<S: CounterStore> Counters<S> {
         key: Option<IdempotencyKey>,
     ) -> Result<ChangeReply, ChangeError> {
         let request_id = key.map_or_else(RequestId::generate, RequestId::from);
-        tracing::Span::current().record("request_id", tracing::field::display(&request_id));
+        let failing = Failing { counter: Some(&counter), change: Some((delta, request_id.clone())) };
         let deadline = Instant::now() + STORE_DEADLINE;
         let command = ChangeCommand {
             counter: counter.clone(),
@@ -108,7 +102,7 @@ impl<S: CounterStore> Counters<S> {
             deadline,
         };
         let started = Instant::now();
-        let outcome = logged(within_deadline(self.store.change(command)).await);
+        let outcome = failing.logged(within_deadline(self.store.change(command)).await);
         metrics::histogram!(telemetry::STORE_LATENCY).record(started.elapsed().as_secs_f64() * 1000.0);
         match outcome? {
             ChangeOutcome::Committed { body, .. } => {
@@ -135,33 +129,50 @@ impl<S: CounterStore> Counters<S> {
         }
     }
 
-    #[tracing::instrument(level = "warn", name = "read", skip_all, fields(counter = %counter))]
     pub async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {
-        logged(within_deadline(self.store.read(counter)).await)
+        Failing::of(counter).logged(within_deadline(self.store.read(counter)).await)
     }
 
-    #[tracing::instrument(level = "warn", name = "history", skip_all, fields(counter = %counter))]
     pub async fn history(&self, counter: &CounterName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
-        let items = logged(within_deadline(self.store.history(counter, query)).await)?;
+        let items = Failing::of(counter).logged(within_deadline(self.store.history(counter, query)).await)?;
         // `seq`s are gap-free 1..N, so a page ending above 1 has a successor.
         let next = items.last().map(|record| record.seq).filter(|seq| *seq > 1);
         Ok(HistoryPage { counter: counter.clone(), items, next })
     }
 
-    #[tracing::instrument(level = "warn", name = "health", skip_all)]
     pub async fn health(&self) -> Result<(), StoreError> {
-        logged(within_deadline(self.store.health()).await)
+        Failing::default().logged(within_deadline(self.store.health()).await)
     }
 }
 
-/// Logs a store failure where it happened: in the span of its use case, inside the span of its request.
-fn logged<T>(result: Result<T, StoreError>) -> Result<T, StoreError> {
-    match &result {
-        Err(error @ StoreError::Corrupt(_)) => tracing::error!(%error, "the store cannot serve this request"),
-        Err(error) => tracing::warn!(%error, "the store cannot serve this request"),
-        Ok(_) => {}
+/// What a use case was doing, for the line that logs its store's failure (inside the span of its request). Only a
+/// failure formats it: a use case that succeeds costs no span and no formatting.
+#[derive(Default)]
+struct Failing<'a> {
+    counter: Option<&'a CounterName>,
+    change: Option<(Delta, RequestId)>,
+}
+
+impl<'a> Failing<'a> {
+    fn of(counter: &'a CounterName) -> Self {
+        Self { counter: Some(counter), change: None }
     }
-    result
+
+    /// Logs a store failure where it happened, once.
+    fn logged<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result {
+            let counter = self.counter.map(tracing::field::display);
+            let delta = self.change.as_ref().map(|(delta, _)| delta.as_i64());
+            let request_id = self.change.as_ref().map(|(_, id)| tracing::field::display(id));
+            match error {
+                StoreError::Corrupt(_) => {
+                    tracing::error!(%error, counter, delta, request_id, "the store cannot serve this request");
+                }
+                _ => tracing::warn!(%error, counter, delta, request_id, "the store cannot serve this request"),
+            }
+        }
+        result
+    }
 }
 
 async fn within_deadline<T>(work: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {

@@ -141,6 +141,34 @@ async fn a_database_of_the_previous_layout_opens_migrated() {
     assert_eq!(reopened.read(&old).await.unwrap().seq, 4, "a migrated database opens again as it is");
 }
 
+fn page_size(dir: &std::path::Path) -> i64 {
+    let connection = rusqlite::Connection::open(dir.join(acidizer_store_sqlite::DATABASE_FILE)).unwrap();
+    connection.pragma_query_value(None, "page_size", |row| row.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn a_new_database_gets_2_kib_pages_and_an_older_file_keeps_its_own() {
+    let new = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(new.path()).unwrap();
+        store.change(command("paged", "paged-1", soon())).await.unwrap();
+    }
+    assert_eq!(page_size(new.path()), 2048);
+
+    let old = tempfile::tempdir().unwrap();
+    {
+        let connection = rusqlite::Connection::open(old.path().join(acidizer_store_sqlite::DATABASE_FILE)).unwrap();
+        connection.execute_batch(PREVIOUS_LAYOUT).unwrap();
+    }
+    assert_eq!(page_size(old.path()), 4096, "SQLite's default");
+    {
+        let store = SqliteStore::open(old.path()).unwrap();
+        let next = store.change(command("old", "old-4", soon())).await.unwrap();
+        assert!(matches!(next, ChangeOutcome::Committed { value: 4, seq: 4, .. }), "{next:?}");
+    }
+    assert_eq!(page_size(old.path()), 4096, "an existing file is not rewritten");
+}
+
 /// Layout version 2: each change's answer kept in `idempotency` beside its audit record; `two` was incremented twice,
 /// and the answer to its first change has already expired and been deleted.
 const LAYOUT_2: &str = r#"
