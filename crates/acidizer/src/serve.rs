@@ -16,6 +16,7 @@ use acidizer_store_dynamodb::{
 use acidizer_store_sqlite::{OpenError, SqliteStore};
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -123,6 +124,13 @@ async fn host<S: CounterStore>(
         .map_err(|source| ServeError::Listen { addr: args.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Listen { addr: args.listen, source })?;
     println!("acidizer listening on http://{addr}");
+    // Answers and pushed values are small writes, each sent at once: Nagle's algorithm would hold one back while
+    // the peer delays its acknowledgement of the last.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let stopping = shutdown.clone();
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {

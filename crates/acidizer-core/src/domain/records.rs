@@ -38,16 +38,29 @@ pub struct Change {
 impl Change {
     /// The answer's body, exactly as first sent and as replayed for the same request id.
     pub fn response_body(&self) -> String {
-        serde_json::json!({
-            "counter": self.counter.as_str(),
-            "value": self.value,
-            "seq": self.seq,
-            "delta": self.delta.as_i64(),
-            "requestId": self.request_id.as_str(),
-            "updatedAt": self.updated_at.to_string(),
-        })
-        .to_string()
+        let body = ChangeBody {
+            counter: self.counter.as_str(),
+            value: self.value,
+            seq: self.seq,
+            delta: self.delta.as_i64(),
+            request_id: self.request_id.as_str(),
+            updated_at: self.updated_at,
+        };
+        // Serialising numbers and strings into a string cannot fail.
+        serde_json::to_string(&body).unwrap_or_default()
     }
+}
+
+/// The fields of a change's answer, in the answer's order, borrowed: serialised straight into the body.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangeBody<'a> {
+    counter: &'a str,
+    value: CounterValue,
+    seq: Seq,
+    delta: i64,
+    request_id: &'a str,
+    updated_at: Timestamp,
 }
 
 /// One audit record of a counter's history.

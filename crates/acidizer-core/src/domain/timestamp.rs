@@ -26,11 +26,18 @@ impl Timestamp {
     }
 }
 
+/// Room for a formatted timestamp: `2026-11-23T10:00:00.000Z` is 24 bytes, a year before 0 one more.
+const FORMATTED_LEN: usize = 32;
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).map_err(|_| fmt::Error)?;
-        let text = at.format(FORMAT).map_err(|_| fmt::Error)?;
-        f.write_str(&text)
+        // Formatted on the stack: a timestamp is in every answer, and needs no allocation of its own.
+        let mut text = [0_u8; FORMATTED_LEN];
+        let mut out = &mut text[..];
+        at.format_into(&mut out, FORMAT).map_err(|_| fmt::Error)?;
+        let written = FORMATTED_LEN - out.len();
+        f.write_str(std::str::from_utf8(&text[..written]).map_err(|_| fmt::Error)?)
     }
 }
 

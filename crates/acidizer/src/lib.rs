@@ -1,0 +1,61 @@
+//! `acidizer`: the command line. `acidizer serve` runs the HTTP API (and the SPA) on one port, on the embedded
+//! SQLite store or on DynamoDB. The binary is a shim over [`run`]; the hub is public for its benchmark.
+
+mod baseline;
+mod bench;
+mod cli;
+mod client;
+pub mod live;
+mod log_writer;
+mod rate_limit;
+mod serve;
+mod site;
+
+use clap::Parser;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// Runs the command line: parses the arguments, sets up the logs and the runtime, and runs the command.
+pub fn run() -> ExitCode {
+    let cli = cli::Cli::parse();
+    // A bench logs only warnings by default: its own requests would drown the report.
+    let (default_level, format) = match &cli.command {
+        cli::Command::Serve(args) => ("info", args.log_format),
+        cli::Command::Bench(_) => ("warn", cli::LogFormat::Text),
+    };
+    // Lines are written out by a thread of their own, so a request never waits for the log's write; they are only
+    // coloured on a terminal.
+    let stderr = match log_writer::BufferedStderr::start() {
+        Ok(stderr) => stderr,
+        Err(error) => {
+            eprintln!("acidizer: cannot start the log writer: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(stderr.clone());
+    match format {
+        cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        cli::LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("acidizer: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        cli::Command::Serve(args) => runtime.block_on(serve::run(args)).map_err(|error| error.to_string()),
+        cli::Command::Bench(args) => runtime.block_on(bench::run(args)).map_err(|error| error.to_string()),
+    };
+    stderr.flush_pending();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("acidizer: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

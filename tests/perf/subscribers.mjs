@@ -1,0 +1,179 @@
+// Live delivery measured by a client of another kind than the server: Node.js with the `ws` package (pinned in
+// tests/tools), one process. SUBSCRIBERS WebSocket subscribers of one fresh counter, each confirmed registered by a
+// `ping`'s `pong`; then an increment every 100 ms (the next one waits for the answer) for SECONDS; for each change
+// and subscriber, the time from the change's HTTP answer until the subscriber has it or a later value (a subscriber
+// that lags may get the latest value only: that change is counted as superseded). With SERVER_PID, the server's
+// resident memory is read before and after the subscribers connected. Afterwards the counter's history is checked
+// exact. Prints a summary, and the figures as JSON on its last line; exits non-zero when a subscriber missed the
+// last value or the history is not exact.
+// Usage: node tests/perf/subscribers.mjs BASE_URL SUBSCRIBERS SECONDS [SERVER_PID]
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { randomUUID } from 'node:crypto';
+
+const require = createRequire(new URL('../tools/', import.meta.url));
+const { WebSocket } = require('ws');
+
+const [base, subscribersArg, secondsArg, serverPid] = process.argv.slice(2);
+if (!base || !subscribersArg || !secondsArg) {
+  console.error('usage: node tests/perf/subscribers.mjs BASE_URL SUBSCRIBERS SECONDS [SERVER_PID]');
+  process.exit(2);
+}
+const subscribers = Number(subscribersArg);
+const changes = Math.round(Number(secondsArg) * 10);
+const interval = 100;
+const connectingAtOnce = 64;
+const catchUpWithin = 10_000;
+const counter = `live-${randomUUID().slice(0, 8)}`;
+const wsUrl = `${base.replace(/^http/, 'ws')}/ws?counter=${counter}`;
+
+const rssKib = () => {
+  if (!serverPid) return null;
+  const line = readFileSync(`/proc/${serverPid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  return Number(line.split(/\s+/)[1]);
+};
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// arrivals[s * (changes + 1) + seq]: when subscriber s first had `seq` or a later value (0: not yet).
+const arrivals = new Float64Array(subscribers * (changes + 1));
+const lastSeen = new Uint32Array(subscribers);
+const superseded = new Uint8Array(subscribers * (changes + 1));
+let closedByServer = 0;
+const seqField = Buffer.from('"seq":');
+const valueType = Buffer.from('"type":"value"');
+
+/** The decimal number in `bytes` from `start`. */
+function readNumber(bytes, start) {
+  let n = 0;
+  for (let i = start; i < bytes.length && bytes[i] >= 48 && bytes[i] <= 57; i += 1) n = n * 10 + (bytes[i] - 48);
+  return n;
+}
+
+function subscribe(index) {
+  return new Promise((resolve, reject) => {
+    // The client does as little as it can per message, so that what is measured is the server: no UTF-8
+    // validation, and a value message's `seq` read off its bytes rather than parsing the whole message.
+    const socket = new WebSocket(wsUrl, { perMessageDeflate: false, skipUTF8Validation: true });
+    let registered = false;
+    socket.on('open', () => socket.send('{"action":"ping"}'));
+    socket.on('message', (data) => {
+      const now = performance.now();
+      if (!registered) {
+        if (JSON.parse(data.toString()).type === 'pong') {
+          registered = true;
+          resolve(socket);
+        }
+        return;
+      }
+      const at = data.indexOf(seqField);
+      if (data.indexOf(valueType) < 0 || at < 0) return;
+      const seq = readNumber(data, at + seqField.length);
+      if (seq > changes) return;
+      const row = index * (changes + 1);
+      for (let next = lastSeen[index] + 1; next <= seq; next += 1) {
+        arrivals[row + next] = now;
+        superseded[row + next] = next < seq ? 1 : 0;
+      }
+      lastSeen[index] = Math.max(lastSeen[index], seq);
+    });
+    socket.on('error', (error) => (registered ? undefined : reject(error)));
+    socket.on('close', () => {
+      if (registered && !stopping) closedByServer += 1;
+    });
+  });
+}
+
+let stopping = false;
+const rssBefore = rssKib();
+const sockets = [];
+for (let next = 0; next < subscribers; next += connectingAtOnce) {
+  const batch = [];
+  for (let index = next; index < Math.min(subscribers, next + connectingAtOnce); index += 1) batch.push(subscribe(index));
+  sockets.push(...(await Promise.all(batch)));
+}
+await sleep(1000);
+const rssAfter = rssKib();
+console.log(`${subscribers} subscribers of ${counter} connected`);
+
+const answeredAt = new Float64Array(changes + 1);
+let failures = 0;
+for (let i = 0; i < changes; i += 1) {
+  const started = performance.now();
+  const response = await fetch(`${base}/counters/${counter}/increment`, {
+    method: 'POST',
+    headers: { 'Idempotency-Key': `${counter}-${i}` },
+  });
+  const answered = performance.now();
+  if (response.ok) {
+    const { seq } = await response.json();
+    answeredAt[seq] = answered;
+  } else {
+    failures += 1;
+  }
+  await sleep(Math.max(0, interval - (performance.now() - started)));
+}
+const catchUpBy = performance.now() + catchUpWithin;
+while (performance.now() < catchUpBy && lastSeen.some((seen) => seen < changes)) await sleep(10);
+stopping = true;
+for (const socket of sockets) socket.terminate();
+
+const latencies = [];
+let supersededCount = 0;
+let missed = 0;
+for (let s = 0; s < subscribers; s += 1) {
+  const row = s * (changes + 1);
+  for (let seq = 1; seq <= changes; seq += 1) {
+    if (!answeredAt[seq]) continue;
+    if (!arrivals[row + seq]) {
+      missed += 1;
+      continue;
+    }
+    latencies.push(Math.max(0, arrivals[row + seq] - answeredAt[seq]));
+    supersededCount += superseded[row + seq];
+  }
+}
+latencies.sort((a, b) => a - b);
+const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+
+// The history: seq 1..N without a gap, each value one more than the last.
+const state = await (await fetch(`${base}/counters/${counter}`)).json();
+let expected = state.seq;
+let before = null;
+for (;;) {
+  const page = await (await fetch(`${base}/counters/${counter}/history?limit=100${before ? `&before=${before}` : ''}`)).json();
+  for (const item of page.items) {
+    if (item.seq !== expected || item.value !== expected) throw new Error(`history not exact at ${JSON.stringify(item)}`);
+    expected -= 1;
+  }
+  if (page.next === null) break;
+  before = page.next;
+}
+const exact = expected === 0 && state.value === state.seq && state.seq === changes - failures;
+
+const figures = {
+  client: 'node-ws',
+  subscribers,
+  changes: changes - failures,
+  reached: latencies.length,
+  superseded: supersededCount,
+  missed,
+  closedByServer,
+  p50Ms: at(0.5),
+  p90Ms: at(0.9),
+  p99Ms: at(0.99),
+  maxMs: latencies.at(-1) ?? NaN,
+  serverRssKib: rssBefore === null ? null : { before: rssBefore, after: rssAfter },
+  serverKibPerSubscriber: rssBefore === null ? null : (rssAfter - rssBefore) / subscribers,
+  exact,
+};
+const ms = (value) => `${value.toFixed(1)} ms`;
+console.log(
+  `${figures.changes} changes x ${subscribers} subscribers: ${figures.reached} reached (${supersededCount} superseded, ${missed} missed)`,
+);
+console.log(`latency from answer to arrival: p50 ${ms(figures.p50Ms)}, p90 ${ms(figures.p90Ms)}, p99 ${ms(figures.p99Ms)}, max ${ms(figures.maxMs)}`);
+if (figures.serverKibPerSubscriber !== null) {
+  console.log(`server memory: ${rssBefore} KiB before, ${rssAfter} KiB after: ${figures.serverKibPerSubscriber.toFixed(1)} KiB per subscriber`);
+}
+console.log(exact ? `exact: value = seq = ${state.seq}, history 1..${state.seq} without a gap` : `NOT exact: ${JSON.stringify(state)}`);
+console.log(JSON.stringify(figures));
+process.exit(exact && missed === 0 && failures === 0 && closedByServer === 0 ? 0 : 1);
