@@ -95,25 +95,37 @@ await sleep(1000);
 const rssAfter = rssKib();
 console.log(`${subscribers} subscribers of ${counter} connected`);
 
+/** Sends one increment, again with the same key after a 429 or 503 (for up to 10 s); its answer's `seq`, or 0. */
+async function increment(key) {
+  const until = performance.now() + 10_000;
+  for (;;) {
+    const response = await fetch(`${base}/counters/${counter}/increment`, {
+      method: 'POST',
+      headers: { 'Idempotency-Key': key },
+    });
+    if (response.ok) return (await response.json()).seq;
+    await response.arrayBuffer();
+    if (![429, 503].includes(response.status) || performance.now() > until) return 0;
+    await sleep(Number(response.headers.get('retry-after') ?? 1) * 1000);
+  }
+}
+
 const answeredAt = new Float64Array(changes + 1);
 let failures = 0;
+let last = 0;
 for (let i = 0; i < changes; i += 1) {
   const started = performance.now();
-  const response = await fetch(`${base}/counters/${counter}/increment`, {
-    method: 'POST',
-    headers: { 'Idempotency-Key': `${counter}-${i}` },
-  });
-  const answered = performance.now();
-  if (response.ok) {
-    const { seq } = await response.json();
-    answeredAt[seq] = answered;
+  const seq = await increment(`${counter}-${i}`);
+  if (seq > 0 && seq <= changes) {
+    answeredAt[seq] = performance.now();
+    last = Math.max(last, seq);
   } else {
     failures += 1;
   }
   await sleep(Math.max(0, interval - (performance.now() - started)));
 }
 const catchUpBy = performance.now() + catchUpWithin;
-while (performance.now() < catchUpBy && lastSeen.some((seen) => seen < changes)) await sleep(10);
+while (performance.now() < catchUpBy && lastSeen.some((seen) => seen < last)) await sleep(10);
 stopping = true;
 for (const socket of sockets) socket.terminate();
 
@@ -139,16 +151,22 @@ const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latenc
 const state = await (await fetch(`${base}/counters/${counter}`)).json();
 let expected = state.seq;
 let before = null;
-for (;;) {
+let historyExact = true;
+while (historyExact) {
   const page = await (await fetch(`${base}/counters/${counter}/history?limit=100${before ? `&before=${before}` : ''}`)).json();
   for (const item of page.items) {
-    if (item.seq !== expected || item.value !== expected) throw new Error(`history not exact at ${JSON.stringify(item)}`);
+    const key = `${counter}-${item.seq - 1}`;
+    if (item.seq !== expected || item.value !== expected || item.delta !== 1 || item.requestId !== key) {
+      console.error(`history not exact at ${JSON.stringify(item)}`);
+      historyExact = false;
+      break;
+    }
     expected -= 1;
   }
   if (page.next === null) break;
   before = page.next;
 }
-const exact = expected === 0 && state.value === state.seq && state.seq === changes - failures;
+const exact = historyExact && expected === 0 && state.value === state.seq && state.seq === changes - failures;
 
 const figures = {
   client: 'node-ws',

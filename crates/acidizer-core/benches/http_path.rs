@@ -15,6 +15,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use tower::ServiceExt;
 
+/// The allocator `acidizer serve` runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Counters in a map: the least a store can do, so the figures are the router's.
 #[derive(Default)]
 struct MemoryStore(Mutex<HashMap<CounterName, (u64, u64)>>);

@@ -2,13 +2,16 @@
 //! them and hands each session the new value. The hub serialises the message once and shares the bytes with every
 //! session; beside it, what serialising the same message once per subscriber alone costs (the hub's former way).
 
-use acidizer::live::LocalBroadcaster;
-use acidizer::live::hub::Hub;
+use acidizer::{Hub, LocalBroadcaster};
 use acidizer_core::live::Outbound;
 use acidizer_core::{CounterChange, CounterName, Timestamp};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The allocator `acidizer serve` runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn change(counter: &CounterName, seq: u64) -> CounterChange {
     CounterChange { counter: counter.clone(), value: seq, seq, updated_at: Timestamp::now() }

@@ -1,15 +1,19 @@
 //! `acidizer`: the command line. `acidizer serve` runs the HTTP API (and the SPA) on one port, on the embedded
-//! SQLite store or on DynamoDB. The binary is a shim over [`run`]; the hub is public for its benchmark.
+//! SQLite store or on DynamoDB. The binary is a shim over [`run`].
 
 mod baseline;
 mod bench;
 mod cli;
 mod client;
-pub mod live;
+mod live;
 mod log_writer;
 mod rate_limit;
 mod serve;
 mod site;
+
+/// The hub and its broadcaster, for the fan-out benchmark (`benches/fan_out.rs`).
+#[doc(hidden)]
+pub use live::{LocalBroadcaster, hub::Hub};
 
 use clap::Parser;
 use std::io::IsTerminal;

@@ -46,7 +46,7 @@ impl Change {
             request_id: self.request_id.as_str(),
             updated_at: self.updated_at,
         };
-        // Serialising numbers and strings into a string cannot fail.
+        // Cannot fail: every field is a number or a string (the default is never used).
         serde_json::to_string(&body).unwrap_or_default()
     }
 }
