@@ -267,3 +267,36 @@ async fn a_full_disk_answers_503_then_service_resumes_exact() {
     let app = App::detached(reopened.base.clone(), Target::ServeSqlite, reqwest::Client::new());
     assert_eq!(app.get_json("/counters/full").await["value"], answered);
 }
+
+/// The access log of `acidizer serve`: off by default (a line that is filtered out costs nothing), a line per
+/// answered request, in the request's span, with `--access-log`; the server's own lines are there either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_is_written_only_when_asked_for() {
+    for (args, logged) in [(&[][..], false), (&["--access-log"][..], true)] {
+        let dir = tempfile::tempdir().unwrap();
+        // An empty RUST_LOG: the server's default filter.
+        let env = [("RUST_LOG", String::new())];
+        let server = Server::start(&dir.path().join("data"), args, &env, dir.path()).await;
+        let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
+        let response = app.increment(Some("logged"), None).await;
+        assert_eq!(response.status(), 200);
+        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let span = format!("request{{id=\"{id}\"");
+        // Lines are written out every 50 ms.
+        let path = dir.path().join("acidizer-serve.log");
+        let mut logs = String::new();
+        for _ in 0..20 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            logs = std::fs::read_to_string(&path).unwrap();
+            if logs.contains(&span) {
+                break;
+            }
+        }
+        let line = logs.lines().find(|line| line.contains(&span) && line.contains("answered"));
+        assert_eq!(line.is_some(), logged, "{args:?}:\n{logs}");
+        if let Some(line) = line {
+            assert!(line.contains("status=200") && line.contains("latency_ms="), "{line}");
+        }
+        assert!(logs.contains("store: sqlite"), "{args:?}: the server's own lines:\n{logs}");
+    }
+}

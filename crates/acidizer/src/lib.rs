@@ -15,6 +15,7 @@ mod site;
 #[doc(hidden)]
 pub use live::{LocalBroadcaster, hub::Hub};
 
+use acidizer_core::http::ACCESS_LOG;
 use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -22,9 +23,12 @@ use std::process::ExitCode;
 /// Runs the command line: parses the arguments, sets up the logs and the runtime, and runs the command.
 pub fn run() -> ExitCode {
     let cli = cli::Cli::parse();
-    // A bench logs only warnings by default: its own requests would drown the report.
+    // The server logs what it does, and a line per request only with --access-log; a bench logs only warnings by
+    // default: its own requests would drown the report.
+    let quiet_access = format!("info,{ACCESS_LOG}=warn");
     let (default_level, format) = match &cli.command {
-        cli::Command::Serve(args) => ("info", args.log_format),
+        cli::Command::Serve(args) if args.access_log => ("info", args.log_format),
+        cli::Command::Serve(args) => (quiet_access.as_str(), args.log_format),
         cli::Command::Bench(_) => ("warn", cli::LogFormat::Text),
     };
     // Lines are written out by a thread of their own, so a request never waits for the log's write; they are only
@@ -36,8 +40,12 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // RUST_LOG, when set to something (an empty or unreadable one means the default).
+    let filter = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|directives| !directives.trim().is_empty())
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(stderr.clone());
     match format {
         cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),

@@ -24,6 +24,8 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The header that carries the id of each HTTP request, in the logs and in the answer.
 pub const REQUEST_ID: &str = "x-request-id";
+/// The log target of the line written for every answered request (the access log).
+pub const ACCESS_LOG: &str = "acidizer::access";
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024;
 

@@ -2,7 +2,9 @@
 //! and path — so whatever it logs (a store warning, say) says which request it was — and is logged once when
 //! answered, with its status and latency.
 //!
-//! The span is at WARN level, so that it is there whenever warnings are logged; the line per request is at INFO.
+//! The span is at WARN level, so that it is there whenever warnings are logged; the line per request is at INFO, in
+//! the target [`ACCESS_LOG`](super::ACCESS_LOG), which a host can leave out: a line that is filtered out costs
+//! nothing.
 
 use axum::body::Body;
 use http::{Request, Response};
@@ -28,7 +30,12 @@ pub(super) struct Answered;
 
 impl<B> OnResponse<B> for Answered {
     fn on_response(self, response: &Response<B>, latency: Duration, _span: &Span) {
-        tracing::info!(status = response.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "answered");
+        tracing::info!(
+            target: super::ACCESS_LOG,
+            status = response.status().as_u16(),
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            "answered"
+        );
     }
 }
 
