@@ -1,7 +1,8 @@
-//! What one request costs the server on its way through the router — request id, access-log span, CORS, the
-//! handler, the use case and the answer's JSON — apart from the store: the store here is a map in memory. The same
-//! increment is measured with no subscriber (logs off), with the access log written (at INFO, into a sink), and
-//! with warnings only (the request span there but no line), which is what the access log costs when it is off.
+//! What one request costs the server on its way through the router — request id, the request's context and the
+//! access log, CORS, the handler, the use case and the answer's JSON — apart from the store: the store here is a map
+//! in memory. The same increment is measured with no subscriber (logs off), with the access log written (at INFO,
+//! into a sink: the request's span and a line), and with warnings only (no line, and no span: it is made only for
+//! a line), which is what the logs cost a request when the access log is off.
 
 use acidizer_core::http::{AllowedOrigins, router};
 use acidizer_core::{

@@ -164,12 +164,12 @@ impl<'a> Failing<'a> {
             let counter = self.counter.map(tracing::field::display);
             let delta = self.change.as_ref().map(|(delta, _)| delta.as_i64());
             let request_id = self.change.as_ref().map(|(_, id)| tracing::field::display(id));
-            match error {
+            crate::http::in_request_span(|| match error {
                 StoreError::Corrupt(_) => {
                     tracing::error!(%error, counter, delta, request_id, "the store cannot serve this request");
                 }
                 _ => tracing::warn!(%error, counter, delta, request_id, "the store cannot serve this request"),
-            }
+            });
         }
         result
     }

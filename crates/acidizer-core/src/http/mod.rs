@@ -12,6 +12,7 @@ pub use cors::{ALLOWED_ORIGINS_ENV, AllowedOrigins, InvalidOrigin};
 pub use openapi::OPENAPI_JSON;
 pub use problem::ApiError;
 pub use routes::Route;
+pub(crate) use trace::in_request_span;
 
 use crate::store::CounterStore;
 use crate::usecase::Counters;
@@ -62,6 +63,7 @@ pub fn guarded_router<S: CounterStore>(
     guard(routes)
         .layer(cors::layer(origins))
         .layer(trace::layer())
+        .layer(trace::KeepContext)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

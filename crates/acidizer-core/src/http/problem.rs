@@ -154,9 +154,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.problem().describe();
-        // A store's failures are logged by the use case that met them, in its span.
+        // A store's failures are logged by the use case that met them, in the request's span.
         if let Self::Render(source) = &self {
-            tracing::error!(error = %source, "could not render an answer");
+            super::in_request_span(|| tracing::error!(error = %source, "could not render an answer"));
         }
         let body = serde_json::json!({
             "type": format!("{PROBLEM_TYPE_PREFIX}{slug}"),
