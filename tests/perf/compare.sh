@@ -2,12 +2,13 @@
 # The durable-throughput comparison of BENCHMARKS.md, in one run on one machine: the naive rate (one SQLite
 # transaction per increment, WAL, synchronous=FULL), `acidizer serve` loaded by wrk from outside (tests/perf/wrk.sh,
 # checked exact afterwards), and Redis INCR with every write fsynced before its answer (appendfsync always), with
-# as many clients. Needs Debian's wrk and redis-server.
+# as many clients (Debian's wrk and redis-server, which it installs).
 # Usage: tests/perf/compare.sh [SECONDS] [CONNECTIONS]   (after cargo build --release -p acidizer)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-10}" connections="${2:-64}"
 binary="${ACIDIZER_BIN:-target/release/acidizer}"
+tests/tools/install.sh --perf wrk redis-server redis-benchmark
 dir="$(mktemp -d)"
 trap 'kill "$redis" 2>/dev/null || true; rm -rf "$dir"' EXIT
 

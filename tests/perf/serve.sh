@@ -1,7 +1,6 @@
 # Sourced by the perf scripts: starts `$binary serve` (ARGS after the defaults) on a free loopback port with a
 # fresh data directory in `$dir`, waits until /health answers, and stops it (and removes `$dir`) on exit.
-# Sets `port` and `server`. Sourcing it first installs what the perf scripts need (tests/tools/perf-apt.txt, ws).
-tests/tools/install.sh --perf
+# Sets `port` and `server`. Each script installs what it runs first (`tests/tools/install.sh --perf COMMAND...`).
 
 start_serve() {
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

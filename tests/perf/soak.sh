@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 minutes="${1:-10}"
 binary="${ACIDIZER_BIN:-target/release/acidizer}"
+tests/tools/install.sh --perf wrk node npm
 dir="$(mktemp -d)"
 . tests/perf/serve.sh
 start_serve

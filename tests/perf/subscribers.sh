@@ -11,6 +11,10 @@ subscribers="${1:-10000}" seconds="${2:-10}" client="${CLIENT:-bench}"
 binary="${ACIDIZER_BIN:-target/release/acidizer}"
 # Each subscriber is a socket at both ends: the server and the client each need that many file descriptors.
 ulimit -n "$(ulimit -Hn)"
+case "$client" in
+    node) tests/tools/install.sh --perf time node npm ;;
+    *) tests/tools/install.sh --perf time ;;
+esac
 dir="$(mktemp -d)"
 . tests/perf/serve.sh
 # Every subscriber comes from one address here: the caps on sessions are raised to take them all.

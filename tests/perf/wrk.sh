@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-10}" connections="${2:-64}"
 binary="${ACIDIZER_BIN:-target/release/acidizer}"
+tests/tools/install.sh --perf wrk
 dir="$(mktemp -d)"
 . tests/perf/serve.sh
 start_serve

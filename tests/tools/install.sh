@@ -5,20 +5,26 @@
 # cargo.txt (cargo install, into ~/.cargo/bin).
 # Quick when everything is already there. Callers then put tests/tools/.venv/bin on PATH (checkov is run from
 # tests/tools/.venv-checkov/bin).
-# With --perf, installs only what the perf scripts of tests/perf need: perf-apt.txt and the npm tools.
+# With --perf COMMAND..., installs only what a perf script of tests/perf runs: those commands' packages of
+# perf-apt.txt (all of them when none is named), and the npm tools (the `ws` client) when `node` is one of them.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 perf=false
-[ "${1:-}" = --perf ] && perf=true
+if [ "${1:-}" = --perf ]; then
+    perf=true
+    shift
+fi
 
-# Debian packages: those of LIST that are missing (root only).
+# Debian packages: those of LIST that are missing (root only); with COMMANDs, only theirs.
 install_apt() {
-    local missing=() command package override
+    local list="$1" missing=() command package override
+    shift
     while read -r command package override; do
         case "$command" in ''|'#'*) continue ;; esac
+        if [ $# -gt 0 ] && [[ " $* " != *" $command "* ]]; then continue; fi
         if [ -n "$override" ] && [ -x "${!override:-}" ]; then continue; fi
         command -v "$command" >/dev/null || missing+=("$package")
-    done < "$1"
+    done < "$list"
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
             echo "missing Debian packages (install them, then run again): ${missing[*]}" >&2
@@ -40,8 +46,10 @@ install_npm() {
 }
 
 if "$perf"; then
-    install_apt "$here/perf-apt.txt"
-    install_npm
+    install_apt "$here/perf-apt.txt" "$@"
+    if [ $# -eq 0 ] || [[ " $* " == *" node "* ]]; then
+        install_npm
+    fi
     exit 0
 fi
 
