@@ -41,7 +41,11 @@ impl CounterStore for MemoryStore {
             request_id: command.request_id,
             updated_at: command.at,
         };
-        Ok(ChangeOutcome::Committed { value: *value, seq: *seq, body: change.response_body() })
+        Ok(ChangeOutcome::Committed {
+            value: *value,
+            seq: *seq,
+            body: change.response_body().map_err(|error| StoreError::Corrupt(error.to_string()))?,
+        })
     }
 
     async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {

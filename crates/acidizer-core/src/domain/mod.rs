@@ -12,6 +12,6 @@ pub use bounds::{Bound, COUNTER_MAX_ENV, CounterMax, Delta, InvalidCounterMax, I
 pub use connection_id::{ConnectionId, InvalidConnectionId};
 pub use counter_name::{CounterName, InvalidCounterName};
 pub use history_limit::{HistoryLimit, InvalidHistoryLimit};
-pub use records::{AuditRecord, Change, CounterChange, CounterSnapshot, CounterValue, Seq};
+pub use records::{AuditRecord, Change, CounterChange, CounterSnapshot, CounterValue, Seq, UnrenderableChange};
 pub use request_id::{IdempotencyKey, InvalidIdempotencyKey, RequestId};
 pub use timestamp::Timestamp;

@@ -36,8 +36,9 @@ pub struct Change {
 }
 
 impl Change {
-    /// The answer's body, exactly as first sent and as replayed for the same request id.
-    pub fn response_body(&self) -> String {
+    /// The answer's body, exactly as first sent and as replayed for the same request id; an error only for a change
+    /// whose time no timestamp can show (a corrupt record).
+    pub fn response_body(&self) -> Result<String, UnrenderableChange> {
         let body = ChangeBody {
             counter: self.counter.as_str(),
             value: self.value,
@@ -46,9 +47,17 @@ impl Change {
             request_id: self.request_id.as_str(),
             updated_at: self.updated_at,
         };
-        // Cannot fail: every field is a number or a string (the default is never used).
-        serde_json::to_string(&body).unwrap_or_default()
+        serde_json::to_string(&body)
+            .map_err(|cause| UnrenderableChange { request_id: self.request_id.as_str().to_owned(), cause })
     }
+}
+
+/// A change whose answer cannot be written.
+#[derive(Debug, thiserror::Error)]
+#[error("the answer to the change {request_id} cannot be written: {cause}")]
+pub struct UnrenderableChange {
+    request_id: String,
+    cause: serde_json::Error,
 }
 
 /// The fields of a change's answer, in the answer's order, borrowed: serialised straight into the body.
@@ -109,7 +118,7 @@ mod tests {
             updated_at: Timestamp::from_unix_millis(1_795_428_000_000),
         };
         assert_eq!(
-            change.response_body(),
+            change.response_body().unwrap(),
             r#"{"counter":"global","value":2,"seq":4,"delta":-1,"requestId":"k-1","updatedAt":"2026-11-23T10:00:00.000Z"}"#
         );
         let record = AuditRecord {
@@ -125,5 +134,19 @@ mod tests {
         );
         let zero = serde_json::to_string(&CounterSnapshot::zero(CounterName::global())).unwrap();
         assert_eq!(zero, r#"{"counter":"global","value":0,"seq":0,"updatedAt":null}"#);
+    }
+
+    #[test]
+    fn a_change_whose_time_no_timestamp_can_show_has_no_answer() {
+        let change = Change {
+            counter: CounterName::global(),
+            value: 1,
+            seq: 1,
+            delta: Delta::Increment,
+            request_id: RequestId::parse("k-2").unwrap(),
+            updated_at: Timestamp::from_unix_millis(i64::MAX),
+        };
+        let error = change.response_body().unwrap_err();
+        assert!(error.to_string().starts_with("the answer to the change k-2 cannot be written"), "{error}");
     }
 }

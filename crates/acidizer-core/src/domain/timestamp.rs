@@ -29,21 +29,32 @@ impl Timestamp {
 /// Room for a formatted timestamp: `2026-11-23T10:00:00.000Z` is 24 bytes, a year before 0 one more.
 const FORMATTED_LEN: usize = 32;
 
+impl Timestamp {
+    /// The timestamp's text, written into `text` (on the stack: a timestamp is in every answer, and needs no
+    /// allocation of its own); `None` for an instant no year of four digits or so can show (a corrupt record).
+    fn format_into(self, text: &mut [u8; FORMATTED_LEN]) -> Option<&str> {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).ok()?;
+        let mut out = &mut text[..];
+        at.format_into(&mut out, FORMAT).ok()?;
+        let written = FORMATTED_LEN - out.len();
+        std::str::from_utf8(&text[..written]).ok()
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).map_err(|_| fmt::Error)?;
-        // Formatted on the stack: a timestamp is in every answer, and needs no allocation of its own.
         let mut text = [0_u8; FORMATTED_LEN];
-        let mut out = &mut text[..];
-        at.format_into(&mut out, FORMAT).map_err(|_| fmt::Error)?;
-        let written = FORMATTED_LEN - out.len();
-        f.write_str(std::str::from_utf8(&text[..written]).map_err(|_| fmt::Error)?)
+        f.write_str(self.format_into(&mut text).ok_or(fmt::Error)?)
     }
 }
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut text = [0_u8; FORMATTED_LEN];
+        match self.format_into(&mut text) {
+            Some(text) => s.serialize_str(text),
+            None => Err(serde::ser::Error::custom(format_args!("{} ms since 1970 is no date", self.0))),
+        }
     }
 }
 
@@ -55,5 +66,13 @@ mod tests {
     fn formats_with_milliseconds_and_z() {
         assert_eq!(Timestamp::from_unix_millis(0).to_string(), "1970-01-01T00:00:00.000Z");
         assert_eq!(Timestamp::from_unix_millis(1_795_428_000_123).to_string(), "2026-11-23T10:00:00.123Z");
+    }
+
+    #[test]
+    fn an_instant_no_date_can_show_is_an_error_not_a_panic() {
+        let far = Timestamp::from_unix_millis(i64::MAX);
+        let error = serde_json::to_string(&far).unwrap_err();
+        assert!(error.to_string().contains("is no date"), "{error}");
+        assert!(std::fmt::write(&mut String::new(), format_args!("{far}")).is_err());
     }
 }

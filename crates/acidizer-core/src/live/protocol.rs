@@ -71,18 +71,36 @@ impl Outbound {
 
     pub fn to_json(&self) -> String {
         match self {
-            Self::Value(snapshot) => serde_json::json!({
-                "type": "value",
-                "counter": snapshot.counter.as_str(),
-                "value": snapshot.value,
-                "seq": snapshot.seq,
-                "updatedAt": snapshot.updated_at.map(|at| at.to_string()),
-            }),
-            Self::Pong => serde_json::json!({ "type": "pong" }),
-            Self::Error(detail) => serde_json::json!({ "type": "error", "detail": detail }),
+            Self::Value(snapshot) => {
+                let message = ValueMessage {
+                    kind: "value",
+                    counter: snapshot.counter.as_str(),
+                    value: snapshot.value,
+                    seq: snapshot.seq,
+                    updated_at: snapshot.updated_at,
+                };
+                serde_json::to_string(&message).unwrap_or_else(|error| {
+                    // Only a corrupt record's time cannot be shown.
+                    tracing::error!(%error, counter = %snapshot.counter, "cannot write a counter's value");
+                    Self::Error("the counter's value cannot be shown".to_owned()).to_json()
+                })
+            }
+            Self::Pong => serde_json::json!({ "type": "pong" }).to_string(),
+            Self::Error(detail) => serde_json::json!({ "type": "error", "detail": detail }).to_string(),
         }
-        .to_string()
     }
+}
+
+/// A value message's fields, in its order, borrowed.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValueMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    counter: &'a str,
+    value: u64,
+    seq: u64,
+    updated_at: Option<crate::domain::Timestamp>,
 }
 
 #[cfg(test)]
@@ -118,5 +136,19 @@ mod tests {
         assert_eq!(zero.to_json(), r#"{"type":"value","counter":"global","value":0,"seq":0,"updatedAt":null}"#);
         assert_eq!(Outbound::Pong.to_json(), r#"{"type":"pong"}"#);
         assert_eq!(Outbound::Error("no".into()).to_json(), r#"{"type":"error","detail":"no"}"#);
+    }
+
+    #[test]
+    fn a_value_whose_time_cannot_be_shown_is_an_error_message() {
+        let change = CounterChange {
+            counter: CounterName::global(),
+            value: 1,
+            seq: 1,
+            updated_at: Timestamp::from_unix_millis(i64::MAX),
+        };
+        assert_eq!(
+            Outbound::change(&change).to_json(),
+            r#"{"type":"error","detail":"the counter's value cannot be shown"}"#
+        );
     }
 }
