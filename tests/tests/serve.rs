@@ -296,6 +296,8 @@ async fn the_access_log_is_written_only_when_asked_for() {
         assert_eq!(line.is_some(), logged, "{args:?}:\n{logs}");
         if let Some(line) = line {
             assert!(line.contains("status=200") && line.contains("latency_ms="), "{line}");
+            assert!(line.contains(r#"method=POST path="/counters/logged/increment""#), "{line}");
+            assert_eq!(line.matches("request{").count(), 1, "in the request's span once: {line}");
         }
         assert!(logs.contains("store: sqlite"), "{args:?}: the server's own lines:\n{logs}");
     }

@@ -9,6 +9,7 @@ use crate::backoff::Backoff;
 use crate::items::{self, AuditItem, CounterItem, HEAD, Item, Kind, RequestItem};
 use crate::last_seen::Head;
 use crate::{DynamoStore, is_throttling, sdk_error};
+use acidizer_core::http::in_request_span;
 use acidizer_core::store::IDEMPOTENCY_RETENTION;
 use acidizer_core::{Change, ChangeCommand, ChangeOutcome, CounterName, StoreError};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -122,10 +123,12 @@ pub(crate) async fn run(store: &DynamoStore, command: ChangeCommand) -> Result<C
         }
         let pause = backoff.next_delay();
         if Instant::now() + pause >= command.deadline {
-            tracing::warn!(counter = %command.counter, attempts = sent.len(), "change gave up on contention");
+            in_request_span(|| {
+                tracing::warn!(counter = %command.counter, attempts = sent.len(), "change gave up on contention");
+            });
             return Err(if throttled { StoreError::Overloaded } else { StoreError::Contention });
         }
-        tracing::debug!(counter = %command.counter, ?pause, "change lost a race; retrying");
+        in_request_span(|| tracing::debug!(counter = %command.counter, ?pause, "change lost a race; retrying"));
         metrics::counter!(acidizer_core::telemetry::CONFLICT_RETRIES).increment(1);
         tokio::time::sleep(pause).await;
     }

@@ -12,7 +12,7 @@ pub use cors::{ALLOWED_ORIGINS_ENV, AllowedOrigins, InvalidOrigin};
 pub use openapi::OPENAPI_JSON;
 pub use problem::ApiError;
 pub use routes::Route;
-pub(crate) use trace::in_request_span;
+pub use trace::in_request_span;
 
 use crate::store::CounterStore;
 use crate::usecase::Counters;

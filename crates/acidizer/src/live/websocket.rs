@@ -83,7 +83,9 @@ pub async fn upgrade<S: CounterStore>(
 ) -> Response {
     let text = |name| headers.get(name).and_then(|value: &http::HeaderValue| value.to_str().ok());
     if !live.origins.admits(text(header::ORIGIN), text(header::HOST)) {
-        tracing::info!(origin = text(header::ORIGIN), "refused a WebSocket from a page of another origin");
+        acidizer_core::http::in_request_span(|| {
+            tracing::info!(origin = text(header::ORIGIN), "refused a WebSocket from a page of another origin");
+        });
         return ApiError::OriginNotAllowed.into_response();
     }
     let counter = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
