@@ -41,11 +41,7 @@ impl CounterStore for MemoryStore {
             request_id: command.request_id,
             updated_at: command.at,
         };
-        Ok(ChangeOutcome::Committed {
-            value: *value,
-            seq: *seq,
-            body: change.response_body().map_err(|error| StoreError::Corrupt(error.to_string()))?,
-        })
+        Ok(ChangeOutcome::Committed { value: *value, seq: *seq, body: change.response_body()? })
     }
 
     async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {

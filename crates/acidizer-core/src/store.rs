@@ -62,6 +62,13 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A change whose answer cannot be written holds a time no timestamp can show: an unreadable record.
+impl From<crate::domain::UnrenderableChange> for StoreError {
+    fn from(error: crate::domain::UnrenderableChange) -> Self {
+        Self::Corrupt(error.to_string())
+    }
+}
+
 /// A durable counter store. Implementations uphold the contract's promises: a change commits its counter value and
 /// `seq`, its audit record and its remembered answer together, durably, before it returns; the bounds are checked
 /// inside the same transaction.

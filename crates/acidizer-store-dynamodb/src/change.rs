@@ -90,7 +90,7 @@ pub(crate) async fn run(store: &DynamoStore, command: ChangeCommand) -> Result<C
             token: uuid::Uuid::new_v4().to_string(),
             value: change.value,
             seq: change.seq,
-            body: change.response_body().map_err(|error| StoreError::Corrupt(error.to_string()))?,
+            body: change.response_body()?,
         };
         let result = transact(store, &change, head, &attempt, command.deadline).await;
         sent.push(attempt);

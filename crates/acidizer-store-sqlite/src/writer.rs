@@ -198,7 +198,7 @@ fn apply(
         request_id: command.request_id.clone(),
         updated_at: at,
     };
-    let body = change.response_body().map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let body = change.response_body()?;
     let (stored_value, stored_seq) = (stored(change.value)?, stored(change.seq)?);
     let (counter, request_id, delta) = (command.counter.as_str(), command.request_id.as_str(), command.delta.as_i64());
     transaction
@@ -265,7 +265,7 @@ fn remembered(
         request_id: command.request_id.clone(),
         updated_at: Timestamp::from_unix_millis(at),
     };
-    let body = change.response_body().map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let body = change.response_body()?;
     Ok(Some(ChangeOutcome::Replayed { counter: change.counter, delta: change.delta, body }))
 }
 
