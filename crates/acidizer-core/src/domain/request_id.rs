@@ -36,7 +36,9 @@ impl RequestId {
     /// A new id: a time-ordered UUID (version 7), so that the ids a store indexes arrive in order — random ones
     /// would land all over its index and cost it far more to write.
     pub fn generate() -> Self {
-        Self { key: IdempotencyKey(uuid::Uuid::now_v7().to_string()), fresh: true }
+        let mut text = uuid::Uuid::encode_buffer();
+        let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+        Self { key: IdempotencyKey(id.to_owned()), fresh: true }
     }
 
     pub fn as_str(&self) -> &str {

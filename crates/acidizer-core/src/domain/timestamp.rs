@@ -4,6 +4,9 @@ use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::forma
 const FORMAT: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
+/// Room for a formatted timestamp: `2026-11-23T10:00:00.000Z` is 24 bytes, a year before 0 one more.
+const FORMATTED_LEN: usize = 32;
+
 /// A UTC instant with millisecond precision, shown as `2026-11-23T10:00:00.000Z`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(i64);
@@ -24,12 +27,7 @@ impl Timestamp {
     pub fn unix_seconds(self) -> i64 {
         self.0.div_euclid(1000)
     }
-}
 
-/// Room for a formatted timestamp: `2026-11-23T10:00:00.000Z` is 24 bytes, a year before 0 one more.
-const FORMATTED_LEN: usize = 32;
-
-impl Timestamp {
     /// The timestamp's text, written into `text` (on the stack: a timestamp is in every answer, and needs no
     /// allocation of its own); `None` for an instant no year of four digits or so can show (a corrupt record).
     fn format_into(self, text: &mut [u8; FORMATTED_LEN]) -> Option<&str> {

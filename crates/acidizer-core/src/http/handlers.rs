@@ -1,16 +1,18 @@
 //! The route handlers: parse the request, run the use case, render the answer.
 
-use super::{ApiError, IDEMPOTENT_REPLAYED, input};
+use super::input::{self, ChangeInput};
+use super::{ApiError, IDEMPOTENT_REPLAYED};
 use crate::domain::{CounterName, Delta};
 use crate::store::CounterStore;
 use crate::usecase::Counters;
-use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 
 type PathName = Result<Path<String>, PathRejection>;
+/// A change's input, or why it is not valid: answered after an invalid counter name, which is reported first.
+type Change = Result<ChangeInput, ApiError>;
 
 pub(super) async fn read<S: CounterStore>(State(counters): State<Counters<S>>, name: PathName) -> Response {
     respond(read_counter(&counters, input::counter_name(name)).await)
@@ -23,35 +25,25 @@ pub(super) async fn read_global<S: CounterStore>(State(counters): State<Counters
 pub(super) async fn increment<S: CounterStore>(
     State(counters): State<Counters<S>>,
     name: PathName,
-    headers: HeaderMap,
-    body: Body,
+    change: Change,
 ) -> Response {
-    respond(change_counter(&counters, input::counter_name(name), Delta::Increment, &headers, body).await)
+    respond(change_counter(&counters, input::counter_name(name), Delta::Increment, change).await)
 }
 
-pub(super) async fn increment_global<S: CounterStore>(
-    State(counters): State<Counters<S>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    respond(change_counter(&counters, Ok(CounterName::global()), Delta::Increment, &headers, body).await)
+pub(super) async fn increment_global<S: CounterStore>(State(counters): State<Counters<S>>, change: Change) -> Response {
+    respond(change_counter(&counters, Ok(CounterName::global()), Delta::Increment, change).await)
 }
 
 pub(super) async fn decrement<S: CounterStore>(
     State(counters): State<Counters<S>>,
     name: PathName,
-    headers: HeaderMap,
-    body: Body,
+    change: Change,
 ) -> Response {
-    respond(change_counter(&counters, input::counter_name(name), Delta::Decrement, &headers, body).await)
+    respond(change_counter(&counters, input::counter_name(name), Delta::Decrement, change).await)
 }
 
-pub(super) async fn decrement_global<S: CounterStore>(
-    State(counters): State<Counters<S>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    respond(change_counter(&counters, Ok(CounterName::global()), Delta::Decrement, &headers, body).await)
+pub(super) async fn decrement_global<S: CounterStore>(State(counters): State<Counters<S>>, change: Change) -> Response {
+    respond(change_counter(&counters, Ok(CounterName::global()), Delta::Decrement, change).await)
 }
 
 pub(super) async fn history<S: CounterStore>(
@@ -96,12 +88,10 @@ async fn change_counter<S: CounterStore>(
     counters: &Counters<S>,
     name: Result<CounterName, ApiError>,
     delta: Delta,
-    headers: &HeaderMap,
-    body: Body,
+    change: Change,
 ) -> Result<Response, ApiError> {
     let name = name?;
-    let key = input::idempotency_key(headers)?;
-    input::change_body(headers, body).await?;
+    let ChangeInput { key } = change?;
     let reply = counters.change(name, delta, key).await?;
     let mut response = json(reply.body);
     if reply.replayed {

@@ -4,8 +4,8 @@ use super::{ApiError, IDEMPOTENCY_KEY, MAX_BODY_BYTES};
 use crate::domain::{CounterName, HistoryLimit, IdempotencyKey, Seq};
 use crate::store::HistoryQuery;
 use axum::body::Body;
-use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, Path, Request};
 use http::{HeaderMap, header};
 
 pub(super) fn counter_name(path: Result<Path<String>, PathRejection>) -> Result<CounterName, ApiError> {
@@ -13,7 +13,24 @@ pub(super) fn counter_name(path: Result<Path<String>, PathRejection>) -> Result<
     Ok(CounterName::parse(&raw)?)
 }
 
-pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+/// What a change carries besides its path: the client's idempotency key, if any, and a body that is empty or a JSON
+/// object. Read from the request's own headers, which are not copied.
+pub(super) struct ChangeInput {
+    pub(super) key: Option<IdempotencyKey>,
+}
+
+impl<S: Sync> FromRequest<S> for ChangeInput {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let key = idempotency_key(&parts.headers)?;
+        change_body(&parts.headers, body).await?;
+        Ok(Self { key })
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
@@ -42,7 +59,7 @@ fn parse_before(raw: &str) -> Result<Seq, ApiError> {
 }
 
 /// A change's body is empty or a JSON object (unknown fields ignored), at most [`MAX_BODY_BYTES`].
-pub(super) async fn change_body(headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
+async fn change_body(headers: &HeaderMap, body: Body) -> Result<(), ApiError> {
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::BodyTooLarge)?;
     if bytes.is_empty() {
         return Ok(());
