@@ -353,6 +353,42 @@ pub async fn bad_input_is_a_problem_and_changes_nothing(app: &App) {
     assert_eq!(app.get_json("/counters/victim/history").await["items"], json!([]));
 }
 
+/// A change with more than one thing wrong is answered with the first of them: its counter name, then its
+/// Idempotency-Key, then its body; and nothing changes.
+pub async fn a_change_answers_its_first_problem(app: &App) {
+    let big_body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1100));
+    let (bad_key, text) = (("idempotency-key", "a/b"), ("content-type", "text/plain"));
+    let json_type = ("content-type", "application/json");
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, Option<&'a str>, u16, &'a str);
+    let mut cases: Vec<Case> = Vec::new();
+    for change in ["increment", "decrement"] {
+        let (bad_name, victim) = (format!("/counters/Bad!/{change}"), format!("/counters/victim/{change}"));
+        cases.extend([
+            (bad_name.clone(), vec![bad_key, text], Some("[1]"), 422, "invalid-counter-name"),
+            (bad_name.clone(), vec![json_type], Some(big_body.as_str()), 422, "invalid-counter-name"),
+            (bad_name, vec![bad_key], None, 422, "invalid-counter-name"),
+            (victim.clone(), vec![bad_key, json_type], Some("[1]"), 422, "invalid-idempotency-key"),
+            (victim.clone(), vec![bad_key, text], Some("{}"), 422, "invalid-idempotency-key"),
+            (victim.clone(), vec![bad_key, json_type], Some(big_body.as_str()), 422, "invalid-idempotency-key"),
+            (victim, vec![("idempotency-key", "fine"), text], Some("{}"), 415, "unsupported-media-type"),
+        ]);
+    }
+    for (path, headers, body, status, problem) in cases {
+        let mut request = app.http.post(app.url(&path));
+        for (name, value) in &headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body.to_owned());
+        }
+        let what = format!("POST {path} {headers:?}");
+        let answer = assert_problem(request.send().await.unwrap(), status, &what).await;
+        assert_eq!(answer["type"], json!(format!("urn:acidizer:problem:{problem}")), "{what}: {answer}");
+    }
+    assert_eq!(app.get_json("/counters/victim").await["value"], 0);
+    assert_eq!(app.get_json("/counters/victim/history").await["items"], json!([]));
+}
+
 pub async fn cors_allows_the_configured_origins(app: &App) {
     let preflight = app
         .http

@@ -18,6 +18,7 @@ macro_rules! contract_suite {
                 decrements_stop_at_zero,
                 history_pages_newest_first,
                 bad_input_is_a_problem_and_changes_nothing,
+                a_change_answers_its_first_problem,
                 cors_allows_the_configured_origins,
                 the_routes_are_those_of_the_openapi_document,
             );
