@@ -332,14 +332,7 @@ pub async fn bad_input_is_a_problem_and_changes_nothing(app: &App) {
         (Method::POST, "/health".into(), vec![], None, 405),
     ];
     for (method, path, headers, body, status) in cases {
-        let mut request = app.http.request(method.clone(), app.url(&path));
-        for (name, value) in &headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let response = request.send().await.unwrap();
+        let response = send(app, method.clone(), &path, &headers, body.as_deref()).await;
         let what = format!("{method} {path} {headers:?}");
         if status == 405 {
             let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
@@ -374,19 +367,30 @@ pub async fn a_change_answers_its_first_problem(app: &App) {
         ]);
     }
     for (path, headers, body, status, problem) in cases {
-        let mut request = app.http.post(app.url(&path));
-        for (name, value) in &headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.body(body.to_owned());
-        }
         let what = format!("POST {path} {headers:?}");
-        let answer = assert_problem(request.send().await.unwrap(), status, &what).await;
+        let answer = assert_problem(send(app, Method::POST, &path, &headers, body).await, status, &what).await;
         assert_eq!(answer["type"], json!(format!("urn:acidizer:problem:{problem}")), "{what}: {answer}");
     }
     assert_eq!(app.get_json("/counters/victim").await["value"], 0);
     assert_eq!(app.get_json("/counters/victim/history").await["items"], json!([]));
+}
+
+/// Sends `method path` with `headers` and, if any, `body`.
+async fn send(
+    app: &App,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app.http.request(method, app.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request.body(body.to_owned());
+    }
+    request.send().await.unwrap()
 }
 
 pub async fn cors_allows_the_configured_origins(app: &App) {
