@@ -226,9 +226,14 @@ pub struct MixedReport {
     pub refused: usize,
 }
 
-/// `tasks` concurrent clients, each sending `per_task` increments or decrements (at random, slightly more
-/// decrements) to `counter`; one in ten repeats a key (and its operation) the same client was already answered for. Every final answer is 200 or
-/// 409 (429 and 503 are retried with the same key, after checking their `Retry-After`).
+/// `tasks` concurrent clients, each sending `per_task` increments or decrements to `counter`; one in ten repeats a
+/// key (and its operation) the same client was already answered for. Every final answer is 200 or 409 (429 and 503
+/// are retried with the same key, after checking their `Retry-After`).
+///
+/// Of each client's new keys, 11 in 20 are decrements, and every prefix of them holds more decrements than
+/// increments. So, however the clients interleave, more decrements are sent than increments (some must meet the
+/// floor), and each client's decrement after its own acknowledged increment finds the counter above 0 unless
+/// another decrement committed first (some decrements commit).
 pub async fn run_mixed(app: &App, counter: &str, tasks: usize, per_task: usize) -> MixedReport {
     let mut handles = Vec::new();
     for task in 0..tasks {
@@ -237,6 +242,7 @@ pub async fn run_mixed(app: &App, counter: &str, tasks: usize, per_task: usize) 
         handles.push(tokio::spawn(async move {
             let mut report = MixedReport::default();
             let mut seen: Vec<String> = Vec::new();
+            let mut fresh = 0;
             for i in 0..per_task {
                 let repeat = i % 10 == 9 && !seen.is_empty();
                 let (key, operation) = if repeat {
@@ -244,8 +250,11 @@ pub async fn run_mixed(app: &App, counter: &str, tasks: usize, per_task: usize) 
                     let operation = report.first[&key].operation;
                     (key, operation)
                 } else {
-                    // A few more decrements than increments: the counter keeps coming back to 0 and meeting the floor.
-                    (format!("x{task}-r{i}"), if fastrand::f64() < 0.45 { "increment" } else { "decrement" })
+                    fresh += 1;
+                    (
+                        format!("x{task}-r{i}"),
+                        if decrements_in(fresh) > decrements_in(fresh - 1) { "decrement" } else { "increment" },
+                    )
                 };
                 let (status, replayed, body, _) = change_with_retries(&app, &counter, operation, &key).await;
                 match status {
@@ -284,6 +293,11 @@ pub async fn run_mixed(app: &App, counter: &str, tasks: usize, per_task: usize) 
         report.refused += part.refused;
     }
     report
+}
+
+/// How many of a client's first `n` new keys are decrements: 11 in 20, rounded up, so always more than half.
+fn decrements_in(n: usize) -> usize {
+    (11 * n).div_ceil(20)
 }
 
 /// The promises after a mixed load from 0: `seq`s 1..N for the N acknowledged changes, each record's value the
