@@ -92,16 +92,15 @@ impl<S: CounterStore> Counters<S> {
     ) -> Result<ChangeReply, ChangeError> {
         let request_id = key.map_or_else(RequestId::generate, RequestId::from);
         let failing = Failing { counter: Some(&counter), change: Some((delta, request_id.clone())) };
-        let deadline = Instant::now() + STORE_DEADLINE;
+        let started = Instant::now();
         let command = ChangeCommand {
             counter: counter.clone(),
             delta,
             request_id,
             max: self.max,
             at: Timestamp::now(),
-            deadline,
+            deadline: started + STORE_DEADLINE,
         };
-        let started = Instant::now();
         let outcome = failing.logged(within_deadline(self.store.change(command)).await);
         metrics::histogram!(telemetry::STORE_LATENCY).record(started.elapsed().as_secs_f64() * 1000.0);
         match outcome? {

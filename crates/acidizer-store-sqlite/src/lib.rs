@@ -15,7 +15,7 @@ use acidizer_core::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// The database file inside the data directory.
@@ -102,8 +102,10 @@ impl SqliteStore {
         let commits = Arc::new(AtomicU64::new(0));
         let checkpoints = schema::open_checkpointer(&path, synchronous).map_err(database_error)?;
         let (writer_alive, writer_gone) = std::sync::mpsc::channel();
-        checkpointer::spawn(checkpoints, writer_gone).map_err(OpenError::Writer)?;
-        writer::spawn(connection, queue, Arc::clone(&commits), changes, writer_alive).map_err(OpenError::Writer)?;
+        let wal_copied = Arc::new(AtomicBool::new(false));
+        checkpointer::spawn(checkpoints, writer_gone, Arc::clone(&wal_copied)).map_err(OpenError::Writer)?;
+        let writer = writer::Writer { queue, commits: Arc::clone(&commits), changes, wal_copied, alive: writer_alive };
+        writer.spawn(connection).map_err(OpenError::Writer)?;
         Ok(Self { writes, readers, commits })
     }
 

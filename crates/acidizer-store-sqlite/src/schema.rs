@@ -102,6 +102,11 @@ const PAGE_SIZE: i64 = 2048;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A WAL file larger than this is cut back to it when the WAL starts over (checkpointer.rs). It is above what the
+/// WAL reaches before it starts over, so that under a steady load the file is reused, not cut: cutting it frees
+/// blocks and holds the commit that does it. (Small in this crate's tests, which watch it being cut.)
+const WAL_KEPT: i64 = if cfg!(test) { 64 << 10 } else { 320 << 20 };
+
 /// Opens the one writing connection: WAL, and with `synchronous` FULL (what the store runs with) a commit is
 /// durable (fsynced) before it returns.
 pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
@@ -113,6 +118,7 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Re
     connection.pragma_update(None, "synchronous", synchronous.pragma())?;
     // Checkpoints run on a thread of their own (checkpointer.rs), not inside the writer's commits.
     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+    connection.pragma_update(None, "journal_size_limit", WAL_KEPT)?;
     migrate(&mut connection)?;
     Ok(connection)
 }

@@ -2,13 +2,14 @@
 //! keeps the state of every counter it touched in memory, and writes each counter's row once per group. A change
 //! is one audit record: replayed, its answer is rebuilt from it byte for byte.
 
+use crate::checkpointer;
 use crate::reader::stored_value;
 use crate::sql_error;
 use acidizer_core::{Change, ChangeCommand, ChangeOutcome, CounterChange, CounterName, Delta, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,22 +45,35 @@ struct Touched {
     request_id: String,
 }
 
-pub(crate) fn spawn(
-    connection: Connection,
-    queue: mpsc::Receiver<Work>,
-    commits: Arc<AtomicU64>,
-    changes: Changes,
-    alive: std::sync::mpsc::Sender<()>,
-) -> std::io::Result<()> {
-    std::thread::Builder::new().name("acidizer-sqlite-writer".to_owned()).spawn(move || {
-        run(connection, queue, &commits, &changes);
-        // The checkpointer stops with the writer.
-        drop(alive);
-    })?;
-    Ok(())
+/// The writer's ends: the work it is asked, the count of its commits, where committed changes go, the
+/// checkpointer's signal (see checkpointer.rs), and a sender whose drop tells the checkpointer the writer is gone.
+pub(crate) struct Writer {
+    pub(crate) queue: mpsc::Receiver<Work>,
+    pub(crate) commits: Arc<AtomicU64>,
+    pub(crate) changes: Changes,
+    pub(crate) wal_copied: Arc<AtomicBool>,
+    pub(crate) alive: std::sync::mpsc::Sender<()>,
 }
 
-fn run(mut connection: Connection, mut queue: mpsc::Receiver<Work>, commits: &AtomicU64, changes: &Changes) {
+impl Writer {
+    pub(crate) fn spawn(self, connection: Connection) -> std::io::Result<()> {
+        std::thread::Builder::new().name("acidizer-sqlite-writer".to_owned()).spawn(move || {
+            let Self { queue, commits, changes, wal_copied, alive } = self;
+            run(connection, queue, &commits, &changes, &wal_copied);
+            // The checkpointer stops with the writer.
+            drop(alive);
+        })?;
+        Ok(())
+    }
+}
+
+fn run(
+    mut connection: Connection,
+    mut queue: mpsc::Receiver<Work>,
+    commits: &AtomicU64,
+    changes: &Changes,
+    wal_copied: &AtomicBool,
+) {
     let mut last_prune: Option<Instant> = None;
     let mut earlier_answers = has_earlier_answers(&connection);
     // What the database holds for each counter read or written so far: this thread is its only writer.
@@ -80,6 +94,7 @@ fn run(mut connection: Connection, mut queue: mpsc::Receiver<Work>, commits: &At
         for probe in probes {
             let _ = probe.send(commit_probe(&connection));
         }
+        checkpointer::finish(&connection, wal_copied);
         if earlier_answers && last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             let pruned = prune_expired_keys(&connection);
             earlier_answers = has_earlier_answers(&connection);
