@@ -230,11 +230,13 @@ pub struct MixedReport {
 /// key (and its operation) the same client was already answered for. Every final answer is 200 or 409 (429 and 503
 /// are retried with the same key, after checking their `Retry-After`).
 ///
-/// Of each client's new keys, 11 in 20 are decrements, and every prefix of them holds more decrements than
-/// increments. So, however the clients interleave, more decrements are sent than increments (some must meet the
-/// floor), and each client's decrement after its own acknowledged increment finds the counter above 0 unless
-/// another decrement committed first (some decrements commit).
+/// Of each client's new keys, 11 in 20 are decrements (D D I D I …), and every prefix of them holds more
+/// decrements than increments. So, however the clients interleave, more decrements are sent than increments: with
+/// no increment refused (the counter stays far below its ceiling) some decrements must meet the floor. And a
+/// client's decrement after its own acknowledged increment (its 4th new key) finds the counter above 0 unless
+/// another decrement committed first: some decrements commit.
 pub async fn run_mixed(app: &App, counter: &str, tasks: usize, per_task: usize) -> MixedReport {
+    assert!(per_task >= 4, "a client sends a decrement after an increment of its own");
     let mut handles = Vec::new();
     for task in 0..tasks {
         let app = App::detached(app.base.clone(), app.target, app.http.clone());

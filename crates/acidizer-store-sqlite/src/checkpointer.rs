@@ -6,8 +6,9 @@
 //! A passive checkpoint cannot copy the commits made while it runs, and SQLite writes a new WAL from its start
 //! only once every commit is copied: under a load that keeps the writer busy the WAL would grow for as long as the
 //! load lasts (by some 11 MB/s at 16 000 increments/s), and stay that large. So once the WAL is long, the writer
-//! is told after a checkpoint, and between two groups it copies what is left (a few commits' pages) itself; its
-//! next commit then starts the WAL over, and a WAL file past `journal_size_limit` is cut back.
+//! is asked, after a checkpoint, to copy what is left (the pages committed while that checkpoint ran) itself,
+//! between two groups; its next commit then starts the WAL over, and that commit cuts a WAL file past
+//! `journal_size_limit` back to it.
 
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -18,25 +19,34 @@ use std::time::Duration;
 /// How often the WAL is copied back into the database.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// The WAL's length in frames (pages: 256 MiB at 2 KiB; fewer in this crate's tests) from which the writer is
-/// asked to finish a checkpoint. Finishing one holds the changes waiting on the writer for some 40 – 70 ms under
-/// load (the database file's fsync waits for the file system's journal), so it is kept rare: about once every
-/// 15 – 20 s under a load that keeps the writer busy.
-const START_OVER_AT: i64 = if cfg!(test) { 256 } else { 131_072 };
+/// The WAL's length from which the writer is asked to finish a checkpoint (smaller in this crate's tests).
+/// Finishing one holds the changes waiting on the writer for some 40 – 70 ms under load (the database file's
+/// fsync waits for the file system's journal), so it is kept rare: about once every 15 – 20 s under a load that
+/// keeps the writer busy.
+pub(crate) const START_OVER_AT_BYTES: i64 = if cfg!(test) { 512 << 10 } else { 256 << 20 };
+
+/// What a WAL frame takes beside its page.
+const FRAME_HEADER: i64 = 24;
+
+/// `PRAGMA wal_checkpoint`'s row: whether it could not run, the WAL's frames, the frames copied.
+fn checkpoint(connection: &Connection) -> rusqlite::Result<(bool, i64, i64)> {
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+}
 
 /// Checkpoints `connection`'s database every [`EVERY`], until `writer_alive` is closed (its sender dropped); sets
-/// `copied` after a checkpoint of a WAL of [`START_OVER_AT`] frames or more.
+/// `start_over` after a checkpoint of a WAL of [`START_OVER_AT_BYTES`] or more.
 pub(crate) fn spawn(
     connection: Connection,
     writer_alive: Receiver<()>,
-    copied: Arc<AtomicBool>,
+    start_over: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("acidizer-sqlite-checkpoint".to_owned()).spawn(move || {
+        // An existing database keeps the page size it was made with.
+        let page_size = connection.pragma_query_value(None, "page_size", |row| row.get::<_, i64>(0)).unwrap_or(4096);
+        let start_over_at = START_OVER_AT_BYTES / (page_size + FRAME_HEADER);
         while let Err(RecvTimeoutError::Timeout) = writer_alive.recv_timeout(EVERY) {
-            // The row: whether it was blocked, the WAL's frames, the frames copied.
-            let checkpoint = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1));
-            match checkpoint {
-                Ok(frames) if frames >= START_OVER_AT => copied.store(true, Ordering::Release),
+            match checkpoint(&connection) {
+                Ok((_, frames, _)) if frames >= start_over_at => start_over.store(true, Ordering::Release),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "WAL checkpoint failed; the next one tries again"),
             }
@@ -48,15 +58,20 @@ pub(crate) fn spawn(
     Ok(())
 }
 
-/// The writer's part, between two groups once `copied` is set: copies the rest of the WAL (SQLite then starts it over
-/// at the next commit, unless a reader is still on it; then the next second tries again).
-pub(crate) fn finish(connection: &Connection, copied: &AtomicBool) {
-    if !copied.swap(false, Ordering::Acquire) {
+/// The writer's part, between two groups, when `start_over` is set: copies the rest of the WAL, after which SQLite
+/// starts it over at the next commit (unless a reader is still on it: then after the next checkpoint, a second
+/// later). A checkpoint that could not run (another was running) is asked for again.
+pub(crate) fn finish_if_asked(connection: &Connection, start_over: &AtomicBool) {
+    if !start_over.swap(false, Ordering::Acquire) {
         return;
     }
-    let checkpoint = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(0));
-    if let Err(error) = checkpoint {
-        tracing::warn!(%error, "WAL checkpoint failed; the next one tries again");
+    match checkpoint(connection) {
+        Ok((true, _, _)) => start_over.store(true, Ordering::Release),
+        Ok((false, frames, copied)) if copied < frames => {
+            tracing::debug!(frames, copied, "a reader holds part of the WAL; it starts over later");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "WAL checkpoint failed; the next one tries again"),
     }
 }
 

@@ -102,9 +102,9 @@ impl SqliteStore {
         let commits = Arc::new(AtomicU64::new(0));
         let checkpoints = schema::open_checkpointer(&path, synchronous).map_err(database_error)?;
         let (writer_alive, writer_gone) = std::sync::mpsc::channel();
-        let wal_copied = Arc::new(AtomicBool::new(false));
-        checkpointer::spawn(checkpoints, writer_gone, Arc::clone(&wal_copied)).map_err(OpenError::Writer)?;
-        let writer = writer::Writer { queue, commits: Arc::clone(&commits), changes, wal_copied, alive: writer_alive };
+        let start_over = Arc::new(AtomicBool::new(false));
+        checkpointer::spawn(checkpoints, writer_gone, Arc::clone(&start_over)).map_err(OpenError::Writer)?;
+        let writer = writer::Writer { queue, commits: Arc::clone(&commits), changes, start_over, alive: writer_alive };
         writer.spawn(connection).map_err(OpenError::Writer)?;
         Ok(Self { writes, readers, commits })
     }

@@ -102,10 +102,11 @@ const PAGE_SIZE: i64 = 2048;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A WAL file larger than this is cut back to it when the WAL starts over (checkpointer.rs). It is above what the
-/// WAL reaches before it starts over, so that under a steady load the file is reused, not cut: cutting it frees
-/// blocks and holds the commit that does it. (Small in this crate's tests, which watch it being cut.)
-const WAL_KEPT: i64 = if cfg!(test) { 64 << 10 } else { 320 << 20 };
+/// A WAL file larger than this is cut back to it by the first commit after the WAL starts over
+/// (checkpointer.rs). It is above what the WAL reaches before it starts over under a steady load, so that the file
+/// is reused, not cut: cutting it frees blocks and holds the commit that does it. In this crate's tests it is below,
+/// so that they can see the WAL start over by its file being cut.
+const WAL_KEPT: i64 = if cfg!(test) { 64 << 10 } else { crate::checkpointer::START_OVER_AT_BYTES / 4 * 5 };
 
 /// Opens the one writing connection: WAL, and with `synchronous` FULL (what the store runs with) a commit is
 /// durable (fsynced) before it returns.

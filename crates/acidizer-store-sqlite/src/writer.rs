@@ -46,20 +46,20 @@ struct Touched {
 }
 
 /// The writer's ends: the work it is asked, the count of its commits, where committed changes go, the
-/// checkpointer's signal (see checkpointer.rs), and a sender whose drop tells the checkpointer the writer is gone.
+/// checkpointer's ask that the WAL start over (see checkpointer.rs), and a sender whose drop tells the checkpointer the writer is gone.
 pub(crate) struct Writer {
     pub(crate) queue: mpsc::Receiver<Work>,
     pub(crate) commits: Arc<AtomicU64>,
     pub(crate) changes: Changes,
-    pub(crate) wal_copied: Arc<AtomicBool>,
+    pub(crate) start_over: Arc<AtomicBool>,
     pub(crate) alive: std::sync::mpsc::Sender<()>,
 }
 
 impl Writer {
     pub(crate) fn spawn(self, connection: Connection) -> std::io::Result<()> {
         std::thread::Builder::new().name("acidizer-sqlite-writer".to_owned()).spawn(move || {
-            let Self { queue, commits, changes, wal_copied, alive } = self;
-            run(connection, queue, &commits, &changes, &wal_copied);
+            let Self { queue, commits, changes, start_over, alive } = self;
+            run(connection, queue, &commits, &changes, &start_over);
             // The checkpointer stops with the writer.
             drop(alive);
         })?;
@@ -72,7 +72,7 @@ fn run(
     mut queue: mpsc::Receiver<Work>,
     commits: &AtomicU64,
     changes: &Changes,
-    wal_copied: &AtomicBool,
+    start_over: &AtomicBool,
 ) {
     let mut last_prune: Option<Instant> = None;
     let mut earlier_answers = has_earlier_answers(&connection);
@@ -94,7 +94,7 @@ fn run(
         for probe in probes {
             let _ = probe.send(commit_probe(&connection));
         }
-        checkpointer::finish(&connection, wal_copied);
+        checkpointer::finish_if_asked(&connection, start_over);
         if earlier_answers && last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             let pruned = prune_expired_keys(&connection);
             earlier_answers = has_earlier_answers(&connection);
