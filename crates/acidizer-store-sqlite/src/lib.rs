@@ -104,8 +104,8 @@ impl SqliteStore {
         let (writer_alive, writer_gone) = std::sync::mpsc::channel();
         let start_over = Arc::new(AtomicBool::new(false));
         checkpointer::spawn(checkpoints, writer_gone, Arc::clone(&start_over)).map_err(OpenError::Writer)?;
-        let writer = writer::Writer { queue, commits: Arc::clone(&commits), changes, start_over, alive: writer_alive };
-        writer.spawn(connection).map_err(OpenError::Writer)?;
+        writer::spawn(connection, queue, Arc::clone(&commits), changes, start_over, writer_alive)
+            .map_err(OpenError::Writer)?;
         Ok(Self { writes, readers, commits })
     }
 

@@ -45,26 +45,23 @@ struct Touched {
     request_id: String,
 }
 
-/// The writer's ends: the work it is asked, the count of its commits, where committed changes go, the
-/// checkpointer's ask that the WAL start over (see checkpointer.rs), and a sender whose drop tells the checkpointer the writer is gone.
-pub(crate) struct Writer {
-    pub(crate) queue: mpsc::Receiver<Work>,
-    pub(crate) commits: Arc<AtomicU64>,
-    pub(crate) changes: Changes,
-    pub(crate) start_over: Arc<AtomicBool>,
-    pub(crate) alive: std::sync::mpsc::Sender<()>,
-}
-
-impl Writer {
-    pub(crate) fn spawn(self, connection: Connection) -> std::io::Result<()> {
-        std::thread::Builder::new().name("acidizer-sqlite-writer".to_owned()).spawn(move || {
-            let Self { queue, commits, changes, start_over, alive } = self;
-            run(connection, queue, &commits, &changes, &start_over);
-            // The checkpointer stops with the writer.
-            drop(alive);
-        })?;
-        Ok(())
-    }
+/// Starts the writer on `connection`: it takes work from `queue`, counts its commits in `commits`, sends committed
+/// changes to `changes`, and finishes a checkpoint when `start_over` asks (checkpointer.rs); `alive` is dropped when
+/// it stops, which stops the checkpointer.
+pub(crate) fn spawn(
+    connection: Connection,
+    queue: mpsc::Receiver<Work>,
+    commits: Arc<AtomicU64>,
+    changes: Changes,
+    start_over: Arc<AtomicBool>,
+    alive: std::sync::mpsc::Sender<()>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new().name("acidizer-sqlite-writer".to_owned()).spawn(move || {
+        run(connection, queue, &commits, &changes, &start_over);
+        // The checkpointer stops with the writer.
+        drop(alive);
+    })?;
+    Ok(())
 }
 
 fn run(
