@@ -9,11 +9,10 @@ use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use futures::stream::SplitSink;
-use futures::{SinkExt, StreamExt};
 use http::{HeaderMap, header};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,9 +39,10 @@ impl Default for Liveness {
 /// Messages this large are closed on at the protocol level; up to it, too large ones get an error message.
 const MAX_MESSAGE_BYTES: usize = 16 * MAX_CLIENT_FRAME_BYTES;
 
-/// Each session's read buffer to start with (it grows for a larger message): thousands of idle subscribers hold
-/// one each, so it is sized for the short messages clients send, not for throughput.
-const READ_BUFFER_BYTES: usize = 4096;
+/// Each session's read buffer to start with (it grows for a larger message), and how much one read takes beyond
+/// the frame it is reading: thousands of idle subscribers hold one each, and every wake of a session prepares that
+/// much of it to read into, so it is sized for the short messages clients send, not for throughput.
+const READ_BUFFER_BYTES: usize = 512;
 /// Messages are written at once (each is one short frame); a peer that stops reading holds at most this much of
 /// them before its session ends.
 const MAX_UNSENT_BYTES: usize = 64 * 1024;
@@ -121,20 +121,18 @@ pub async fn upgrade<S: CounterStore>(
 /// Closes a session the limits have no place for, saying why: 1013 (try again later) when the server is full,
 /// 1008 (policy violation) when the client has too many. A peer that does not take the close within
 /// [`REFUSE_WITHIN`] is dropped.
-async fn refuse(socket: WebSocket, refusal: Refusal) {
+async fn refuse(mut socket: WebSocket, refusal: Refusal) {
     tracing::info!(%refusal, "refused a WebSocket session");
     let code = match refusal {
         Refusal::Full => close_code::AGAIN,
         Refusal::TooManyFromClient => close_code::POLICY,
     };
     let close = Message::Close(Some(CloseFrame { code, reason: refusal.to_string().into() }));
-    let (mut outgoing, _) = socket.split();
-    let _ = tokio::time::timeout(REFUSE_WITHIN, outgoing.send(close)).await;
+    let _ = tokio::time::timeout(REFUSE_WITHIN, socket.send(close)).await;
 }
 
-async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live: Live<S>, _admission: Admission) {
+async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, live: Live<S>, _admission: Admission) {
     let (id, mut updates) = live.hub.register(&counter);
-    let (mut outgoing, mut incoming) = socket.split();
     let budget = live.limits.message_budget();
     let mut over_rate = false;
     let mut last_seq = 0;
@@ -142,15 +140,18 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
     idle.reset();
     // Set while a ping is unanswered: when the client must have sent something by.
     let mut answer_by: Option<tokio::time::Instant> = None;
+    // Made once: a session wakes for every change of its counter, and each wake polls what is below in turn.
+    let shutdown = live.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
+        // In this order, and the first ready wins: a wake for a change sends it before anything else is polled. A
+        // change is ready again only if another came while the last was written, so the client's messages still
+        // get their turn.
         let reply = tokio::select! {
-            () = live.shutdown.cancelled() => {
+            biased;
+            () = &mut shutdown => {
                 let close = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
-                send_within(&mut outgoing, Message::Close(Some(close))).await;
-                break;
-            }
-            () = sleep_until(answer_by), if answer_by.is_some() => {
-                tracing::info!(%counter, "a WebSocket client did not answer a ping in time; closing its session");
+                send_within(&mut socket, Message::Close(Some(close))).await;
                 break;
             }
             changed = updates.changed() => {
@@ -164,7 +165,7 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
                     _ => continue,
                 }
             }
-            received = incoming.next() => {
+            received = socket.recv() => {
                 idle.reset();
                 answer_by = None;
                 match received {
@@ -188,8 +189,12 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 }
             }
+            () = sleep_until(answer_by), if answer_by.is_some() => {
+                tracing::info!(%counter, "a WebSocket client did not answer a ping in time; closing its session");
+                break;
+            }
             _ = idle.tick() => {
-                if !send_within(&mut outgoing, Message::Ping(Default::default())).await {
+                if !send_within(&mut socket, Message::Ping(Default::default())).await {
                     break;
                 }
                 answer_by.get_or_insert_with(|| tokio::time::Instant::now() + live.liveness.answer_within);
@@ -199,16 +204,21 @@ async fn session<S: CounterStore>(socket: WebSocket, counter: CounterName, live:
         if let Some(seq) = reply.seq {
             last_seq = last_seq.max(seq);
         }
-        if !send_within(&mut outgoing, Message::Text(reply.text)).await {
+        if !send_within(&mut socket, Message::Text(reply.text)).await {
             break;
         }
     }
     live.hub.unregister(&id);
 }
 
-/// Sends `message`; false if the peer is gone or has not taken it within [`WRITE_WITHIN`].
-async fn send_within(outgoing: &mut SplitSink<WebSocket, Message>, message: Message) -> bool {
-    matches!(tokio::time::timeout(WRITE_WITHIN, outgoing.send(message)).await, Ok(Ok(())))
+/// Sends `message`; false if the peer is gone or has not taken it within [`WRITE_WITHIN`]. A send the socket takes
+/// at once (nearly all of them) sets no timer.
+async fn send_within(socket: &mut WebSocket, message: Message) -> bool {
+    let mut send = std::pin::pin!(socket.send(message));
+    match futures::poll!(send.as_mut()) {
+        Poll::Ready(sent) => sent.is_ok(),
+        Poll::Pending => matches!(tokio::time::timeout(WRITE_WITHIN, send).await, Ok(Ok(()))),
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
