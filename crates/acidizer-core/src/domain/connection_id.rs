@@ -1,9 +1,10 @@
 use std::fmt;
+use std::sync::Arc;
 
 /// A WebSocket connection's id. API Gateway's ids hold `=` and other characters: it is opaque, only checked to
-/// be 1–256 visible ASCII characters.
+/// be 1–256 visible ASCII characters. Shared, not copied, when cloned: a broadcast lists every subscriber's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(String);
+pub struct ConnectionId(Arc<str>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a connection id is 1 to 256 visible ASCII characters")]
@@ -12,12 +13,12 @@ pub struct InvalidConnectionId;
 impl ConnectionId {
     pub fn parse(raw: &str) -> Result<Self, InvalidConnectionId> {
         let ok = !raw.is_empty() && raw.len() <= 256 && raw.bytes().all(|b| b.is_ascii_graphic());
-        if ok { Ok(Self(raw.to_owned())) } else { Err(InvalidConnectionId) }
+        if ok { Ok(Self(raw.into())) } else { Err(InvalidConnectionId) }
     }
 
     /// A fresh id, for connections the local server accepts itself.
     pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
+        Self(uuid::Uuid::new_v4().to_string().into())
     }
 
     pub fn as_str(&self) -> &str {

@@ -133,7 +133,23 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                             break;
                         }
                     };
-                let deliveries: Vec<Delivery> = futures::stream::iter(connections)
+                // What the notifier sends at once is counted here; the rest is sent concurrently, and retried.
+                let mut waiting = Vec::new();
+                for connection in connections {
+                    match self.notifier.send_now(&connection, &message) {
+                        Some(Ok(())) => report.reached += 1,
+                        Some(Err(NotifyError::Gone)) => {
+                            self.forget(&connection).await;
+                            report.gone += 1;
+                        }
+                        Some(Err(NotifyError::Failed(error))) => {
+                            tracing::debug!(%connection, %error, "send failed");
+                            waiting.push(connection);
+                        }
+                        None => waiting.push(connection),
+                    }
+                }
+                let deliveries: Vec<Delivery> = futures::stream::iter(waiting)
                     .map(|connection| self.deliver(connection, &message, deadline))
                     .buffer_unordered(self.concurrency)
                     .collect()
@@ -163,6 +179,13 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
         report
     }
 
+    /// Forgets a connection that is gone.
+    async fn forget(&self, connection: &ConnectionId) {
+        if let Err(error) = self.connections.unsubscribe(connection).await {
+            tracing::warn!(%connection, %error, "cannot forget a gone connection");
+        }
+    }
+
     async fn deliver(&self, connection: ConnectionId, message: &Outbound, deadline: Instant) -> Delivery {
         let mut ceiling = self.retry_pause;
         loop {
@@ -173,9 +196,7 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
             match tokio::time::timeout(self.attempt_timeout.min(left), self.notifier.send(&connection, message)).await {
                 Ok(Ok(())) => return Delivery::Reached,
                 Ok(Err(NotifyError::Gone)) => {
-                    if let Err(error) = self.connections.unsubscribe(&connection).await {
-                        tracing::warn!(%connection, %error, "cannot forget a gone connection");
-                    }
+                    self.forget(&connection).await;
                     return Delivery::Gone;
                 }
                 Ok(Err(NotifyError::Failed(error))) => {
@@ -264,15 +285,19 @@ mod tests {
         }
     }
 
-    /// Records what each connection received; `gone-*` are gone, `flaky-*` fail once, `bad-*` always fail.
+    /// Records what each connection received; `gone-*` are gone, `flaky-*` fail once, `bad-*` always fail. With
+    /// `at_once`, it sends without waiting, as an in-process notifier does.
     #[derive(Default)]
     struct Inboxes {
+        at_once: bool,
         received: Mutex<HashMap<String, Vec<u64>>>,
         attempts: Mutex<HashMap<String, u32>>,
+        /// The connections sent to with `send` (rather than at once), once per attempt.
+        waited_for: Mutex<Vec<String>>,
     }
 
-    impl Notifier for Inboxes {
-        async fn send(&self, c: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
+    impl Inboxes {
+        fn attempt(&self, c: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
             let attempt = {
                 let mut attempts = self.attempts.lock().unwrap();
                 let n = attempts.entry(c.to_string()).or_default();
@@ -291,36 +316,59 @@ mod tests {
         }
     }
 
+    impl Notifier for Inboxes {
+        async fn send(&self, c: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
+            self.waited_for.lock().unwrap().push(c.to_string());
+            self.attempt(c, message)
+        }
+
+        fn send_now(&self, c: &ConnectionId, message: &Outbound) -> Option<Result<(), NotifyError>> {
+            self.at_once.then(|| self.attempt(c, message))
+        }
+    }
+
     #[tokio::test]
     async fn delivers_the_latest_value_once_forgets_the_gone_and_survives_the_failing() {
-        let connections = Arc::new(Connections::default());
-        for (id, counter) in
-            [("ok-1", "a"), ("ok-2", "a"), ("flaky-1", "a"), ("gone-1", "a"), ("bad-1", "a"), ("ok-3", "b")]
-        {
-            connections
-                .subscribe(&ConnectionId::parse(id).unwrap(), &CounterName::parse(counter).unwrap())
-                .await
-                .unwrap();
+        for at_once in [false, true] {
+            let connections = Arc::new(Connections::default());
+            for (id, counter) in
+                [("ok-1", "a"), ("ok-2", "a"), ("flaky-1", "a"), ("gone-1", "a"), ("bad-1", "a"), ("ok-3", "b")]
+            {
+                connections
+                    .subscribe(&ConnectionId::parse(id).unwrap(), &CounterName::parse(counter).unwrap())
+                    .await
+                    .unwrap();
+            }
+            let inboxes = Arc::new(Inboxes { at_once, ..Inboxes::default() });
+            let broadcaster = Broadcaster::new(Arc::clone(&connections), Arc::clone(&inboxes))
+                .with_time_budget(Duration::from_millis(300));
+            let report = broadcaster
+                .broadcast([change("a", 1), change("a", 2), change("b", 5), change("a", 3), change("broken", 1)])
+                .await;
+            assert_eq!(report.counters, 3);
+            assert_eq!((report.reached, report.gone, report.failed), (4, 1, 1), "at once: {at_once}");
+            let undelivered = ["a", "broken"].map(|name| CounterName::parse(name).unwrap());
+            assert_eq!(report.undelivered, undelivered, "a failing subscriber and an unlistable counter are reported");
+            let received = inboxes.received.lock().unwrap().clone();
+            for id in ["ok-1", "ok-2", "flaky-1"] {
+                assert_eq!(received[id], [3], "{id} got the latest value once");
+            }
+            assert_eq!(received["ok-3"], [5], "no subscriber sees another counter's values");
+            let attempts = inboxes.attempts.lock().unwrap()["bad-1"];
+            assert!(attempts >= 3, "a failing subscriber is retried until the time runs out: {attempts}");
+            let gone = connections.subscription(&ConnectionId::parse("gone-1").unwrap()).await.unwrap();
+            assert_eq!(gone, None, "a gone subscriber is forgotten");
+            let waited_for = inboxes.waited_for.lock().unwrap().clone();
+            if at_once {
+                assert!(
+                    waited_for.iter().all(|id| id == "flaky-1" || id == "bad-1"),
+                    "only a failed send is made again with `send`: {waited_for:?}"
+                );
+                assert_eq!(waited_for.iter().filter(|id| *id == "flaky-1").count(), 1);
+            } else {
+                assert_eq!(waited_for.iter().filter(|id| id.starts_with("ok")).count(), 3);
+            }
         }
-        let inboxes = Arc::new(Inboxes::default());
-        let broadcaster = Broadcaster::new(Arc::clone(&connections), Arc::clone(&inboxes))
-            .with_time_budget(Duration::from_millis(300));
-        let report = broadcaster
-            .broadcast([change("a", 1), change("a", 2), change("b", 5), change("a", 3), change("broken", 1)])
-            .await;
-        assert_eq!(report.counters, 3);
-        assert_eq!((report.reached, report.gone, report.failed), (4, 1, 1));
-        let undelivered = ["a", "broken"].map(|name| CounterName::parse(name).unwrap());
-        assert_eq!(report.undelivered, undelivered, "a failing subscriber and an unlistable counter are reported");
-        let received = inboxes.received.lock().unwrap().clone();
-        for id in ["ok-1", "ok-2", "flaky-1"] {
-            assert_eq!(received[id], [3], "{id} got the latest value once");
-        }
-        assert_eq!(received["ok-3"], [5], "no subscriber sees another counter's values");
-        let attempts = inboxes.attempts.lock().unwrap()["bad-1"];
-        assert!(attempts >= 3, "a failing subscriber is retried until the time runs out: {attempts}");
-        let gone = connections.subscription(&ConnectionId::parse("gone-1").unwrap()).await.unwrap();
-        assert_eq!(gone, None, "a gone subscriber is forgotten");
     }
 
     /// Answers every send with a failure (a throttled Management API) until `until`, then delivers.

@@ -67,4 +67,10 @@ pub trait Notifier: Send + Sync + 'static {
         connection: &ConnectionId,
         message: &Outbound,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
+
+    /// Sends `message` without waiting, if this notifier can (one in the same process); `None` if a send has to
+    /// wait (a request over the network), and then it is made with [`Notifier::send`].
+    fn send_now(&self, _connection: &ConnectionId, _message: &Outbound) -> Option<Result<(), NotifyError>> {
+        None
+    }
 }

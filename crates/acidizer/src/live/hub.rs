@@ -104,26 +104,35 @@ impl ConnectionStore for Hub {
 }
 
 impl Notifier for Hub {
-    /// Replaces the connection's pending message, unless it already holds a later state (a higher `seq`).
     async fn send(&self, connection: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
+        self.hand_over(connection, message)
+    }
+
+    /// A session's end takes its message at once: a broadcast needs no task per subscriber.
+    fn send_now(&self, connection: &ConnectionId, message: &Outbound) -> Option<Result<(), NotifyError>> {
+        Some(self.hand_over(connection, message))
+    }
+}
+
+impl Hub {
+    /// Replaces the connection's pending message, unless it already holds a later state (a higher `seq`).
+    fn hand_over(&self, connection: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
         let mut subscriptions = self.lock();
-        match subscriptions.connections.get(connection) {
-            Some((_, latest)) if !latest.is_closed() => {}
-            _ => return Err(NotifyError::Gone),
-        }
         let pushed = subscriptions.serialised(message);
-        if let Some((_, latest)) = subscriptions.connections.get(connection) {
-            latest.send_if_modified(|pending| {
-                let newer = match (pending.as_ref().and_then(|held| held.seq), pushed.seq) {
-                    (Some(held), Some(new)) => new > held,
-                    _ => true,
-                };
-                if newer {
-                    *pending = Some(pushed);
-                }
-                newer
-            });
-        }
+        let latest = match subscriptions.connections.get(connection) {
+            Some((_, latest)) if !latest.is_closed() => latest,
+            _ => return Err(NotifyError::Gone),
+        };
+        latest.send_if_modified(|pending| {
+            let newer = match (pending.as_ref().and_then(|held| held.seq), pushed.seq) {
+                (Some(held), Some(new)) => new > held,
+                _ => true,
+            };
+            if newer {
+                *pending = Some(pushed);
+            }
+            newer
+        });
         Ok(())
     }
 }
