@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How many subscribers a broadcast hands a message at once before letting other tasks run.
+const YIELD_EVERY: usize = 1024;
+
 /// What a broadcast did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BroadcastReport {
@@ -135,7 +138,11 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                     };
                 // What the notifier sends at once is counted here; the rest is sent concurrently, and retried.
                 let mut waiting = Vec::new();
-                for connection in connections {
+                for (handed, connection) in connections.into_iter().enumerate() {
+                    if handed % YIELD_EVERY == YIELD_EVERY - 1 {
+                        // Thousands of subscribers take milliseconds: other tasks on this thread get a turn.
+                        tokio::task::yield_now().await;
+                    }
                     match self.notifier.send_now(&connection, &message) {
                         Some(Ok(())) => report.reached += 1,
                         Some(Err(NotifyError::Gone)) => {

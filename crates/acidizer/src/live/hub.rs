@@ -108,7 +108,7 @@ impl Notifier for Hub {
         self.hand_over(connection, message)
     }
 
-    /// A session's end takes its message at once: a broadcast needs no task per subscriber.
+    /// A session's end takes its message at once: a broadcast needs no future or timer per subscriber.
     fn send_now(&self, connection: &ConnectionId, message: &Outbound) -> Option<Result<(), NotifyError>> {
         Some(self.hand_over(connection, message))
     }

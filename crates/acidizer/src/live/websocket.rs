@@ -39,8 +39,8 @@ impl Default for Liveness {
 /// Messages this large are closed on at the protocol level; up to it, too large ones get an error message.
 const MAX_MESSAGE_BYTES: usize = 16 * MAX_CLIENT_FRAME_BYTES;
 
-/// Each session's read buffer to start with (it grows for a larger message), and how much one read takes beyond
-/// the frame it is reading: thousands of idle subscribers hold one each, and every wake of a session prepares that
+/// Each session's read buffer to start with (it grows to hold a larger message), and the most one read of the
+/// socket takes: thousands of idle subscribers hold one each, and every poll of a session's socket prepares that
 /// much of it to read into, so it is sized for the short messages clients send, not for throughput.
 const READ_BUFFER_BYTES: usize = 512;
 /// Messages are written at once (each is one short frame); a peer that stops reading holds at most this much of
@@ -144,11 +144,7 @@ async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, l
     let shutdown = live.shutdown.cancelled();
     tokio::pin!(shutdown);
     loop {
-        // In this order, and the first ready wins: a wake for a change sends it before anything else is polled. A
-        // change is ready again only if another came while the last was written, so the client's messages still
-        // get their turn.
         let reply = tokio::select! {
-            biased;
             () = &mut shutdown => {
                 let close = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
                 send_within(&mut socket, Message::Close(Some(close))).await;
