@@ -191,7 +191,13 @@ impl Server {
     /// Kills the server with SIGKILL, as a crash or `kill -9` would, and waits for it to be gone.
     pub async fn kill_hard(mut self) {
         self.child.start_kill().expect("the server can be killed");
-        self.child.wait().await.expect("the server exits");
+        // Its exit is collected by polling (`waitpid` with WNOHANG), which does not rest on a wake-up that can be
+        // missed, within a bound.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().expect("the server's exit status").is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "the server is gone within 30 s of SIGKILL");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Sends SIGTERM and waits for a clean exit.

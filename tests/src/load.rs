@@ -106,11 +106,15 @@ pub async fn full_history(app: &App, counter: &str) -> Vec<Value> {
 /// The increments acknowledged so far by [`until_stopped`]: each one's key and value, in the order answered.
 pub type Acked = Arc<Mutex<Vec<(String, u64)>>>;
 
+/// How long one request of [`until_stopped`]'s clients may take: one to a server that is gone ends with an error
+/// even if nothing tells the client the connection is dead.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// `clients` clients increment `counter` at `base` with fresh keys until the server stops answering; every 200 is
-/// recorded.
+/// recorded. Each client stops at its first request that fails; [`stopped`] waits for them all.
 pub fn until_stopped(base: &str, counter: &str, clients: usize) -> (Acked, Vec<tokio::task::JoinHandle<()>>) {
     let acked: Acked = Arc::default();
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
     let handles = (0..clients)
         .map(|client| {
             let (acked, http, url) = (Arc::clone(&acked), http.clone(), format!("{base}/counters/{counter}/increment"));
@@ -129,6 +133,17 @@ pub fn until_stopped(base: &str, counter: &str, clients: usize) -> (Acked, Vec<t
         })
         .collect();
     (acked, handles)
+}
+
+/// Waits until every client of [`until_stopped`] has stopped, once its server is gone (at most 30 s in all).
+pub async fn stopped(clients: Vec<tokio::task::JoinHandle<()>>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for client in clients {
+        tokio::time::timeout_at(deadline, client)
+            .await
+            .expect("the load's clients stop within 30 s of their server's end")
+            .expect("a load client");
+    }
 }
 
 /// Waits until at least `at_least` increments are acknowledged (at most 60 s).

@@ -31,9 +31,7 @@ where
     let (acked, clients) = load::until_stopped(&server.base, COUNTER, CLIENTS);
     load::wait_for_acks(&acked, acks).await;
     stop(server).await;
-    for client in clients {
-        client.await.unwrap();
-    }
+    load::stopped(clients).await;
     let acked = acked.lock().unwrap().clone();
 
     let restarted = Server::start(&data, &args, &env, dir.path()).await;

@@ -96,9 +96,7 @@ async fn power_cut_mid_load(host: Host, when: When) -> AfterTheCut {
     load::wait_for_acks(&acked_after, EARLY_ACKS).await;
     server.kill_hard().await;
     let cut_after = started.elapsed();
-    for client in clients {
-        client.await.expect("a load client");
-    }
+    load::stopped(clients).await;
     acked.extend(acked_after.lock().expect("the acknowledged increments").iter().cloned());
     let calls = shim.calls();
     let cut = powercut::cut(&data);
