@@ -106,15 +106,21 @@ pub async fn full_history(app: &App, counter: &str) -> Vec<Value> {
 /// The increments acknowledged so far by [`until_stopped`]: each one's key and value, in the order answered.
 pub type Acked = Arc<Mutex<Vec<(String, u64)>>>;
 
-/// How long one request of [`until_stopped`]'s clients may take: one to a server that is gone ends with an error
-/// even if nothing tells the client the connection is dead.
+/// How long one request of a [`client`] may take: one to a server that is gone ends with an error even if nothing
+/// tells the client the connection is dead.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP client whose every request ends within [`REQUEST_TIMEOUT`]: for loads on a server that may be killed,
+/// and for reading what survived.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client")
+}
 
 /// `clients` clients increment `counter` at `base` with fresh keys until the server stops answering; every 200 is
 /// recorded. Each client stops at its first request that fails; [`stopped`] waits for them all.
 pub fn until_stopped(base: &str, counter: &str, clients: usize) -> (Acked, Vec<tokio::task::JoinHandle<()>>) {
     let acked: Acked = Arc::default();
-    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
+    let http = client();
     let handles = (0..clients)
         .map(|client| {
             let (acked, http, url) = (Arc::clone(&acked), http.clone(), format!("{base}/counters/{counter}/increment"));

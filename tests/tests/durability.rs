@@ -35,7 +35,7 @@ where
     let acked = acked.lock().unwrap().clone();
 
     let restarted = Server::start(&data, &args, &env, dir.path()).await;
-    let app = App::detached(restarted.base.clone(), target, reqwest::Client::new());
+    let app = App::detached(restarted.base.clone(), target, load::client());
     load::assert_all_acknowledged_survive(&app, COUNTER, &acked).await;
 }
 

@@ -78,7 +78,7 @@ async fn power_cut_mid_load(host: Host, when: When) -> AfterTheCut {
     let mut acked = Vec::new();
     let mut restarts_before = None;
     if let When::AfterACheckpoint = when {
-        let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
+        let app = App::detached(server.base.clone(), Target::ServeSqlite, load::client());
         let first = load::run(&app, COUNTER, CLIENTS, 20).await;
         acked.extend(first.first.into_iter().map(|(key, ack)| (key, ack.value)));
         let paused = Instant::now();
@@ -112,7 +112,7 @@ async fn power_cut_mid_load(host: Host, when: When) -> AfterTheCut {
     );
 
     let restarted = Server::start(&data, &[], &[], dir.path()).await;
-    let app = App::detached(restarted.base.clone(), Target::ServeSqlite, reqwest::Client::new());
+    let app = App::detached(restarted.base.clone(), Target::ServeSqlite, load::client());
     AfterTheCut { app, acked, calls, cut, cut_after, checkpointed, _restarted: restarted, _dir: dir }
 }
 
