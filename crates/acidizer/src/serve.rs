@@ -111,8 +111,7 @@ async fn host<S: CounterStore>(
     let limits = SessionLimits::new(max_sessions, args.ws_max_per_client, args.ws_messages_per_second);
     let live = Live {
         counters,
-        hub,
-        shutdown: shutdown.clone(),
+        hub: Arc::clone(&hub),
         sessions: TaskTracker::new(),
         liveness,
         limits: Arc::new(limits),
@@ -135,8 +134,9 @@ async fn host<S: CounterStore>(
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
-            // WebSocket sessions close with 1001 (going away), so clients reconnect at once.
             stopping.cancel();
+            // WebSocket sessions close with 1001 (going away), so clients reconnect at once.
+            hub.close();
         })
         .await
         .map_err(ServeError::Server)?;

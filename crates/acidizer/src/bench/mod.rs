@@ -19,7 +19,6 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +128,6 @@ impl Local {
         let live = Live {
             counters: counters.clone(),
             hub,
-            shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             liveness: Liveness::default(),
             limits: Arc::new(SessionLimits::new(NonZeroUsize::MAX, NonZeroUsize::MAX, NonZeroU32::MAX)),

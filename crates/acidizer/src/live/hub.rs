@@ -1,27 +1,18 @@
-//! The in-process subscriptions of `acidizer serve`. Each connection has a watch channel that holds only the
-//! latest message, so a slow or stuck subscriber never blocks the writer or other subscribers.
+//! The in-process subscriptions of `acidizer serve`. Each connection has a mailbox that holds only the latest
+//! message, so a slow or stuck subscriber never blocks the writer or other subscribers.
 
+use super::mailbox::{Inbox, Mailbox, Pushed, mailbox};
 use acidizer_core::live::{ConnectionStore, ConnectionStoreError, Notifier, NotifyError, Outbound, SubscriberPage};
 use acidizer_core::{ConnectionId, CounterName};
-use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
-use tokio::sync::watch;
-
-/// A message as it goes out: serialised once, shared by every session it is sent to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pushed {
-    /// The `seq` of the counter state it carries, if any.
-    pub seq: Option<u64>,
-    pub text: Utf8Bytes,
-}
-
-type Latest = watch::Sender<Option<Pushed>>;
 
 #[derive(Default)]
 struct Subscriptions {
     by_counter: HashMap<CounterName, BTreeSet<ConnectionId>>,
-    connections: HashMap<ConnectionId, (CounterName, Latest)>,
+    connections: HashMap<ConnectionId, (CounterName, Mailbox)>,
+    /// Set at shutdown: every mailbox is dropped, and new sessions get none.
+    closed: bool,
     /// The last message sent, serialised: a broadcast sends the same message to every subscriber.
     last_sent: Option<(Outbound, Pushed)>,
 }
@@ -50,18 +41,38 @@ impl Hub {
         self.subscriptions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Subscribes a new connection to `counter`; the receiver holds the latest message for it.
-    pub fn register(&self, counter: &CounterName) -> (ConnectionId, watch::Receiver<Option<Pushed>>) {
+    /// Subscribes a new connection to `counter`; its inbox gets the latest message for it, and ends (`None`) when
+    /// the hub is closed.
+    pub fn register(&self, counter: &CounterName) -> (ConnectionId, Inbox) {
         let id = ConnectionId::generate();
-        let (latest, receiver) = watch::channel(None);
-        self.insert(&id, counter, latest);
-        (id, receiver)
+        let (mailbox, inbox) = mailbox();
+        self.insert(&id, counter, mailbox);
+        (id, inbox)
     }
 
-    fn insert(&self, id: &ConnectionId, counter: &CounterName, latest: Latest) {
+    fn insert(&self, id: &ConnectionId, counter: &CounterName, mailbox: Mailbox) {
         let mut subscriptions = self.lock();
+        if subscriptions.closed {
+            return;
+        }
         subscriptions.by_counter.entry(counter.clone()).or_default().insert(id.clone());
-        subscriptions.connections.insert(id.clone(), (counter.clone(), latest));
+        subscriptions.connections.insert(id.clone(), (counter.clone(), mailbox));
+    }
+
+    /// Ends every session's inbox, now and for sessions still to come: at shutdown, each session closes.
+    pub fn close(&self) {
+        let connections = {
+            let mut subscriptions = self.lock();
+            subscriptions.closed = true;
+            subscriptions.by_counter.clear();
+            std::mem::take(&mut subscriptions.connections)
+        };
+        // Dropped out of the lock: each drop wakes its session.
+        drop(connections);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     pub fn unregister(&self, id: &ConnectionId) {
@@ -79,8 +90,9 @@ impl Hub {
 
 impl ConnectionStore for Hub {
     async fn subscribe(&self, connection: &ConnectionId, counter: &CounterName) -> Result<(), ConnectionStoreError> {
-        let (latest, _) = watch::channel(None);
-        self.insert(connection, counter, latest);
+        // A subscription made here has no session in this process to read it: what is sent to it finds it gone.
+        let (mailbox, _) = mailbox();
+        self.insert(connection, counter, mailbox);
         Ok(())
     }
 
@@ -119,21 +131,10 @@ impl Hub {
     fn hand_over(&self, connection: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
         let mut subscriptions = self.lock();
         let pushed = subscriptions.serialised(message);
-        let latest = match subscriptions.connections.get(connection) {
-            Some((_, latest)) if !latest.is_closed() => latest,
-            _ => return Err(NotifyError::Gone),
-        };
-        latest.send_if_modified(|pending| {
-            let newer = match (pending.as_ref().and_then(|held| held.seq), pushed.seq) {
-                (Some(held), Some(new)) => new > held,
-                _ => true,
-            };
-            if newer {
-                *pending = Some(pushed);
-            }
-            newer
-        });
-        Ok(())
+        match subscriptions.connections.get(connection) {
+            Some((_, mailbox)) => mailbox.put(pushed).map_err(|_| NotifyError::Gone),
+            None => Err(NotifyError::Gone),
+        }
     }
 }
 
@@ -157,8 +158,7 @@ mod tests {
         for n in [1, 2, 5, 4, 3] {
             hub.send(&id, &value(&counter, n)).await.unwrap();
         }
-        assert!(pending.has_changed().unwrap());
-        let held = pending.borrow_and_update().clone().unwrap();
+        let held = pending.next().await.unwrap();
         assert_eq!(held, Pushed { seq: Some(5), text: value(&counter, 5).to_json().into() }, "latest wins, never back");
         let listed = hub.subscribers(&counter, None).await.unwrap();
         assert_eq!(listed.connections, [id]);
@@ -174,6 +174,21 @@ mod tests {
         assert_eq!(hub.send(&id, &value(&counter, 1)).await, Err(NotifyError::Gone), "its session ended");
         hub.unregister(&id);
         assert_eq!(hub.send(&id, &value(&counter, 2)).await, Err(NotifyError::Gone));
+        assert!(hub.subscribers(&counter, None).await.unwrap().connections.is_empty());
+    }
+
+    #[tokio::test]
+    async fn closing_ends_every_inbox_and_those_of_sessions_still_to_come() {
+        let hub = Hub::default();
+        let counter = CounterName::global();
+        let (id, mut before) = hub.register(&counter);
+        assert!(!hub.is_closed());
+        hub.close();
+        assert!(hub.is_closed());
+        assert_eq!(before.next().await, None, "an open session's inbox ends");
+        assert_eq!(hub.send(&id, &value(&counter, 1)).await, Err(NotifyError::Gone));
+        let (_, mut after) = hub.register(&counter);
+        assert_eq!(after.next().await, None, "a session that comes after the close ends at once");
         assert!(hub.subscribers(&counter, None).await.unwrap().connections.is_empty());
     }
 }

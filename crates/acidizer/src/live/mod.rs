@@ -4,6 +4,7 @@
 pub mod follow_stream;
 pub mod hub;
 pub mod limits;
+pub mod mailbox;
 pub mod websocket;
 
 use acidizer_core::CounterChange;

@@ -1,7 +1,8 @@
 //! `GET /ws?counter=NAME`: one WebSocket session per subscriber, speaking the contract's protocol.
 
-use super::hub::{Hub, Pushed};
+use super::hub::Hub;
 use super::limits::{Admission, Refusal, SessionLimits};
+use super::mailbox::Pushed;
 use acidizer_core::http::{AllowedOrigins, ApiError};
 use acidizer_core::live::{MAX_CLIENT_FRAME_BYTES, Outbound, ProtocolError, answer};
 use acidizer_core::{CounterName, CounterStore, Counters};
@@ -14,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 /// How long one message may take to be written: a peer that stops reading is dropped after it.
@@ -51,8 +52,6 @@ const MAX_UNSENT_BYTES: usize = 64 * 1024;
 pub struct Live<S> {
     pub counters: Counters<S>,
     pub hub: Arc<Hub>,
-    /// Cancelled at shutdown: every session then closes with 1001 (going away).
-    pub shutdown: CancellationToken,
     pub sessions: TaskTracker,
     pub liveness: Liveness,
     pub limits: Arc<SessionLimits>,
@@ -65,7 +64,6 @@ impl<S> Clone for Live<S> {
         Self {
             counters: self.counters.clone(),
             hub: Arc::clone(&self.hub),
-            shutdown: self.shutdown.clone(),
             sessions: self.sessions.clone(),
             liveness: self.liveness,
             limits: Arc::clone(&self.limits),
@@ -132,37 +130,36 @@ async fn refuse(mut socket: WebSocket, refusal: Refusal) {
 }
 
 async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, live: Live<S>, _admission: Admission) {
-    let (id, mut updates) = live.hub.register(&counter);
+    let (id, mut inbox) = live.hub.register(&counter);
     let budget = live.limits.message_budget();
     let mut over_rate = false;
     let mut last_seq = 0;
-    let mut idle = tokio::time::interval(live.liveness.ping_after);
-    idle.reset();
+    // One timer for the liveness check. A message from the client moves the next ping later without touching it:
+    // when it fires early, it is set again for what is then due.
+    let Liveness { ping_after, answer_within } = live.liveness;
+    let mut ping_at = Instant::now() + ping_after;
     // Set while a ping is unanswered: when the client must have sent something by.
-    let mut answer_by: Option<tokio::time::Instant> = None;
-    // Made once: a session wakes for every change of its counter, and each wake polls what is below in turn.
-    let shutdown = live.shutdown.cancelled();
-    tokio::pin!(shutdown);
+    let mut answer_by: Option<Instant> = None;
+    let check = tokio::time::sleep_until(ping_at);
+    tokio::pin!(check);
     loop {
+        // A session wakes for every change of its counter, and each wake polls these in turn: three, each cheap.
         let reply = tokio::select! {
-            () = &mut shutdown => {
-                let close = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
-                send_within(&mut socket, Message::Close(Some(close))).await;
-                break;
-            }
-            changed = updates.changed() => {
-                if changed.is_err() {
+            pushed = inbox.next() => match pushed {
+                // `seq`s only move forward: a change older than what this client was sent is dropped.
+                Some(Pushed { seq: Some(seq), text }) if seq > last_seq => Pushed { seq: Some(seq), text },
+                Some(_) => continue,
+                None => {
+                    // The hub ends every inbox at shutdown.
+                    if live.hub.is_closed() {
+                        let close = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
+                        send_within(&mut socket, Message::Close(Some(close))).await;
+                    }
                     break;
                 }
-                let pending = updates.borrow_and_update().clone();
-                // `seq`s only move forward: a change older than what this client was sent is dropped.
-                match pending {
-                    Some(Pushed { seq: Some(seq), text }) if seq > last_seq => Pushed { seq: Some(seq), text },
-                    _ => continue,
-                }
-            }
+            },
             received = socket.recv() => {
-                idle.reset();
+                ping_at = Instant::now() + ping_after;
                 answer_by = None;
                 match received {
                     // Over its rate, a message is answered with an error and nothing else is done for it.
@@ -185,15 +182,20 @@ async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, l
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 }
             }
-            () = sleep_until(answer_by), if answer_by.is_some() => {
-                tracing::info!(%counter, "a WebSocket client did not answer a ping in time; closing its session");
-                break;
-            }
-            _ = idle.tick() => {
-                if !send_within(&mut socket, Message::Ping(Default::default())).await {
+            () = &mut check => {
+                let now = Instant::now();
+                if answer_by.is_some_and(|by| now >= by) {
+                    tracing::info!(%counter, "a WebSocket client did not answer a ping in time; closing its session");
                     break;
                 }
-                answer_by.get_or_insert_with(|| tokio::time::Instant::now() + live.liveness.answer_within);
+                if now >= ping_at {
+                    if !send_within(&mut socket, Message::Ping(Default::default())).await {
+                        break;
+                    }
+                    answer_by.get_or_insert(now + answer_within);
+                    ping_at = now + ping_after;
+                }
+                check.as_mut().reset(answer_by.map_or(ping_at, |by| by.min(ping_at)));
                 continue;
             }
         };
@@ -214,12 +216,5 @@ async fn send_within(socket: &mut WebSocket, message: Message) -> bool {
     match futures::poll!(send.as_mut()) {
         Poll::Ready(sent) => sent.is_ok(),
         Poll::Pending => matches!(tokio::time::timeout(WRITE_WITHIN, send).await, Ok(Ok(()))),
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
