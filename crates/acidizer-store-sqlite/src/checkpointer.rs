@@ -19,11 +19,22 @@ use std::time::Duration;
 /// How often the WAL is copied back into the database.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// The WAL's length from which the writer is asked to finish a checkpoint (smaller in this crate's tests).
-/// Finishing one holds the changes waiting on the writer for some 40 – 70 ms under load (the database file's
-/// fsync waits for the file system's journal), so it is kept rare: about once every 15 – 20 s under a load that
-/// keeps the writer busy.
-pub(crate) const START_OVER_AT_BYTES: i64 = if cfg!(test) { 512 << 10 } else { 256 << 20 };
+/// How long the WAL may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WalBound {
+    /// The WAL's length from which the writer is asked to finish a checkpoint.
+    pub start_over_at_bytes: i64,
+    /// A WAL file larger than this is cut back to it by the first commit after the WAL starts over.
+    pub kept_bytes: i64,
+}
+
+impl WalBound {
+    /// Finishing a checkpoint holds the changes waiting on the writer for some 40 – 70 ms under load (the database
+    /// file's fsync waits for the file system's journal), so it is kept rare: about once every 15 – 20 s under a
+    /// load that keeps the writer busy. The file kept is above what the WAL reaches before it starts over under a
+    /// steady load, so that the file is reused, not cut: cutting it frees blocks and holds the commit that does it.
+    pub(crate) const STORE: WalBound = WalBound { start_over_at_bytes: 256 << 20, kept_bytes: 320 << 20 };
+}
 
 /// What a WAL frame takes beside its page.
 const FRAME_HEADER: i64 = 24;
@@ -34,16 +45,17 @@ fn checkpoint(connection: &Connection) -> rusqlite::Result<(bool, i64, i64)> {
 }
 
 /// Checkpoints `connection`'s database every [`EVERY`], until `writer_alive` is closed (its sender dropped); sets
-/// `start_over` after a checkpoint of a WAL of [`START_OVER_AT_BYTES`] or more.
+/// `start_over` after a checkpoint of a WAL of `bound.start_over_at_bytes` or more.
 pub(crate) fn spawn(
     connection: Connection,
     writer_alive: Receiver<()>,
     start_over: Arc<AtomicBool>,
+    bound: WalBound,
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("acidizer-sqlite-checkpoint".to_owned()).spawn(move || {
         // An existing database keeps the page size it was made with.
         let page_size = connection.pragma_query_value(None, "page_size", |row| row.get::<_, i64>(0)).unwrap_or(4096);
-        let start_over_at = START_OVER_AT_BYTES / (page_size + FRAME_HEADER);
+        let start_over_at = bound.start_over_at_bytes / (page_size + FRAME_HEADER);
         while let Err(RecvTimeoutError::Timeout) = writer_alive.recv_timeout(EVERY) {
             match checkpoint(&connection) {
                 Ok((_, frames, _)) if frames >= start_over_at => start_over.store(true, Ordering::Release),
@@ -78,17 +90,20 @@ pub(crate) fn finish_if_asked(connection: &Connection, start_over: &AtomicBool) 
 
 #[cfg(test)]
 mod tests {
-    use crate::{DATABASE_FILE, SqliteStore};
+    use super::WalBound;
+    use crate::{DATABASE_FILE, SqliteStore, Synchronous};
     use acidizer_core::{ChangeCommand, CounterMax, CounterName, CounterStore, Delta, RequestId, Timestamp};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     /// Under a load that never lets the writer rest, the WAL still starts over: its file is cut back (to the
-    /// journal size limit) rather than growing for as long as the load lasts.
+    /// journal size limit) rather than growing for as long as the load lasts. The bound is small here, and the
+    /// file kept below it, so that a few seconds show the WAL start over by its file being cut.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_starts_over_under_a_steady_load() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let bound = WalBound { start_over_at_bytes: 512 << 10, kept_bytes: 64 << 10 };
+        let store = Arc::new(SqliteStore::open_inner(dir.path(), Synchronous::Full, bound, None).unwrap());
         let until = Instant::now() + Duration::from_secs(5);
         let clients: Vec<_> = (0..32)
             .map(|_| {

@@ -13,6 +13,7 @@ use acidizer_core::{
     AuditRecord, ChangeCommand, ChangeOutcome, CounterChange, CounterName, CounterSnapshot, CounterStore, HistoryQuery,
     StoreError,
 };
+use checkpointer::WalBound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,7 +76,7 @@ impl SqliteStore {
     /// Opens the store with `synchronous` instead of [`Synchronous::Full`]: below it, acknowledged changes do not
     /// survive a power cut. Only for tests of that.
     pub fn open_with(data_dir: &Path, synchronous: Synchronous) -> Result<Self, OpenError> {
-        Self::open_inner(data_dir, synchronous, None)
+        Self::open_inner(data_dir, synchronous, WalBound::STORE, None)
     }
 
     /// Opens the store; after each commit the writer sends the latest change of each counter it changed to
@@ -84,18 +85,19 @@ impl SqliteStore {
         data_dir: &Path,
         changes: Option<mpsc::UnboundedSender<CounterChange>>,
     ) -> Result<Self, OpenError> {
-        Self::open_inner(data_dir, Synchronous::Full, changes)
+        Self::open_inner(data_dir, Synchronous::Full, WalBound::STORE, changes)
     }
 
     fn open_inner(
         data_dir: &Path,
         synchronous: Synchronous,
+        wal: WalBound,
         changes: Option<mpsc::UnboundedSender<CounterChange>>,
     ) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir { path: data_dir.to_owned(), source })?;
         let path = data_dir.join(DATABASE_FILE);
         let database_error = |source| OpenError::Database { path: path.clone(), source };
-        let connection = schema::open_writer(&path, synchronous).map_err(database_error)?;
+        let connection = schema::open_writer(&path, synchronous, wal.kept_bytes).map_err(database_error)?;
         let readers = Arc::new(reader::Readers::new(path.clone()));
         readers.warm_up().map_err(database_error)?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
@@ -103,7 +105,7 @@ impl SqliteStore {
         let checkpoints = schema::open_checkpointer(&path, synchronous).map_err(database_error)?;
         let (writer_alive, writer_gone) = std::sync::mpsc::channel();
         let start_over = Arc::new(AtomicBool::new(false));
-        checkpointer::spawn(checkpoints, writer_gone, Arc::clone(&start_over)).map_err(OpenError::Writer)?;
+        checkpointer::spawn(checkpoints, writer_gone, Arc::clone(&start_over), wal).map_err(OpenError::Writer)?;
         writer::spawn(connection, queue, Arc::clone(&commits), changes, start_over, writer_alive)
             .map_err(OpenError::Writer)?;
         Ok(Self { writes, readers, commits })

@@ -102,15 +102,10 @@ const PAGE_SIZE: i64 = 2048;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A WAL file larger than this is cut back to it by the first commit after the WAL starts over
-/// (checkpointer.rs). It is above what the WAL reaches before it starts over under a steady load, so that the file
-/// is reused, not cut: cutting it frees blocks and holds the commit that does it. In this crate's tests it is below,
-/// so that they can see the WAL start over by its file being cut.
-const WAL_KEPT: i64 = if cfg!(test) { 64 << 10 } else { crate::checkpointer::START_OVER_AT_BYTES / 4 * 5 };
-
 /// Opens the one writing connection: WAL, and with `synchronous` FULL (what the store runs with) a commit is
-/// durable (fsynced) before it returns.
-pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Result<Connection> {
+/// durable (fsynced) before it returns. A WAL file larger than `wal_kept_bytes` is cut back to it by the first
+/// commit after the WAL starts over (checkpointer.rs).
+pub(crate) fn open_writer(path: &Path, synchronous: Synchronous, wal_kept_bytes: i64) -> rusqlite::Result<Connection> {
     let mut connection = Connection::open(path)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
     // Takes effect only in a new file: an existing database keeps the page size it was made with.
@@ -119,7 +114,7 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> rusqlite::Re
     connection.pragma_update(None, "synchronous", synchronous.pragma())?;
     // Checkpoints run on a thread of their own (checkpointer.rs), not inside the writer's commits.
     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-    connection.pragma_update(None, "journal_size_limit", WAL_KEPT)?;
+    connection.pragma_update(None, "journal_size_limit", wal_kept_bytes)?;
     migrate(&mut connection)?;
     Ok(connection)
 }
