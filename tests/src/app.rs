@@ -44,7 +44,7 @@ enum Keep {
 
 impl App {
     pub async fn spawn(target: Target) -> App {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("an HTTP client");
+        let http = pooled_client();
         match target {
             Target::ServeSqlite => {
                 let dir = tempfile::tempdir().expect("a temporary directory");
@@ -60,7 +60,7 @@ impl App {
     /// `instances` warm instances of the `acidizer-api` Lambda on the DynamoDB endpoint `endpoint`, with `extra`
     /// environment.
     pub async fn spawn_lambda(endpoint: &str, instances: usize, extra: &[(&'static str, String)]) -> App {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("an HTTP client");
+        let http = pooled_client();
         let table = unique_table("counters");
         acidizer_store_dynamodb::create_missing_tables(&dynamodb_local::client(endpoint), &table, None)
             .await
@@ -75,7 +75,7 @@ impl App {
 
     /// `acidizer serve --store dynamodb` on the DynamoDB endpoint `endpoint` (the emulator, or a proxy before it).
     pub async fn spawn_serve_dynamodb(endpoint: &str) -> App {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("an HTTP client");
+        let http = pooled_client();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut env = dynamodb_local::aws_env(endpoint);
         env.push(("COUNTER_TABLE", unique_table("counters")));
@@ -129,6 +129,11 @@ impl App {
         assert_eq!(response.status(), 200, "GET {path}");
         response.json().await.expect("a JSON body")
     }
+}
+
+/// An HTTP client that keeps enough idle connections for the tests' concurrent clients to reuse them all.
+fn pooled_client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("an HTTP client")
 }
 
 fn unique_table(prefix: &str) -> String {

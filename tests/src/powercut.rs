@@ -7,6 +7,10 @@ use crate::binaries;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long building the shim may take (it is one small C file).
+const BUILD_WITHIN: Duration = Duration::from_secs(120);
 
 /// The suffix of an undo log, beside its data file.
 const UNDO_SUFFIX: &str = ".powercut-undo";
@@ -41,15 +45,26 @@ impl Shim {
     pub fn build(build_dir: &Path, data_dir: &Path) -> Shim {
         let source = binaries::repo_root().join("tests/support/powercut.c");
         let library = build_dir.join("powercut.so");
-        let compiled = Command::new("cc")
+        let mut cc = Command::new("cc")
             .args(["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o"])
             .arg(&library)
             .arg(&source)
             .arg("-ldl")
-            .status()
+            .spawn()
             .unwrap_or_else(|error| {
                 panic!("cannot run cc to build the power-cut shim (is a C compiler installed?): {error}")
             });
+        let until = Instant::now() + BUILD_WITHIN;
+        let compiled = loop {
+            match cc.try_wait().expect("cc's status") {
+                Some(status) => break status,
+                None if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+                None => {
+                    let _ = cc.kill();
+                    panic!("cc did not build {} within {BUILD_WITHIN:?}", source.display());
+                }
+            }
+        };
         assert!(compiled.success(), "cc failed to build {}: {compiled}", source.display());
         std::fs::create_dir_all(data_dir).expect("the data directory");
         Shim { library, stats: build_dir.join("powercut.stats"), data_dir: data_dir.to_owned() }
