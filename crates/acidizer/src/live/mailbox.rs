@@ -75,7 +75,7 @@ impl Mailbox {
         Ok(())
     }
 
-    pub fn is_gone(&self) -> bool {
+    fn is_gone(&self) -> bool {
         self.0.gone.load(Ordering::Acquire)
     }
 }
@@ -94,10 +94,12 @@ impl Inbox {
         std::future::poll_fn(|cx| {
             // Registered before looking, so that a message left after the look wakes this task.
             self.0.waker.register(cx.waker());
+            // Read before the slot: a message the hub left before it left is then in the slot for the take below.
+            let closed = self.0.closed.load(Ordering::Acquire);
             if let Some(pushed) = self.0.pending().take() {
                 return Poll::Ready(Some(pushed));
             }
-            if self.0.closed.load(Ordering::Acquire) {
+            if closed {
                 return Poll::Ready(None);
             }
             Poll::Pending
@@ -108,6 +110,8 @@ impl Inbox {
 impl Drop for Inbox {
     fn drop(&mut self) {
         self.0.gone.store(true, Ordering::Release);
+        // The session's task is not kept alive by the hub's end.
+        drop(self.0.waker.take());
     }
 }
 
@@ -154,6 +158,23 @@ mod tests {
         drop(mailbox);
         assert_eq!(inbox.next().await, Some(pushed(Some(7))));
         assert_eq!(inbox.next().await, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_left_as_the_hub_leaves_is_never_lost() {
+        for seq in 0..2_000 {
+            let (mailbox, mut inbox) = mailbox();
+            let hub = std::thread::spawn(move || {
+                mailbox.put(pushed(Some(seq))).unwrap();
+                drop(mailbox);
+            });
+            let mut last = None;
+            while let Some(taken) = inbox.next().await {
+                last = Some(taken);
+            }
+            hub.join().unwrap();
+            assert_eq!(last, Some(pushed(Some(seq))), "round {seq}");
+        }
     }
 
     #[test]
