@@ -187,6 +187,24 @@ async fn a_silent_websocket_client_is_closed_by_its_deadline_while_others_get_va
     assert_eq!(seen.last().map(|(_, seq)| *seq), Some(3), "{seen:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_only_answers_pings_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--ws-ping-after", "1", "--ws-answer-within", "1"];
+    let server = Server::start(&dir.path().join("data"), &args, &[], dir.path()).await;
+    let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
+    let mut client = acidizer_tests::ws::WsClient::connect(&server.base, Some("answering")).await;
+    client.sync().await;
+    // Only reading for 4 s: the client's WebSocket answers each ping (one a second) with a pong, and sends nothing
+    // else.
+    let quiet = std::time::Duration::from_secs(4);
+    let read = tokio::time::timeout(quiet, client.next(quiet + std::time::Duration::from_secs(1))).await;
+    assert!(read.is_err(), "nothing came but pings, and the session stayed open: {read:?}");
+    assert_eq!(app.increment(Some("answering"), None).await.status(), 200);
+    let seen = client.seqs_until(1, std::time::Duration::from_secs(10)).await;
+    assert_eq!(seen.last().map(|(_, seq)| *seq), Some(1), "{seen:?}");
+}
+
 /// Sets `acidizer serve`'s largest file size, its soft limit (`prlimit`, util-linux): what a full disk looks like
 /// to SQLite.
 fn limit_file_size(server: &Server, bytes: &str) {

@@ -143,21 +143,12 @@ async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, l
     let check = tokio::time::sleep_until(ping_at);
     tokio::pin!(check);
     loop {
-        // A session wakes for every change of its counter, and each wake polls these in turn: three, each cheap.
+        // A session wakes for every change of its counter, and each wake polls these: three, each cheap. In this
+        // order: what the client sent comes before the changes (a client's own messages never wait behind a stream
+        // of them; only a client that floods its own session delays its values), and both before the liveness
+        // check (an answer that came while a send was slow is read before the deadline is judged).
         let reply = tokio::select! {
-            pushed = inbox.next() => match pushed {
-                // `seq`s only move forward: a change older than what this client was sent is dropped.
-                Some(Pushed { seq: Some(seq), text }) if seq > last_seq => Pushed { seq: Some(seq), text },
-                Some(_) => continue,
-                None => {
-                    // The hub ends every inbox at shutdown.
-                    if live.hub.is_closed() {
-                        let close = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
-                        send_within(&mut socket, Message::Close(Some(close))).await;
-                    }
-                    break;
-                }
-            },
+            biased;
             received = socket.recv() => {
                 ping_at = Instant::now() + ping_after;
                 answer_by = None;
@@ -182,6 +173,19 @@ async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, l
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 }
             }
+            pushed = inbox.next() => match pushed {
+                // `seq`s only move forward: a change older than what this client was sent is dropped.
+                Some(Pushed { seq: Some(seq), text }) if seq > last_seq => Pushed { seq: Some(seq), text },
+                Some(_) => continue,
+                None => {
+                    // The hub ends every inbox at shutdown.
+                    if live.hub.is_closed() {
+                        let close = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
+                        send_within(&mut socket, Message::Close(Some(close))).await;
+                    }
+                    break;
+                }
+            },
             () = &mut check => {
                 let now = Instant::now();
                 if answer_by.is_some_and(|by| now >= by) {
