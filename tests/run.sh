@@ -12,9 +12,14 @@ export PATH="$PWD/tests/tools/.venv/bin:$PATH"
 
 # The end-to-end tests run the built binaries: build them first, once, with the tests.
 cargo build --workspace --bins --tests
-# A test that hangs fails the run within this bound rather than holding it to the CI's limit: the tests take about
-# 4 minutes of it here, and libtest names any test that has been running for over 60 seconds.
-timeout --kill-after=30s 30m cargo test --workspace --no-fail-fast
+# Without a terminal (in CI), a test that hangs fails the run within this bound rather than holding it to the CI's
+# limit: the tests take about 4 minutes of it here, and libtest names any test running for over 60 seconds. On a
+# terminal the run is not bounded: `timeout` would take cargo out of the terminal's reach, and Ctrl-C with it.
+if [ -t 0 ]; then
+    cargo test --workspace --no-fail-fast
+else
+    timeout --kill-after=30s 30m cargo test --workspace --no-fail-fast
+fi
 
 # The API against its OpenAPI document: schemathesis on `acidizer serve` (tests/schemathesis).
 tests/schemathesis/run.sh

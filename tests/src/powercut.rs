@@ -61,6 +61,7 @@ impl Shim {
                 None if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
                 None => {
                     let _ = cc.kill();
+                    let _ = cc.wait();
                     panic!("cc did not build {} within {BUILD_WITHIN:?}", source.display());
                 }
             }

@@ -143,6 +143,12 @@ async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, l
     let check = tokio::time::sleep_until(ping_at);
     tokio::pin!(check);
     loop {
+        // The hub left (at shutdown): looked at on every turn, as a client that keeps its socket busy never lets the
+        // select below reach its inbox.
+        if inbox.is_closed() {
+            end(&mut socket, &live.hub).await;
+            break;
+        }
         // A session wakes for every change of its counter, and each wake polls these: three, each cheap. In this
         // order: what the client sent comes before the changes (a client's own messages never wait behind a stream
         // of them; only a client that floods its own session delays its values), and both before the liveness
@@ -178,11 +184,7 @@ async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, l
                 Some(Pushed { seq: Some(seq), text }) if seq > last_seq => Pushed { seq: Some(seq), text },
                 Some(_) => continue,
                 None => {
-                    // The hub ends every inbox at shutdown.
-                    if live.hub.is_closed() {
-                        let close = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
-                        send_within(&mut socket, Message::Close(Some(close))).await;
-                    }
+                    end(&mut socket, &live.hub).await;
                     break;
                 }
             },
@@ -211,6 +213,15 @@ async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, l
         }
     }
     live.hub.unregister(&id);
+}
+
+/// A session whose inbox ended: at shutdown (the hub ends every inbox then) the client is told, with 1001 (going
+/// away), so that it reconnects at once.
+async fn end(socket: &mut WebSocket, hub: &Hub) {
+    if hub.is_closed() {
+        let close = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
+        send_within(socket, Message::Close(Some(close))).await;
+    }
 }
 
 /// Sends `message`; false if the peer is gone or has not taken it within [`WRITE_WITHIN`]. A send the socket takes
