@@ -2,6 +2,7 @@
 
 use acidizer_tests::app::{ALLOWED_ORIGIN, Server};
 use acidizer_tests::contract::assert_problem;
+use acidizer_tests::ws::WsClient;
 use acidizer_tests::{App, Target, binaries, dynamodb_local};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,15 +143,22 @@ async fn the_bench_measures_delivery_to_every_subscriber() {
     assert!(p50 >= 0.0 && report["deliveryMs"]["max"].as_f64() >= Some(p50), "{report}");
 }
 
+/// `acidizer serve` in `dir` that pings a WebSocket client after 1 s of silence and closes it 1 s after a ping it
+/// does not answer, a client of its API, and a subscriber of `counter` that has synced.
+async fn serve_pinging_after_a_second(dir: &std::path::Path, counter: &str) -> (Server, App, WsClient) {
+    let args = ["--ws-ping-after", "1", "--ws-answer-within", "1"];
+    let server = Server::start(&dir.join("data"), &args, &[], dir).await;
+    let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
+    let mut subscriber = WsClient::connect(&server.base, Some(counter)).await;
+    subscriber.sync().await;
+    (server, app, subscriber)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_websocket_client_is_closed_by_its_deadline_while_others_get_values() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--ws-ping-after", "1", "--ws-answer-within", "1"];
-    let server = Server::start(&dir.path().join("data"), &args, &[], dir.path()).await;
-    let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
-    let mut live = acidizer_tests::ws::WsClient::connect(&server.base, Some("quiet")).await;
-    live.sync().await;
+    let (server, app, mut live) = serve_pinging_after_a_second(dir.path(), "quiet").await;
 
     // A client that completes the upgrade, then neither reads nor answers anything.
     let address = server.base.trim_start_matches("http://").to_owned();
@@ -190,11 +198,7 @@ async fn a_silent_websocket_client_is_closed_by_its_deadline_while_others_get_va
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_client_that_only_answers_pings_stays_open() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--ws-ping-after", "1", "--ws-answer-within", "1"];
-    let server = Server::start(&dir.path().join("data"), &args, &[], dir.path()).await;
-    let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
-    let mut client = acidizer_tests::ws::WsClient::connect(&server.base, Some("answering")).await;
-    client.sync().await;
+    let (_server, app, mut client) = serve_pinging_after_a_second(dir.path(), "answering").await;
     // Only reading for 4 s: the client's WebSocket answers each ping (one a second) with a pong, and sends nothing
     // else.
     let quiet = std::time::Duration::from_secs(4);
