@@ -2,7 +2,8 @@
 //! (`tests/support/powercut.c`, `tests/src/powercut.rs`), is killed in the middle of a load, and every write it had not fsynced is undone, as a
 //! power cut would lose it; restarted (without the shim) on what is left, it still holds every acknowledged
 //! increment. The same cut of the store opened with `synchronous` lowered — OFF, or NORMAL, which in WAL mode
-//! fsyncs at checkpoints only — loses acknowledged increments: the cut is one the test can see fail.
+//! fsyncs at checkpoints only (the store at FULL runs NORMAL too, and fsyncs the WAL itself before it answers) —
+//! loses acknowledged increments: the cut is one the test can see fail.
 
 use acidizer_tests::app::Server;
 use acidizer_tests::powercut::{self, Calls, Cut, Shim};

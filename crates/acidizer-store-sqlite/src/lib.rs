@@ -1,12 +1,15 @@
-//! The embedded store of `acidizer serve`: SQLite in WAL mode with `synchronous=FULL`.
+//! The embedded store of `acidizer serve`: SQLite in WAL mode, each commit fsynced before it is answered.
 //!
-//! One writer thread owns the only writing connection and commits changes in groups: every change that
-//! arrives while a commit is under way joins the next one, and each is answered only after its commit is durable.
-//! Reads (value, history, health) run on their own connections, beside the writer.
+//! One writer thread owns the only writing connection and commits changes in groups: every change that arrives
+//! while a commit is under way joins the next one. A syncer thread fsyncs the WAL behind it, and answers each
+//! change only once its commit is durable; until then readers do not see it. Reads (value, history, health) run
+//! on their own connections, beside the writer.
 
 mod checkpointer;
 mod reader;
 mod schema;
+mod syncer;
+mod unsynced;
 mod writer;
 
 use acidizer_core::{
@@ -18,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
+use unsynced::Unsynced;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "acidizer.sqlite3";
@@ -45,17 +49,18 @@ pub enum Synchronous {
     Off,
     /// In WAL mode, fsync only at checkpoints: a power cut may lose the commits since the last one.
     Normal,
-    /// The WAL is fsynced before each commit returns: a power cut loses no commit.
+    /// The WAL is fsynced (by the store's syncer) before a commit is answered or shown: a power cut loses no
+    /// acknowledged commit.
     Full,
 }
 
 impl Synchronous {
-    /// The value of `PRAGMA synchronous`.
+    /// The value of `PRAGMA synchronous`: at [`Synchronous::Full`] the syncer fsyncs each commit, and SQLite's
+    /// NORMAL keeps the WAL consistent (and fsyncs it around checkpoints) without an fsync in every commit.
     pub(crate) fn pragma(self) -> &'static str {
         match self {
             Synchronous::Off => "OFF",
-            Synchronous::Normal => "NORMAL",
-            Synchronous::Full => "FULL",
+            Synchronous::Normal | Synchronous::Full => "NORMAL",
         }
     }
 }
@@ -64,6 +69,7 @@ impl Synchronous {
 pub struct SqliteStore {
     writes: mpsc::Sender<writer::Work>,
     readers: Arc<reader::Readers>,
+    unsynced: Arc<Unsynced>,
     commits: Arc<AtomicU64>,
 }
 
@@ -103,12 +109,21 @@ impl SqliteStore {
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
         let checkpoints = schema::open_checkpointer(&path, synchronous).map_err(database_error)?;
-        let (writer_alive, writer_gone) = std::sync::mpsc::channel();
+        let (alive, writer_gone) = std::sync::mpsc::channel();
         let start_over = Arc::new(AtomicBool::new(false));
         checkpointer::spawn(checkpoints, writer_gone, Arc::clone(&start_over), wal).map_err(OpenError::Writer)?;
-        writer::spawn(connection, queue, Arc::clone(&commits), changes, start_over, writer_alive)
-            .map_err(OpenError::Writer)?;
-        Ok(Self { writes, readers, commits })
+        let unsynced = Arc::new(Unsynced::default());
+        let wal_file = (synchronous == Synchronous::Full).then(|| data_dir.join(format!("{DATABASE_FILE}-wal")));
+        let syncer = syncer::spawn(wal_file, Arc::clone(&unsynced), changes).map_err(OpenError::Writer)?;
+        let parts = writer::Writer {
+            commits: Arc::clone(&commits),
+            syncer,
+            unsynced: Arc::clone(&unsynced),
+            start_over,
+            alive,
+        };
+        writer::spawn(connection, queue, parts).map_err(OpenError::Writer)?;
+        Ok(Self { writes, readers, unsynced, commits })
     }
 
     /// How many group commits the writer has made since the store was opened.
@@ -142,13 +157,13 @@ impl CounterStore for SqliteStore {
     }
 
     async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {
-        let counter = counter.clone();
-        self.read_with(move |connection| reader::snapshot(connection, counter)).await
+        let (counter, unsynced) = (counter.clone(), Arc::clone(&self.unsynced));
+        self.read_with(move |connection| reader::snapshot(connection, &unsynced, counter)).await
     }
 
     async fn history(&self, counter: &CounterName, query: HistoryQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let counter = counter.clone();
-        self.read_with(move |connection| reader::history(connection, &counter, query)).await
+        let (counter, unsynced) = (counter.clone(), Arc::clone(&self.unsynced));
+        self.read_with(move |connection| reader::history(connection, &unsynced, &counter, query)).await
     }
 
     /// The store can read, and commit: a small durable write goes through the writer (a full disk or a read-only

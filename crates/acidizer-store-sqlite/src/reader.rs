@@ -1,5 +1,7 @@
-//! Reads on their own connections: a small pool beside the writer.
+//! Reads on their own connections: a small pool beside the writer. A read shows each counter as of its last
+//! durable change: what the writer committed since, the syncer has yet to make durable (unsynced.rs).
 
+use crate::unsynced::Unsynced;
 use crate::{schema, sql_error};
 use acidizer_core::{AuditRecord, CounterName, CounterSnapshot, Delta, HistoryQuery, RequestId, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -43,8 +45,14 @@ impl Readers {
     }
 }
 
-pub(crate) fn snapshot(connection: &Connection, counter: CounterName) -> Result<CounterSnapshot, StoreError> {
-    let row = connection
+/// The counter's value, `seq` and time of its last durable change.
+pub(crate) fn snapshot(
+    connection: &Connection,
+    unsynced: &Unsynced,
+    counter: CounterName,
+) -> Result<CounterSnapshot, StoreError> {
+    let read = connection.unchecked_transaction().map_err(sql_error)?;
+    let row = read
         .prepare_cached("SELECT value, seq, updated_at FROM counters WHERE name = ?1")
         .and_then(|mut statement| {
             statement
@@ -54,24 +62,48 @@ pub(crate) fn snapshot(connection: &Connection, counter: CounterName) -> Result<
                 .optional()
         })
         .map_err(sql_error)?;
-    Ok(match row {
-        None => CounterSnapshot::zero(counter),
-        Some((value, seq, updated_at)) => CounterSnapshot {
-            counter,
-            value: stored_value(value)?,
-            seq: stored_value(seq)?,
-            updated_at: Some(Timestamp::from_unix_millis(updated_at)),
-        },
-    })
+    let Some((value, seq, updated_at)) = row else { return Ok(CounterSnapshot::zero(counter)) };
+    let (mut value, seq, mut updated_at) = (stored_value(value)?, stored_value(seq)?, updated_at);
+    // Asked only now that the read has its snapshot: see `Unsynced::durable_seq`.
+    let seq = match unsynced.durable_seq(&counter) {
+        Some(0) => return Ok(CounterSnapshot::zero(counter)),
+        Some(durable) if durable < seq => {
+            let at_seq = stored(durable)?;
+            let (durable_value, at) = read
+                .prepare_cached("SELECT value, at FROM audit WHERE counter = ?1 AND seq = ?2")
+                .and_then(|mut statement| {
+                    statement.query_row(params![counter.as_str(), at_seq], |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                    })
+                })
+                .map_err(sql_error)?;
+            (value, updated_at) = (stored_value(durable_value)?, at);
+            durable
+        }
+        _ => seq,
+    };
+    Ok(CounterSnapshot { counter, value, seq, updated_at: Some(Timestamp::from_unix_millis(updated_at)) })
 }
 
+/// A page of the counter's history, up to its last durable change.
 pub(crate) fn history(
     connection: &Connection,
+    unsynced: &Unsynced,
     counter: &CounterName,
     query: HistoryQuery,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let before = query.before.map_or(i64::MAX, |before| i64::try_from(before).unwrap_or(i64::MAX));
-    let mut statement = connection
+    let read = connection.unchecked_transaction().map_err(sql_error)?;
+    let head: Option<i64> = read
+        .prepare_cached("SELECT seq FROM counters WHERE name = ?1")
+        .and_then(|mut statement| statement.query_row([counter.as_str()], |row| row.get(0)).optional())
+        .map_err(sql_error)?;
+    // Asked only now that the read has its snapshot: see `Unsynced::durable_seq`.
+    let shown = match unsynced.durable_seq(counter) {
+        Some(durable) => stored(durable)?.min(head.unwrap_or(0)),
+        None => head.unwrap_or(0),
+    };
+    let before = query.before.map_or(i64::MAX, |before| i64::try_from(before).unwrap_or(i64::MAX)).min(shown + 1);
+    let mut statement = read
         .prepare_cached(
             "SELECT seq, delta, value, request_id, at FROM audit WHERE counter = ?1 AND seq < ?2
              ORDER BY seq DESC LIMIT ?3",
@@ -104,6 +136,11 @@ pub(crate) fn history(
 
 pub(crate) fn ping(connection: &Connection) -> Result<(), StoreError> {
     connection.query_row("SELECT 1", [], |_| Ok(())).map_err(sql_error)
+}
+
+/// A value or `seq` as SQLite stores it.
+pub(crate) fn stored(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("counter overflow at {n}")))
 }
 
 /// A stored value or `seq`, which is never negative.

@@ -102,9 +102,9 @@ const PAGE_SIZE: i64 = 2048;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens the one writing connection: WAL, and with `synchronous` FULL (what the store runs with) a commit is
-/// durable (fsynced) before it returns. A WAL file larger than `wal_kept_bytes` is cut back to it by the first
-/// commit after the WAL starts over (checkpointer.rs).
+/// Opens the one writing connection: WAL, `synchronous` as [`Synchronous::pragma`] says (at FULL, what the store
+/// runs with, the syncer makes each commit durable before it is answered). A WAL file larger than
+/// `wal_kept_bytes` is cut back to it by the first commit after the WAL starts over (checkpointer.rs).
 pub(crate) fn open_writer(path: &Path, synchronous: Synchronous, wal_kept_bytes: i64) -> rusqlite::Result<Connection> {
     let mut connection = Connection::open(path)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;

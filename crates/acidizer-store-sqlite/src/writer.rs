@@ -1,10 +1,13 @@
-//! The one writer: group commit of changes, each answered once its commit is durable. Being the only writer, it
-//! keeps the state of every counter it touched in memory, and writes each counter's row once per group. A change
-//! is one audit record: replayed, its answer is rebuilt from it byte for byte.
+//! The one writer: group commit of changes, each answered once its commit is durable (by the syncer, syncer.rs,
+//! while the writer commits the next group). Being the only writer, it keeps the state of every counter it touched
+//! in memory, and writes each counter's row once per group. A change is one audit record: replayed, its answer is
+//! rebuilt from it byte for byte.
 
 use crate::checkpointer;
-use crate::reader::stored_value;
+use crate::reader::{stored, stored_value};
 use crate::sql_error;
+use crate::syncer::{Committed, Syncer};
+use crate::unsynced::Unsynced;
 use acidizer_core::{Change, ChangeCommand, ChangeOutcome, CounterChange, CounterName, Delta, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -32,9 +35,6 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Result<ChangeOutcome, StoreError>>,
 }
 
-/// Where committed changes go, if anywhere.
-type Changes = Option<mpsc::UnboundedSender<CounterChange>>;
-
 /// A counter's committed state: value and `seq`.
 type Head = (u64, u64);
 
@@ -45,21 +45,27 @@ struct Touched {
     request_id: String,
 }
 
-/// Starts the writer on `connection`: it takes work from `queue`, counts its commits in `commits`, sends committed
-/// changes to `changes`, and finishes a checkpoint when `start_over` asks (checkpointer.rs); `alive` is dropped when
-/// it stops, which stops the checkpointer.
-pub(crate) fn spawn(
-    connection: Connection,
-    queue: mpsc::Receiver<Work>,
-    commits: Arc<AtomicU64>,
-    changes: Changes,
-    start_over: Arc<AtomicBool>,
-    alive: std::sync::mpsc::Sender<()>,
-) -> std::io::Result<()> {
+/// What the writer works with beside its connection and queue.
+pub(crate) struct Writer {
+    /// Counts its group commits.
+    pub(crate) commits: Arc<AtomicU64>,
+    /// Makes each commit durable, then answers it.
+    pub(crate) syncer: Syncer,
+    /// Told of each counter's commit before it is made.
+    pub(crate) unsynced: Arc<Unsynced>,
+    /// Set by the checkpointer when the writer is to finish a checkpoint (checkpointer.rs).
+    pub(crate) start_over: Arc<AtomicBool>,
+    /// Dropped when the writer stops, which stops the checkpointer.
+    pub(crate) alive: std::sync::mpsc::Sender<()>,
+}
+
+/// Starts the writer on `connection`: it takes work from `queue` until it is closed or the syncer fails.
+pub(crate) fn spawn(connection: Connection, queue: mpsc::Receiver<Work>, writer: Writer) -> std::io::Result<()> {
     std::thread::Builder::new().name("acidizer-sqlite-writer".to_owned()).spawn(move || {
-        run(connection, queue, &commits, &changes, &start_over);
-        // The checkpointer stops with the writer.
-        drop(alive);
+        let Writer { commits, syncer, unsynced, start_over, alive } = writer;
+        run(connection, queue, &commits, &syncer, &unsynced, &start_over);
+        // The syncer stops once it has answered what it was sent, the checkpointer with the writer.
+        drop((syncer, alive));
     })?;
     Ok(())
 }
@@ -68,7 +74,8 @@ fn run(
     mut connection: Connection,
     mut queue: mpsc::Receiver<Work>,
     commits: &AtomicU64,
-    changes: &Changes,
+    syncer: &Syncer,
+    unsynced: &Unsynced,
     start_over: &AtomicBool,
 ) {
     let mut last_prune: Option<Instant> = None;
@@ -76,6 +83,11 @@ fn run(
     // What the database holds for each counter read or written so far: this thread is its only writer.
     let mut heads: HashMap<CounterName, Head> = HashMap::new();
     while let Some(first) = queue.blocking_recv() {
+        if syncer.has_failed() {
+            // What waits in the queue is dropped with it: each is answered that the writer stopped.
+            tracing::error!("the writer stops: its commits can no longer be made durable");
+            break;
+        }
         let (mut group, mut probes) = (Vec::new(), Vec::new());
         let mut next = Some(first);
         while let Some(work) = next {
@@ -85,11 +97,20 @@ fn run(
             }
             next = if group.len() < MAX_GROUP { queue.try_recv().ok() } else { None };
         }
-        if !group.is_empty() && commit_group(&mut connection, &mut heads, group, earlier_answers, changes) {
+        let mut committed = Committed::default();
+        if !group.is_empty()
+            && commit_group(&mut connection, &mut heads, unsynced, group, earlier_answers, &mut committed)
+        {
             commits.fetch_add(1, Ordering::Relaxed);
         }
         for probe in probes {
-            let _ = probe.send(commit_probe(&connection));
+            match commit_probe(&connection) {
+                Ok(()) => committed.probes.push(probe),
+                Err(error) => drop(probe.send(Err(error))),
+            }
+        }
+        if !committed.is_empty() {
+            syncer.send(committed);
         }
         checkpointer::finish_if_asked(&connection, start_over);
         if earlier_answers && last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
@@ -112,15 +133,17 @@ enum GroupFailure {
     Store(StoreError),
 }
 
-/// Commits every job of the group in one transaction (each counter's row written once, with its last state), then
-/// answers each; tells whether it committed. A change that cannot be made fails alone: the transaction is rolled
-/// back and the rest of the group committed without it.
+/// Commits every job of the group in one transaction (each counter's row written once, with its last state), and
+/// adds their answers to `committed`, for the syncer; tells whether it committed. A change that cannot be made fails
+/// alone: the transaction is rolled back and the rest of the group committed without it. Failures are answered
+/// at once.
 fn commit_group(
     connection: &mut Connection,
     heads: &mut HashMap<CounterName, Head>,
+    unsynced: &Unsynced,
     group: Vec<Job>,
     earlier_answers: bool,
-    changes: &Changes,
+    committed: &mut Committed,
 ) -> bool {
     let now = Instant::now();
     let (mut jobs, late): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| job.command.deadline > now);
@@ -143,18 +166,18 @@ fn commit_group(
                     }
                 }
                 write_counters(&transaction, &touched, stamped).map_err(GroupFailure::Store)?;
+                for (counter, state) in &touched {
+                    let before = heads.get(counter).map_or(0, |&(_, seq)| seq);
+                    unsynced.committing(counter, before, state.seq);
+                }
                 transaction.commit().map_err(|error| GroupFailure::Store(sql_error(error)))?;
                 Ok(outcomes)
             });
         match applied {
             Ok(outcomes) => {
                 heads.extend(touched.into_iter().map(|(counter, state)| (counter, (state.value, state.seq))));
-                if let Some(changes) = changes {
-                    publish(changes, &jobs, &outcomes, stamped);
-                }
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
+                committed.changes = latest_changes(&jobs, &outcomes, stamped);
+                committed.answers = jobs.into_iter().map(|job| job.reply).zip(outcomes).collect();
                 return true;
             }
             Err(GroupFailure::Change { index, error }) => {
@@ -349,23 +372,15 @@ fn write_counters(
     Ok(())
 }
 
-/// A value or `seq` as SQLite stores it.
-fn stored(n: u64) -> Result<i64, StoreError> {
-    i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("counter overflow at {n}")))
-}
-
-/// Sends the latest committed value of each counter the group changed.
-fn publish(changes: &mpsc::UnboundedSender<CounterChange>, jobs: &[Job], outcomes: &[ChangeOutcome], at: Timestamp) {
+/// The latest committed value of each counter the group changed.
+fn latest_changes(jobs: &[Job], outcomes: &[ChangeOutcome], at: Timestamp) -> Vec<CounterChange> {
     let committed = jobs.iter().zip(outcomes).filter_map(|(job, outcome)| match outcome {
         ChangeOutcome::Committed { value, seq, .. } => {
             Some(CounterChange { counter: job.command.counter.clone(), value: *value, seq: *seq, updated_at: at })
         }
         ChangeOutcome::Replayed { .. } | ChangeOutcome::Refused(_) => None,
     });
-    for change in acidizer_core::live::coalesce(committed) {
-        // No one listening is no reason to fail a commit.
-        let _ = changes.send(change);
-    }
+    acidizer_core::live::coalesce(committed)
 }
 
 /// Deletes up to [`PRUNE_BATCH`] answers past their retention, oldest first; tells how many.
@@ -386,5 +401,69 @@ fn prune_expired_keys(connection: &Connection) -> usize {
             tracing::warn!(%error, "could not prune expired idempotency keys");
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Job, commit_group};
+    use crate::checkpointer::WalBound;
+    use crate::syncer::Committed;
+    use crate::unsynced::Unsynced;
+    use crate::{DATABASE_FILE, Synchronous, reader, schema};
+    use acidizer_core::{
+        ChangeCommand, ChangeOutcome, CounterMax, CounterName, Delta, HistoryLimit, HistoryQuery, RequestId,
+        StoreError, Timestamp,
+    };
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+    use tokio::sync::oneshot;
+
+    fn job(delta: Delta) -> (Job, oneshot::Receiver<Result<ChangeOutcome, StoreError>>) {
+        let command = ChangeCommand {
+            counter: CounterName::parse("c").unwrap(),
+            delta,
+            request_id: RequestId::generate(),
+            max: CounterMax::DEFAULT,
+            at: Timestamp::now(),
+            deadline: Instant::now() + Duration::from_secs(10),
+        };
+        let (reply, answer) = oneshot::channel();
+        (Job { command, reply }, answer)
+    }
+
+    /// A committed group is neither answered nor shown to readers (value, history) until the syncer has made it
+    /// durable; before, readers show the counter as of its last durable change.
+    #[test]
+    fn readers_see_a_commit_once_it_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DATABASE_FILE);
+        let mut connection = schema::open_writer(&path, Synchronous::Full, WalBound::STORE.kept_bytes).unwrap();
+        let reading = schema::open_reader(&path).unwrap();
+        let (unsynced, mut heads) = (Unsynced::default(), HashMap::new());
+        let counter = CounterName::parse("c").unwrap();
+        let shown = || {
+            let snapshot = reader::snapshot(&reading, &unsynced, counter.clone()).unwrap();
+            let query = HistoryQuery { before: None, limit: HistoryLimit::parse("100").unwrap() };
+            let history = reader::history(&reading, &unsynced, &counter, query).unwrap();
+            let values: Vec<_> = history.iter().map(|record| (record.seq, record.value)).collect();
+            (snapshot.value, snapshot.seq, values)
+        };
+
+        let mut durable = Committed::default();
+        let (first, _) = job(Delta::Increment);
+        assert!(commit_group(&mut connection, &mut heads, &unsynced, vec![first], false, &mut durable));
+        assert_eq!(shown().1, 0, "nothing is shown before the first fsync");
+        durable.durable(&unsynced, &None);
+        assert_eq!(shown(), (1, 1, vec![(1, 1)]));
+
+        let mut pending = Committed::default();
+        let ((second, mut answered), (third, _)) = (job(Delta::Increment), job(Delta::Decrement));
+        assert!(commit_group(&mut connection, &mut heads, &unsynced, vec![second, third], false, &mut pending));
+        assert_eq!(shown(), (1, 1, vec![(1, 1)]), "a commit not yet durable is not shown");
+        assert!(answered.try_recv().is_err(), "nor answered");
+        pending.durable(&unsynced, &None);
+        assert_eq!(shown(), (1, 3, vec![(3, 1), (2, 2), (1, 1)]));
+        assert!(matches!(answered.try_recv(), Ok(Ok(ChangeOutcome::Committed { value: 2, seq: 2, .. }))));
     }
 }

@@ -1,6 +1,7 @@
-//! The HTTP API of `acidizer serve` over the embedded store opened at a chosen `PRAGMA synchronous`: what the
-//! power-loss test runs to show that the durability promise rests on `synchronous=FULL` (`acidizer serve` always
-//! runs FULL and has no way to lower it).
+//! The HTTP API of `acidizer serve` over the embedded store opened at a chosen `Synchronous` level: what the
+//! power-loss test runs to show that the durability promise rests on the store's fsync of the WAL before each
+//! answer (`full`; `acidizer serve` always runs it and has no way to lower it). `normal` is SQLite's
+//! `synchronous=NORMAL` without that fsync, `off` no fsync at all.
 //!
 //! Usage: `synchronous-host DATA_DIR off|normal|full`; prints `listening on http://ADDR` once it listens on a free
 //! port of 127.0.0.1.
