@@ -44,24 +44,34 @@ fn checkpoint(connection: &Connection) -> rusqlite::Result<(bool, i64, i64)> {
     connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
 }
 
-/// Checkpoints `connection`'s database every [`EVERY`], until `writer_alive` is closed (its sender dropped); sets
-/// `start_over` after a checkpoint of a WAL of `bound.start_over_at_bytes` or more.
+/// Checkpoints `connection`'s database every [`EVERY`], until `writer_alive` is closed (its sender dropped) or
+/// `failed` is set (an fsync of the WAL failed: what the WAL holds is not copied on); sets `start_over` after a
+/// checkpoint of a WAL of `bound.start_over_at_bytes` or more.
 pub(crate) fn spawn(
     connection: Connection,
     writer_alive: Receiver<()>,
     start_over: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
     bound: WalBound,
 ) -> std::io::Result<()> {
-    std::thread::Builder::new().name("acidizer-sqlite-checkpoint".to_owned()).spawn(move || {
+    std::thread::Builder::new().name("wal-checkpoint".to_owned()).spawn(move || {
         // An existing database keeps the page size it was made with.
         let page_size = connection.pragma_query_value(None, "page_size", |row| row.get::<_, i64>(0)).unwrap_or(4096);
         let start_over_at = bound.start_over_at_bytes / (page_size + FRAME_HEADER);
+        let failed = || failed.load(Ordering::Acquire);
         while let Err(RecvTimeoutError::Timeout) = writer_alive.recv_timeout(EVERY) {
+            if failed() {
+                break;
+            }
             match checkpoint(&connection) {
                 Ok((_, frames, _)) if frames >= start_over_at => start_over.store(true, Ordering::Release),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "WAL checkpoint failed; the next one tries again"),
             }
+        }
+        if failed() {
+            tracing::error!("the checkpointer stops: an fsync of the WAL failed, what it holds is not copied on");
+            return;
         }
         // The writer stopped: one last, complete checkpoint leaves a small WAL behind.
         let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0));

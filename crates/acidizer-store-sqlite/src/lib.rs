@@ -36,18 +36,22 @@ pub enum OpenError {
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("cannot open the database {path}: {source}")]
     Database { path: PathBuf, source: rusqlite::Error },
+    #[error("cannot open the WAL of {path} to fsync it: {source}")]
+    Wal { path: PathBuf, source: std::io::Error },
     #[error("cannot start the writer thread: {0}")]
     Writer(std::io::Error),
 }
 
-/// How SQLite makes a commit durable (`PRAGMA synchronous`) on the store's connections. [`SqliteStore::open`] and
-/// [`SqliteStore::open_publishing`] always use [`Synchronous::Full`], which the store's durability promise rests on;
-/// the lower levels exist for tests that show what that promise depends on.
+/// How the store makes a commit durable: the `PRAGMA synchronous` of its connections, and whether its syncer
+/// fsyncs the WAL before answering. [`SqliteStore::open`] and [`SqliteStore::open_publishing`] always use
+/// [`Synchronous::Full`], which the store's durability promise rests on; the lower levels exist for tests that show
+/// what that promise depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Synchronous {
     /// No fsync at all: a power cut may lose any commit (and more).
     Off,
-    /// In WAL mode, fsync only at checkpoints: a power cut may lose the commits since the last one.
+    /// SQLite's NORMAL without the syncer's fsync: in WAL mode, fsync only at checkpoints, so a power cut may lose
+    /// the commits since the last one.
     Normal,
     /// The WAL is fsynced (by the store's syncer) before a commit is answered or shown: a power cut loses no
     /// acknowledged commit.
@@ -104,24 +108,24 @@ impl SqliteStore {
         let path = data_dir.join(DATABASE_FILE);
         let database_error = |source| OpenError::Database { path: path.clone(), source };
         let connection = schema::open_writer(&path, synchronous, wal.kept_bytes).map_err(database_error)?;
+        let wal_file = match synchronous {
+            Synchronous::Full => {
+                Some(syncer::open_wal(&connection).map_err(|source| OpenError::Wal { path: path.clone(), source })?)
+            }
+            Synchronous::Off | Synchronous::Normal => None,
+        };
         let readers = Arc::new(reader::Readers::new(path.clone()));
         readers.warm_up().map_err(database_error)?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
         let checkpoints = schema::open_checkpointer(&path, synchronous).map_err(database_error)?;
         let (alive, writer_gone) = std::sync::mpsc::channel();
-        let start_over = Arc::new(AtomicBool::new(false));
-        checkpointer::spawn(checkpoints, writer_gone, Arc::clone(&start_over), wal).map_err(OpenError::Writer)?;
+        let (start_over, failed) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        checkpointer::spawn(checkpoints, writer_gone, Arc::clone(&start_over), Arc::clone(&failed), wal)
+            .map_err(OpenError::Writer)?;
         let unsynced = Arc::new(Unsynced::default());
-        let wal_file = (synchronous == Synchronous::Full).then(|| data_dir.join(format!("{DATABASE_FILE}-wal")));
-        let syncer = syncer::spawn(wal_file, Arc::clone(&unsynced), changes).map_err(OpenError::Writer)?;
-        let parts = writer::Writer {
-            commits: Arc::clone(&commits),
-            syncer,
-            unsynced: Arc::clone(&unsynced),
-            start_over,
-            alive,
-        };
+        let syncer = syncer::spawn(wal_file, Arc::clone(&unsynced), changes, failed).map_err(OpenError::Writer)?;
+        let parts = writer::Writer { commits: Arc::clone(&commits), syncer, start_over, alive };
         writer::spawn(connection, queue, parts).map_err(OpenError::Writer)?;
         Ok(Self { writes, readers, unsynced, commits })
     }

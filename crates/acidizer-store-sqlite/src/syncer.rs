@@ -5,12 +5,13 @@
 //! began, so the writer's work and the disk's flush overlap instead of taking turns.
 //!
 //! A failed fsync may have dropped what it was to make durable, and a later one would not say so: the first failure
-//! fails every answer still waiting and stops the writer.
+//! fails every answer still waiting (their outcome is unknown), stops the writer before its next commit and the
+//! checkpointer before its next copy of the WAL.
 
 use crate::unsynced::Unsynced;
 use acidizer_core::{ChangeOutcome, CounterChange, StoreError};
+use rusqlite::Connection;
 use std::fs::File;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -25,7 +26,8 @@ pub(crate) struct Committed {
     pub(crate) answers: Vec<(oneshot::Sender<Result<ChangeOutcome, StoreError>>, ChangeOutcome)>,
     /// The `/health` probes whose write committed.
     pub(crate) probes: Vec<oneshot::Sender<Result<(), StoreError>>>,
-    /// The latest change of each counter the commit changed.
+    /// The latest change of each counter the commit changed: published, and what readers may now see of each
+    /// (every counter the commit changed must be here, or readers would stay behind on it).
     pub(crate) changes: Vec<CounterChange>,
 }
 
@@ -63,55 +65,72 @@ impl Committed {
 /// The writer's end of the syncer.
 pub(crate) struct Syncer {
     committed: std::sync::mpsc::Sender<Committed>,
+    unsynced: Arc<Unsynced>,
     failed: Arc<AtomicBool>,
 }
 
 impl Syncer {
+    /// Before the writer commits `counter` from `seq` `before` to `after` (see [`Unsynced::committing`]).
+    pub(crate) fn committing(&self, counter: &acidizer_core::CounterName, before: u64, after: u64) {
+        self.unsynced.committing(counter, before, after);
+    }
+
     pub(crate) fn send(&self, committed: Committed) {
         if let Err(std::sync::mpsc::SendError(committed)) = self.committed.send(committed) {
-            committed.failed(&StoreError::Unavailable("the syncer has stopped".to_owned()));
+            // Nothing will make commits durable any more: the writer stops too.
+            self.failed.store(true, Ordering::Release);
+            committed.failed(&unknown_outcome());
         }
     }
 
-    /// Whether an fsync failed: the writer stops.
+    /// A syncer with no thread behind it, for tests of the writer: what is sent to it is never answered.
+    #[cfg(test)]
+    pub(crate) fn detached(unsynced: Arc<Unsynced>, failed: Arc<AtomicBool>) -> Self {
+        Self { committed: std::sync::mpsc::channel().0, unsynced, failed }
+    }
+
+    /// Whether commits can no longer be made durable: the writer stops.
     pub(crate) fn has_failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
     }
 }
 
-/// Starts the syncer: it fsyncs the WAL at `wal` (none: commits are answered as they are, for tests of what
-/// durability rests on), then marks commits durable in `unsynced` and publishes their changes to `publish`. It
-/// stops once the writer's end is dropped and every commit sent is answered.
-pub(crate) fn spawn(wal: Option<PathBuf>, unsynced: Arc<Unsynced>, publish: Changes) -> std::io::Result<Syncer> {
+/// Opens the WAL of `connection`'s database (under the name SQLite gives it: the database's path with symbolic
+/// links resolved) and fsyncs it: what an earlier process committed without its fsync is made durable before
+/// anything is read. The writer's connection has made the file by then (its first read opens the WAL).
+pub(crate) fn open_wal(connection: &Connection) -> std::io::Result<File> {
+    let database = connection.path().filter(|path| !path.is_empty());
+    let database = database.ok_or_else(|| std::io::Error::other("the database has no file"))?;
+    let wal = File::open(format!("{database}-wal"))?;
+    wal.sync_data()?;
+    Ok(wal)
+}
+
+/// Starts the syncer: it fsyncs `wal` (none: commits are answered as they are, for tests of what durability rests
+/// on), then marks commits durable in `unsynced` and publishes their changes to `publish`; it sets `failed` when an
+/// fsync fails. It stops once the writer's end is dropped and every commit sent is answered.
+pub(crate) fn spawn(
+    wal: Option<File>,
+    unsynced: Arc<Unsynced>,
+    publish: Changes,
+    failed: Arc<AtomicBool>,
+) -> std::io::Result<Syncer> {
     let (committed, queue) = std::sync::mpsc::channel();
-    let failed = Arc::new(AtomicBool::new(false));
-    let failing = Arc::clone(&failed);
-    std::thread::Builder::new().name("acidizer-sqlite-sync".to_owned()).spawn(move || {
-        run(&queue, Wal { path: wal, file: None }, &unsynced, &publish, &failing);
+    let (marks, failing) = (Arc::clone(&unsynced), Arc::clone(&failed));
+    std::thread::Builder::new().name("sqlite-syncer".to_owned()).spawn(move || {
+        run(&queue, wal.as_ref(), &marks, &publish, &failing);
     })?;
-    Ok(Syncer { committed, failed })
+    Ok(Syncer { committed, unsynced, failed })
 }
 
-/// The WAL file, opened on the first fsync (after the first commit, which creates it).
-struct Wal {
-    path: Option<PathBuf>,
-    file: Option<File>,
-}
-
-impl Wal {
-    fn sync(&mut self) -> std::io::Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
-        let file = match &self.file {
-            Some(file) => file,
-            None => self.file.insert(File::open(path)?),
-        };
-        file.sync_data()
-    }
+/// What a change whose commit may or may not be durable is answered.
+fn unknown_outcome() -> StoreError {
+    StoreError::Unavailable("the WAL could not be made durable: the outcome of the change is unknown".to_owned())
 }
 
 fn run(
     queue: &std::sync::mpsc::Receiver<Committed>,
-    mut wal: Wal,
+    wal: Option<&File>,
     unsynced: &Unsynced,
     publish: &Changes,
     failed: &AtomicBool,
@@ -119,7 +138,8 @@ fn run(
     while let Ok(first) = queue.recv() {
         // Every commit made so far is in the WAL: one fsync makes them all durable.
         let ready: Vec<Committed> = std::iter::once(first).chain(queue.try_iter()).collect();
-        let synced = if failed.load(Ordering::Acquire) { Err(None) } else { wal.sync().map_err(Some) };
+        let synced =
+            if failed.load(Ordering::Acquire) { Err(None) } else { wal.map_or(Ok(()), File::sync_data).map_err(Some) };
         match synced {
             Ok(()) => ready.into_iter().for_each(|committed| committed.durable(unsynced, publish)),
             Err(error) => {
@@ -127,7 +147,7 @@ fn run(
                     tracing::error!(%error, "the WAL's fsync failed: nothing more is answered as durable");
                     failed.store(true, Ordering::Release);
                 }
-                let error = StoreError::Unavailable("the WAL could not be made durable".to_owned());
+                let error = unknown_outcome();
                 ready.into_iter().for_each(|committed| committed.failed(&error));
             }
         }
@@ -141,14 +161,17 @@ mod tests {
     use crate::unsynced::Unsynced;
     use acidizer_core::{ChangeOutcome, StoreError};
     use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
     use tokio::sync::oneshot;
 
     /// A failed fsync answers what it was to make durable with an error, fails every later commit without trying
     /// again, and tells the writer to stop.
     #[test]
     fn a_failed_fsync_fails_its_commits_and_every_later_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let syncer = spawn(Some(dir.path().join("no-such-wal")), Arc::new(Unsynced::default()), None).unwrap();
+        // fsync of a character device fails (EINVAL), as a disk's failed write-back would.
+        let wal = std::fs::File::open("/dev/null").unwrap();
+        let failed = Arc::new(AtomicBool::new(false));
+        let syncer = spawn(Some(wal), Arc::new(Unsynced::default()), None, Arc::clone(&failed)).unwrap();
         let answer = |syncer: &super::Syncer| {
             let (reply, answer) = oneshot::channel();
             let outcome = ChangeOutcome::Committed { value: 1, seq: 1, body: String::new() };
@@ -157,7 +180,6 @@ mod tests {
         };
         assert!(matches!(answer(&syncer), Err(StoreError::Unavailable(_))));
         assert!(syncer.has_failed());
-        std::fs::write(dir.path().join("no-such-wal"), b"").unwrap();
         assert!(matches!(answer(&syncer), Err(StoreError::Unavailable(_))), "a later fsync is not trusted");
     }
 }

@@ -26,6 +26,7 @@ impl Unsynced {
     pub(crate) fn committing(&self, counter: &CounterName, durable: u64, committed: u64) {
         let mut counters = self.lock();
         match counters.get_mut(counter) {
+            // Set, not raised: after a COMMIT that failed, the next group commits the same `seq` again.
             Some(pending) => pending.committed = committed,
             None => {
                 counters.insert(counter.clone(), Pending { durable, committed });

@@ -7,7 +7,6 @@ use crate::checkpointer;
 use crate::reader::{stored, stored_value};
 use crate::sql_error;
 use crate::syncer::{Committed, Syncer};
-use crate::unsynced::Unsynced;
 use acidizer_core::{Change, ChangeCommand, ChangeOutcome, CounterChange, CounterName, Delta, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -49,10 +48,8 @@ struct Touched {
 pub(crate) struct Writer {
     /// Counts its group commits.
     pub(crate) commits: Arc<AtomicU64>,
-    /// Makes each commit durable, then answers it.
+    /// Told of each counter's commit before it is made; makes each commit durable, then answers it.
     pub(crate) syncer: Syncer,
-    /// Told of each counter's commit before it is made.
-    pub(crate) unsynced: Arc<Unsynced>,
     /// Set by the checkpointer when the writer is to finish a checkpoint (checkpointer.rs).
     pub(crate) start_over: Arc<AtomicBool>,
     /// Dropped when the writer stops, which stops the checkpointer.
@@ -61,9 +58,9 @@ pub(crate) struct Writer {
 
 /// Starts the writer on `connection`: it takes work from `queue` until it is closed or the syncer fails.
 pub(crate) fn spawn(connection: Connection, queue: mpsc::Receiver<Work>, writer: Writer) -> std::io::Result<()> {
-    std::thread::Builder::new().name("acidizer-sqlite-writer".to_owned()).spawn(move || {
-        let Writer { commits, syncer, unsynced, start_over, alive } = writer;
-        run(connection, queue, &commits, &syncer, &unsynced, &start_over);
+    std::thread::Builder::new().name("sqlite-writer".to_owned()).spawn(move || {
+        let Writer { commits, syncer, start_over, alive } = writer;
+        run(connection, queue, &commits, &syncer, &start_over);
         // The syncer stops once it has answered what it was sent, the checkpointer with the writer.
         drop((syncer, alive));
     })?;
@@ -75,7 +72,6 @@ fn run(
     mut queue: mpsc::Receiver<Work>,
     commits: &AtomicU64,
     syncer: &Syncer,
-    unsynced: &Unsynced,
     start_over: &AtomicBool,
 ) {
     let mut last_prune: Option<Instant> = None;
@@ -99,7 +95,7 @@ fn run(
         }
         let mut committed = Committed::default();
         if !group.is_empty()
-            && commit_group(&mut connection, &mut heads, unsynced, group, earlier_answers, &mut committed)
+            && commit_group(&mut connection, &mut heads, syncer, group, earlier_answers, &mut committed)
         {
             commits.fetch_add(1, Ordering::Relaxed);
         }
@@ -140,7 +136,7 @@ enum GroupFailure {
 fn commit_group(
     connection: &mut Connection,
     heads: &mut HashMap<CounterName, Head>,
-    unsynced: &Unsynced,
+    syncer: &Syncer,
     group: Vec<Job>,
     earlier_answers: bool,
     committed: &mut Committed,
@@ -166,9 +162,14 @@ fn commit_group(
                     }
                 }
                 write_counters(&transaction, &touched, stamped).map_err(GroupFailure::Store)?;
+                if syncer.has_failed() {
+                    return Err(GroupFailure::Store(StoreError::Unavailable(
+                        "commits can no longer be made durable".to_owned(),
+                    )));
+                }
                 for (counter, state) in &touched {
                     let before = heads.get(counter).map_or(0, |&(_, seq)| seq);
-                    unsynced.committing(counter, before, state.seq);
+                    syncer.committing(counter, before, state.seq);
                 }
                 transaction.commit().map_err(|error| GroupFailure::Store(sql_error(error)))?;
                 Ok(outcomes)
@@ -406,16 +407,19 @@ fn prune_expired_keys(connection: &Connection) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{Job, commit_group};
+    use super::{Head, Job, commit_group};
     use crate::checkpointer::WalBound;
-    use crate::syncer::Committed;
+    use crate::syncer::{Committed, Syncer};
     use crate::unsynced::Unsynced;
     use crate::{DATABASE_FILE, Synchronous, reader, schema};
     use acidizer_core::{
         ChangeCommand, ChangeOutcome, CounterMax, CounterName, Delta, HistoryLimit, HistoryQuery, RequestId,
         StoreError, Timestamp,
     };
+    use rusqlite::Connection;
     use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
     use tokio::sync::oneshot;
 
@@ -432,38 +436,78 @@ mod tests {
         (Job { command, reply }, answer)
     }
 
+    /// A writer's connection on a new database, a reading connection beside it, and a syncer that never syncs.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        connection: Connection,
+        reading: Connection,
+        unsynced: Arc<Unsynced>,
+        failed: Arc<AtomicBool>,
+        syncer: Syncer,
+        heads: HashMap<CounterName, Head>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(DATABASE_FILE);
+            let connection = schema::open_writer(&path, Synchronous::Full, WalBound::STORE.kept_bytes).unwrap();
+            let reading = schema::open_reader(&path).unwrap();
+            let (unsynced, failed) = (Arc::new(Unsynced::default()), Arc::new(AtomicBool::new(false)));
+            let syncer = Syncer::detached(Arc::clone(&unsynced), Arc::clone(&failed));
+            Self { _dir: dir, connection, reading, unsynced, failed, syncer, heads: HashMap::new() }
+        }
+
+        fn commit(&mut self, jobs: Vec<Job>, committed: &mut Committed) -> bool {
+            commit_group(&mut self.connection, &mut self.heads, &self.syncer, jobs, false, committed)
+        }
+
+        /// What readers show of the counter `c`: value, seq, and its history's (seq, value) pairs.
+        fn shown(&self) -> (u64, u64, Vec<(u64, u64)>) {
+            let counter = CounterName::parse("c").unwrap();
+            let snapshot = reader::snapshot(&self.reading, &self.unsynced, counter.clone()).unwrap();
+            let query = HistoryQuery { before: None, limit: HistoryLimit::parse("100").unwrap() };
+            let history = reader::history(&self.reading, &self.unsynced, &counter, query).unwrap();
+            (snapshot.value, snapshot.seq, history.iter().map(|record| (record.seq, record.value)).collect())
+        }
+    }
+
     /// A committed group is neither answered nor shown to readers (value, history) until the syncer has made it
     /// durable; before, readers show the counter as of its last durable change.
     #[test]
     fn readers_see_a_commit_once_it_is_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(DATABASE_FILE);
-        let mut connection = schema::open_writer(&path, Synchronous::Full, WalBound::STORE.kept_bytes).unwrap();
-        let reading = schema::open_reader(&path).unwrap();
-        let (unsynced, mut heads) = (Unsynced::default(), HashMap::new());
-        let counter = CounterName::parse("c").unwrap();
-        let shown = || {
-            let snapshot = reader::snapshot(&reading, &unsynced, counter.clone()).unwrap();
-            let query = HistoryQuery { before: None, limit: HistoryLimit::parse("100").unwrap() };
-            let history = reader::history(&reading, &unsynced, &counter, query).unwrap();
-            let values: Vec<_> = history.iter().map(|record| (record.seq, record.value)).collect();
-            (snapshot.value, snapshot.seq, values)
-        };
-
+        let mut fixture = Fixture::new();
         let mut durable = Committed::default();
-        let (first, _) = job(Delta::Increment);
-        assert!(commit_group(&mut connection, &mut heads, &unsynced, vec![first], false, &mut durable));
-        assert_eq!(shown().1, 0, "nothing is shown before the first fsync");
-        durable.durable(&unsynced, &None);
-        assert_eq!(shown(), (1, 1, vec![(1, 1)]));
+        assert!(fixture.commit(vec![job(Delta::Increment).0], &mut durable));
+        assert_eq!(fixture.shown(), (0, 0, vec![]), "nothing is shown before the first fsync");
+        durable.durable(&fixture.unsynced, &None);
+        assert_eq!(fixture.shown(), (1, 1, vec![(1, 1)]));
 
         let mut pending = Committed::default();
         let ((second, mut answered), (third, _)) = (job(Delta::Increment), job(Delta::Decrement));
-        assert!(commit_group(&mut connection, &mut heads, &unsynced, vec![second, third], false, &mut pending));
-        assert_eq!(shown(), (1, 1, vec![(1, 1)]), "a commit not yet durable is not shown");
+        assert!(fixture.commit(vec![second, third], &mut pending));
+        assert_eq!(fixture.shown(), (1, 1, vec![(1, 1)]), "a commit not yet durable is not shown");
         assert!(answered.try_recv().is_err(), "nor answered");
-        pending.durable(&unsynced, &None);
-        assert_eq!(shown(), (1, 3, vec![(3, 1), (2, 2), (1, 1)]));
+        pending.durable(&fixture.unsynced, &None);
+        assert_eq!(fixture.shown(), (1, 3, vec![(3, 1), (2, 2), (1, 1)]));
         assert!(matches!(answered.try_recv(), Ok(Ok(ChangeOutcome::Committed { value: 2, seq: 2, .. }))));
+    }
+
+    /// Once an fsync has failed, the writer commits nothing more: the group is rolled back and answered with an
+    /// error.
+    #[test]
+    fn after_a_failed_fsync_nothing_more_is_committed() {
+        let mut fixture = Fixture::new();
+        fixture.failed.store(true, Ordering::Release);
+        let (change, mut answered) = job(Delta::Increment);
+        let mut committed = Committed::default();
+        assert!(!fixture.commit(vec![change], &mut committed));
+        assert!(committed.is_empty());
+        assert!(matches!(answered.try_recv(), Ok(Err(StoreError::Unavailable(_)))));
+        let (counter, seq): (Option<String>, Option<i64>) = fixture
+            .connection
+            .query_row("SELECT max(counter), max(seq) FROM audit", [], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap();
+        assert_eq!((counter, seq), (None, None), "the group was rolled back");
     }
 }
