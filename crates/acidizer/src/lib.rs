@@ -11,8 +11,8 @@ mod rate_limit;
 mod serve;
 mod site;
 
-/// The hub and its broadcaster, for the fan-out benchmark (`benches/fan_out.rs`).
-#[doc(hidden)]
+/// The hub that `acidizer serve`'s WebSocket sessions subscribe in, and the broadcaster that fans each committed
+/// change out through it: public for the fan-out benchmark (`benches/fan_out.rs`), which measures them as they run.
 pub use live::{LocalBroadcaster, hub::Hub};
 
 use acidizer_core::http::ACCESS_LOG;
