@@ -11,6 +11,7 @@
 //! `journal_size_limit` back to it.
 
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -44,9 +45,24 @@ fn checkpoint(connection: &Connection) -> rusqlite::Result<(bool, i64, i64)> {
     connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
 }
 
+/// Whether a checkpoint failed reading, writing or syncing a file: what it was copying may be lost, and a retry
+/// might copy it on as if it were not. The store stops writing (syncer.rs).
+pub(crate) fn is_io_failure(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure)
+}
+
+/// Keeps SQLite from checkpointing the WAL when `connection` closes (as the last connection of the database does):
+/// after a failed fsync, what the WAL holds stays there, for the next start to recover what the disk kept.
+pub(crate) fn keep_wal_on_close(connection: &Connection) {
+    if let Err(error) = connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
+        tracing::error!(%error, "cannot keep the WAL from being checkpointed on close");
+    }
+}
+
 /// Checkpoints `connection`'s database every [`EVERY`], until `writer_alive` is closed (its sender dropped) or
-/// `failed` is set (an fsync of the WAL failed: what the WAL holds is not copied on); sets `start_over` after a
-/// checkpoint of a WAL of `bound.start_over_at_bytes` or more.
+/// `failed` is set (an fsync of the WAL failed: what the WAL holds is not copied on, not even when the connection
+/// closes); sets `start_over` after a checkpoint of a WAL of `bound.start_over_at_bytes` or more, and `failed` when
+/// a checkpoint fails on a file's I/O.
 pub(crate) fn spawn(
     connection: Connection,
     writer_alive: Receiver<()>,
@@ -58,19 +74,24 @@ pub(crate) fn spawn(
         // An existing database keeps the page size it was made with.
         let page_size = connection.pragma_query_value(None, "page_size", |row| row.get::<_, i64>(0)).unwrap_or(4096);
         let start_over_at = bound.start_over_at_bytes / (page_size + FRAME_HEADER);
-        let failed = || failed.load(Ordering::Acquire);
+        let has_failed = || failed.load(Ordering::Acquire);
         while let Err(RecvTimeoutError::Timeout) = writer_alive.recv_timeout(EVERY) {
-            if failed() {
+            if has_failed() {
                 break;
             }
             match checkpoint(&connection) {
                 Ok((_, frames, _)) if frames >= start_over_at => start_over.store(true, Ordering::Release),
                 Ok(_) => {}
+                Err(error) if is_io_failure(&error) => {
+                    tracing::error!(%error, "a WAL checkpoint failed on the disk: the store stops writing");
+                    failed.store(true, Ordering::Release);
+                }
                 Err(error) => tracing::warn!(%error, "WAL checkpoint failed; the next one tries again"),
             }
         }
-        if failed() {
-            tracing::error!("the checkpointer stops: an fsync of the WAL failed, what it holds is not copied on");
+        if has_failed() {
+            tracing::error!("the checkpointer stops: the disk failed, what the WAL holds is not copied on");
+            keep_wal_on_close(&connection);
             return;
         }
         // The writer stopped: one last, complete checkpoint leaves a small WAL behind.
@@ -82,11 +103,12 @@ pub(crate) fn spawn(
 
 /// The writer's part, between two groups, when `start_over` is set: copies the rest of the WAL, after which SQLite
 /// starts it over at the next commit (unless a reader is still on it: then after the next checkpoint, a second
-/// later). A checkpoint that could not run (another was running) is asked for again.
-pub(crate) fn finish_if_asked(connection: &Connection, start_over: &AtomicBool) {
+/// later). A checkpoint that could not run (another was running) is asked for again. Fails only when the
+/// checkpoint failed on a file's I/O ([`is_io_failure`]).
+pub(crate) fn finish_if_asked(connection: &Connection, start_over: &AtomicBool) -> Result<(), rusqlite::Error> {
     // Read first: between nearly all groups nothing is asked, and a read costs less than a swap.
     if !start_over.load(Ordering::Relaxed) || !start_over.swap(false, Ordering::Acquire) {
-        return;
+        return Ok(());
     }
     match checkpoint(connection) {
         Ok((true, _, _)) => start_over.store(true, Ordering::Release),
@@ -94,8 +116,10 @@ pub(crate) fn finish_if_asked(connection: &Connection, start_over: &AtomicBool) 
             tracing::debug!(frames, copied, "a reader holds part of the WAL; it starts over later");
         }
         Ok(_) => {}
+        Err(error) if is_io_failure(&error) => return Err(error),
         Err(error) => tracing::warn!(%error, "WAL checkpoint failed; the next one tries again"),
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -105,6 +129,27 @@ mod tests {
     use acidizer_core::{ChangeCommand, CounterMax, CounterName, CounterStore, Delta, RequestId, Timestamp};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
+
+    /// After a failure on the disk, the last connection to close leaves the WAL as it is (SQLite would otherwise
+    /// copy it into the database and delete it).
+    #[test]
+    fn a_connection_kept_from_checkpointing_on_close_leaves_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DATABASE_FILE);
+        let wal = dir.path().join(format!("{DATABASE_FILE}-wal"));
+        for keep in [false, true] {
+            let connection = crate::schema::open_writer(&path, Synchronous::Full, WalBound::STORE.kept_bytes).unwrap();
+            let write = "INSERT INTO health (id, checked_at) VALUES (1, ?1)
+                         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
+            connection.execute(write, [i64::from(keep)]).unwrap();
+            if keep {
+                super::keep_wal_on_close(&connection);
+            }
+            drop(connection);
+            let left = std::fs::metadata(&wal).map_or(0, |metadata| metadata.len());
+            assert_eq!(left > 0, keep, "kept from checkpointing on close: {keep}; the WAL left: {left} bytes");
+        }
+    }
 
     /// Under a load that never lets the writer rest, the WAL still starts over: its file is cut back (to the
     /// journal size limit) rather than growing for as long as the load lasts. The bound is small here, and the

@@ -89,7 +89,7 @@ impl SqliteStore {
         Self::open_inner(data_dir, synchronous, WalBound::STORE, None)
     }
 
-    /// Opens the store; after each commit the writer sends the latest change of each counter it changed to
+    /// Opens the store; once a commit is durable, the syncer sends the latest change of each counter it changed to
     /// `changes` (never waiting on it).
     pub fn open_publishing(
         data_dir: &Path,

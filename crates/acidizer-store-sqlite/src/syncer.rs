@@ -5,8 +5,9 @@
 //! began, so the writer's work and the disk's flush overlap instead of taking turns.
 //!
 //! A failed fsync may have dropped what it was to make durable, and a later one would not say so: the first failure
-//! fails every answer still waiting (their outcome is unknown), stops the writer before its next commit and the
-//! checkpointer before its next copy of the WAL.
+//! (or a checkpoint's failure on the disk, checkpointer.rs) fails every answer still waiting (their outcome is
+//! unknown), and stops the writer — no commit after it, nor any other write — and the checkpointer, which copies
+//! nothing more into the database, not even when its connection closes.
 
 use crate::unsynced::Unsynced;
 use acidizer_core::{ChangeOutcome, CounterChange, StoreError};
@@ -76,9 +77,12 @@ impl Syncer {
     }
 
     pub(crate) fn send(&self, committed: Committed) {
+        if committed.is_empty() {
+            return;
+        }
         if let Err(std::sync::mpsc::SendError(committed)) = self.committed.send(committed) {
             // Nothing will make commits durable any more: the writer stops too.
-            self.failed.store(true, Ordering::Release);
+            self.fail();
             committed.failed(&unknown_outcome());
         }
     }
@@ -87,6 +91,11 @@ impl Syncer {
     #[cfg(test)]
     pub(crate) fn detached(unsynced: Arc<Unsynced>, failed: Arc<AtomicBool>) -> Self {
         Self { committed: std::sync::mpsc::channel().0, unsynced, failed }
+    }
+
+    /// Commits can no longer be made durable (the disk failed): every answer waiting fails, and the writer stops.
+    pub(crate) fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
     }
 
     /// Whether commits can no longer be made durable: the writer stops.
@@ -100,7 +109,8 @@ impl Syncer {
 /// anything is read. The writer's connection has made the file by then (its first read opens the WAL).
 pub(crate) fn open_wal(connection: &Connection) -> std::io::Result<File> {
     let database = connection.path().filter(|path| !path.is_empty());
-    let database = database.ok_or_else(|| std::io::Error::other("the database has no file"))?;
+    let database =
+        database.ok_or_else(|| std::io::Error::other("the database has no file, or its path is not UTF-8"))?;
     let wal = File::open(format!("{database}-wal"))?;
     wal.sync_data()?;
     Ok(wal)

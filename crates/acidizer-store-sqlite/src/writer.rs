@@ -99,16 +99,24 @@ fn run(
         {
             commits.fetch_add(1, Ordering::Relaxed);
         }
+        if syncer.has_failed() {
+            // What the group committed fails at the syncer; the probes, dropped, are answered that the writer stopped.
+            syncer.send(committed);
+            tracing::error!("the writer stops: its commits can no longer be made durable");
+            break;
+        }
         for probe in probes {
             match commit_probe(&connection) {
                 Ok(()) => committed.probes.push(probe),
                 Err(error) => drop(probe.send(Err(error))),
             }
         }
-        if !committed.is_empty() {
-            syncer.send(committed);
+        syncer.send(committed);
+        if let Err(error) = checkpointer::finish_if_asked(&connection, start_over) {
+            tracing::error!(%error, "a WAL checkpoint failed on the disk: the writer stops");
+            syncer.fail();
+            break;
         }
-        checkpointer::finish_if_asked(&connection, start_over);
         if earlier_answers && last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             let pruned = prune_expired_keys(&connection);
             earlier_answers = has_earlier_answers(&connection);
@@ -117,6 +125,9 @@ fn run(
                 last_prune = Some(Instant::now());
             }
         }
+    }
+    if syncer.has_failed() {
+        checkpointer::keep_wal_on_close(&connection);
     }
     tracing::debug!("sqlite writer stopped");
 }
