@@ -51,8 +51,7 @@ pub(crate) fn snapshot(
     unsynced: &Unsynced,
     counter: CounterName,
 ) -> Result<CounterSnapshot, StoreError> {
-    let read = connection.unchecked_transaction().map_err(sql_error)?;
-    let row = read
+    let row = connection
         .prepare_cached("SELECT value, seq, updated_at FROM counters WHERE name = ?1")
         .and_then(|mut statement| {
             statement
@@ -64,12 +63,13 @@ pub(crate) fn snapshot(
         .map_err(sql_error)?;
     let Some((value, seq, updated_at)) = row else { return Ok(CounterSnapshot::zero(counter)) };
     let (mut value, seq, mut updated_at) = (stored_value(value)?, stored_value(seq)?, updated_at);
-    // Asked only now that the read has its snapshot: see `Unsynced::durable_seq`.
+    // Asked only once the counter's row is read: see `Unsynced::durable_seq`.
     let seq = match unsynced.durable_seq(&counter) {
         Some(0) => return Ok(CounterSnapshot::zero(counter)),
         Some(durable) if durable < seq => {
             let at_seq = stored(durable)?;
-            let (durable_value, at) = read
+            // The audit record of a `seq` the row has passed: committed before the row was read, and kept.
+            let (durable_value, at) = connection
                 .prepare_cached("SELECT value, at FROM audit WHERE counter = ?1 AND seq = ?2")
                 .and_then(|mut statement| {
                     statement.query_row(params![counter.as_str(), at_seq], |row| {
@@ -92,18 +92,18 @@ pub(crate) fn history(
     counter: &CounterName,
     query: HistoryQuery,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let read = connection.unchecked_transaction().map_err(sql_error)?;
-    let head: Option<i64> = read
+    let head: Option<i64> = connection
         .prepare_cached("SELECT seq FROM counters WHERE name = ?1")
         .and_then(|mut statement| statement.query_row([counter.as_str()], |row| row.get(0)).optional())
         .map_err(sql_error)?;
-    // Asked only now that the read has its snapshot: see `Unsynced::durable_seq`.
+    // Asked only once the counter's row is read: see `Unsynced::durable_seq`.
     let shown = match unsynced.durable_seq(counter) {
         Some(durable) => stored(durable)?.min(head.unwrap_or(0)),
         None => head.unwrap_or(0),
     };
     let before = query.before.map_or(i64::MAX, |before| i64::try_from(before).unwrap_or(i64::MAX)).min(shown + 1);
-    let mut statement = read
+    // Every record up to `shown` was committed before the head was read: a later read finds them all.
+    let mut statement = connection
         .prepare_cached(
             "SELECT seq, delta, value, request_id, at FROM audit WHERE counter = ?1 AND seq < ?2
              ORDER BY seq DESC LIMIT ?3",

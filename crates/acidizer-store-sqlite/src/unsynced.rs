@@ -46,8 +46,8 @@ impl Unsynced {
     }
 
     /// The last durable `seq` of `counter` when a later one is committed but not yet durable. Asked by a reader
-    /// once its read transaction has begun: a commit its snapshot holds was registered before it was made, and
-    /// stays here until it is durable.
+    /// once it has read the counter's row: a commit that row holds was registered before it was made, and stays
+    /// here until it is durable.
     pub(crate) fn durable_seq(&self, counter: &CounterName) -> Option<u64> {
         self.lock().get(counter).map(|pending| pending.durable)
     }
