@@ -17,6 +17,7 @@ pub use trace::in_request_span;
 use crate::store::CounterStore;
 use crate::usecase::Counters;
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 /// The header that tells a client its change is a replay of an earlier answer.
@@ -60,10 +61,14 @@ pub fn guarded_router<S: CounterStore>(
         .fallback_service(fallback)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(counters);
-    guard(routes)
-        .layer(cors::layer(origins))
-        .layer(trace::layer())
-        .layer(trace::KeepContext)
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    // One stack, applied once (outermost first): each `Router::layer` boxes every route anew, and a request then
+    // pays a boxed clone and a boxed future per layer.
+    guard(routes).layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(trace::KeepContext)
+            .layer(trace::layer())
+            .layer(cors::layer(origins)),
+    )
 }
