@@ -8,6 +8,7 @@
 mod checkpointer;
 mod reader;
 mod schema;
+mod slice;
 mod syncer;
 mod unsynced;
 mod writer;

@@ -128,6 +128,9 @@ pub(crate) fn spawn(
     let (committed, queue) = std::sync::mpsc::channel();
     let (marks, failing) = (Arc::clone(&unsynced), Arc::clone(&failed));
     std::thread::Builder::new().name("sqlite-syncer".to_owned()).spawn(move || {
+        if let Err(error) = crate::slice::shorten_for_this_thread() {
+            tracing::debug!(%error, "the syncer keeps the scheduler's default slice");
+        }
         run(&queue, wal.as_ref(), &marks, &publish, &failing);
     })?;
     Ok(Syncer { committed, unsynced, failed })
