@@ -62,13 +62,17 @@ pub fn guarded_router<S: CounterStore>(
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(counters);
     // One stack, applied once (outermost first): each `Router::layer` boxes every route anew, and a request then
-    // pays a boxed clone and a boxed future per layer.
-    guard(routes).layer(
-        ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-            .layer(PropagateRequestIdLayer::new(request_id))
-            .layer(trace::KeepContext)
-            .layer(trace::layer())
-            .layer(cors::layer(origins)),
-    )
+    // pays a boxed clone and a boxed future per layer. The access log is in it only when its lines are logged
+    // (decided here, by the logs as they are set up when the router is built): otherwise it would still time every
+    // answer and every frame of its body.
+    let context = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(trace::KeepContext);
+    let routes = guard(routes);
+    if trace::access_log_enabled() {
+        routes.layer(context.layer(trace::layer()).layer(cors::layer(origins)))
+    } else {
+        routes.layer(context.layer(cors::layer(origins)))
+    }
 }

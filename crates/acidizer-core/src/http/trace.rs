@@ -8,7 +8,8 @@
 //! exist yet when the filter decides.
 //!
 //! The access log is tower-http's `TraceLayer`: a line per answered request, at INFO, in the target
-//! [`ACCESS_LOG`](super::ACCESS_LOG), which a host can leave out: a line that is filtered out costs nothing.
+//! [`ACCESS_LOG`](super::ACCESS_LOG), which a host can leave out. Left out when the router is built, the layer is
+//! not in it: a request then pays nothing for the access log, not even its timing.
 
 use http::{HeaderValue, Method, Request, Response, Uri};
 use std::task::{Context, Poll};
@@ -97,7 +98,7 @@ pub(super) struct Answered;
 
 impl<B> OnResponse<B> for Answered {
     fn on_response(self, response: &Response<B>, latency: Duration, _span: &Span) {
-        if tracing::enabled!(target: super::ACCESS_LOG, Level::INFO) {
+        if access_log_enabled() {
             in_request_span(|| {
                 tracing::info!(
                     target: super::ACCESS_LOG,
@@ -118,6 +119,11 @@ impl<B> MakeSpan<B> for NoSpan {
     fn make_span(&mut self, _request: &Request<B>) -> Span {
         Span::none()
     }
+}
+
+/// Whether the access log's lines are logged (by the subscriber of the calling thread).
+pub(super) fn access_log_enabled() -> bool {
+    tracing::enabled!(target: super::ACCESS_LOG, Level::INFO)
 }
 
 /// The access log: a line per answer; nothing when a request starts, and failures (5xx) only as their answer's
