@@ -290,7 +290,7 @@ async fn a_full_disk_answers_503_then_service_resumes_exact() {
     assert_eq!(app.get_json("/counters/full").await["value"], answered);
 }
 
-/// The access log of `acidizer serve`: off by default (a line that is filtered out costs nothing), a line per
+/// The access log of `acidizer serve`: off by default (the router is then built without it), a line per
 /// answered request, in the request's span, with `--access-log`; the server's own lines are there either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_access_log_is_written_only_when_asked_for() {

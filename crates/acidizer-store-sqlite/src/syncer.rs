@@ -129,7 +129,7 @@ pub(crate) fn spawn(
     let (marks, failing) = (Arc::clone(&unsynced), Arc::clone(&failed));
     std::thread::Builder::new().name("sqlite-syncer".to_owned()).spawn(move || {
         if let Err(error) = crate::slice::shorten_for_this_thread() {
-            tracing::debug!(%error, "the syncer keeps the scheduler's default slice");
+            tracing::debug!(%error, "the syncer's scheduler slice is left as it is");
         }
         run(&queue, wal.as_ref(), &marks, &publish, &failing);
     })?;

@@ -31,12 +31,15 @@ pub const ACCESS_LOG: &str = "acidizer::access";
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024;
 
-/// Builds the router answering every route of the contract.
+/// Builds the router answering every route of the contract. Whether it writes the access log (the target
+/// [`ACCESS_LOG`] at INFO) is decided here, by the logs the calling thread has then: a host sets its logs up
+/// before it builds the router, and a filter changed later does not add or remove the access log.
 pub fn router<S: CounterStore>(counters: Counters<S>, origins: &AllowedOrigins) -> Router {
     router_with_fallback(counters, origins, Router::new().fallback(handlers::not_found))
 }
 
-/// The same router, with `fallback` answering the paths that are not routes of the API (a host's own pages).
+/// The same router, with `fallback` answering the paths that are not routes of the API (a host's own pages);
+/// the access log as [`router`] says.
 pub fn router_with_fallback<S: CounterStore>(
     counters: Counters<S>,
     origins: &AllowedOrigins,
@@ -46,7 +49,8 @@ pub fn router_with_fallback<S: CounterStore>(
 }
 
 /// The same router, with `guard` (a host's own limits) around every route, inside the request id, the access log
-/// and CORS: what it refuses is logged and answered with CORS headers like any other answer.
+/// and CORS: what it refuses is logged and answered with CORS headers like any other answer; the access log as
+/// [`router`] says.
 pub fn guarded_router<S: CounterStore>(
     counters: Counters<S>,
     origins: &AllowedOrigins,
