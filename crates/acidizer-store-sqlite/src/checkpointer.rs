@@ -40,15 +40,20 @@ impl WalBound {
 /// What a WAL frame takes beside its page.
 const FRAME_HEADER: i64 = 24;
 
-/// `PRAGMA wal_checkpoint`'s row: whether it could not run, the WAL's frames, the frames copied.
-fn checkpoint(connection: &Connection) -> rusqlite::Result<(bool, i64, i64)> {
-    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-}
-
-/// Whether a checkpoint failed reading, writing or syncing a file: what it was copying may be lost, and a retry
-/// might copy it on as if it were not. The store stops writing (syncer.rs).
-pub(crate) fn is_io_failure(error: &rusqlite::Error) -> bool {
-    error.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure)
+/// `PRAGMA wal_checkpoint`'s row: whether it could not run, the WAL's frames, the frames copied; `None` when it
+/// failed in a way the next checkpoint may mend (logged here). Fails when it failed reading, writing or syncing a
+/// file: what it was copying may be lost, and a retry might copy it on as if it were not. The store then stops
+/// writing (syncer.rs).
+fn checkpoint(connection: &Connection) -> rusqlite::Result<Option<(bool, i64, i64)>> {
+    match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+    {
+        Ok(row) => Ok(Some(row)),
+        Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure) => Err(error),
+        Err(error) => {
+            tracing::warn!(%error, "WAL checkpoint failed; the next one tries again");
+            Ok(None)
+        }
+    }
 }
 
 /// Keeps SQLite from checkpointing the WAL when `connection` closes (as the last connection of the database does):
@@ -80,13 +85,12 @@ pub(crate) fn spawn(
                 break;
             }
             match checkpoint(&connection) {
-                Ok((_, frames, _)) if frames >= start_over_at => start_over.store(true, Ordering::Release),
+                Ok(Some((_, frames, _))) if frames >= start_over_at => start_over.store(true, Ordering::Release),
                 Ok(_) => {}
-                Err(error) if is_io_failure(&error) => {
+                Err(error) => {
                     tracing::error!(%error, "a WAL checkpoint failed on the disk: the store stops writing");
                     failed.store(true, Ordering::Release);
                 }
-                Err(error) => tracing::warn!(%error, "WAL checkpoint failed; the next one tries again"),
             }
         }
         if has_failed() {
@@ -104,20 +108,18 @@ pub(crate) fn spawn(
 /// The writer's part, between two groups, when `start_over` is set: copies the rest of the WAL, after which SQLite
 /// starts it over at the next commit (unless a reader is still on it: then after the next checkpoint, a second
 /// later). A checkpoint that could not run (another was running) is asked for again. Fails only when the
-/// checkpoint failed on a file's I/O ([`is_io_failure`]).
+/// checkpoint failed on a file's I/O (see [`checkpoint`]).
 pub(crate) fn finish_if_asked(connection: &Connection, start_over: &AtomicBool) -> Result<(), rusqlite::Error> {
     // Read first: between nearly all groups nothing is asked, and a read costs less than a swap.
     if !start_over.load(Ordering::Relaxed) || !start_over.swap(false, Ordering::Acquire) {
         return Ok(());
     }
-    match checkpoint(connection) {
-        Ok((true, _, _)) => start_over.store(true, Ordering::Release),
-        Ok((false, frames, copied)) if copied < frames => {
+    match checkpoint(connection)? {
+        Some((true, _, _)) => start_over.store(true, Ordering::Release),
+        Some((false, frames, copied)) if copied < frames => {
             tracing::debug!(frames, copied, "a reader holds part of the WAL; it starts over later");
         }
-        Ok(_) => {}
-        Err(error) if is_io_failure(&error) => return Err(error),
-        Err(error) => tracing::warn!(%error, "WAL checkpoint failed; the next one tries again"),
+        Some(_) | None => {}
     }
     Ok(())
 }

@@ -97,17 +97,16 @@ where
 pub(super) struct Answered;
 
 impl<B> OnResponse<B> for Answered {
+    /// Only in a router built with the access log enabled ([`access_log_enabled`]): no check again here.
     fn on_response(self, response: &Response<B>, latency: Duration, _span: &Span) {
-        if access_log_enabled() {
-            in_request_span(|| {
-                tracing::info!(
-                    target: super::ACCESS_LOG,
-                    status = response.status().as_u16(),
-                    latency_ms = latency.as_secs_f64() * 1000.0,
-                    "answered"
-                );
-            });
-        }
+        in_request_span(|| {
+            tracing::info!(
+                target: super::ACCESS_LOG,
+                status = response.status().as_u16(),
+                latency_ms = latency.as_secs_f64() * 1000.0,
+                "answered"
+            );
+        });
     }
 }
 
