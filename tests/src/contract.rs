@@ -421,7 +421,7 @@ pub async fn cors_allows_the_configured_origins(app: &App) {
 /// The methods an OpenAPI path item can hold an operation for, and that a client can send.
 const METHODS: [Method; 5] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
 
-/// The API is what its OpenAPI document (`crates/acidizer-core/openapi.json`) says, checked by requests: the
+/// The API is what its OpenAPI document (`crates/acidizer-http/openapi.json`) says, checked by requests: the
 /// document is served at `/openapi.json` byte for byte; each documented operation is routed (it answers neither 404
 /// nor 405); each other method on a documented path answers 405 with an `Allow` of exactly the documented methods
 /// (and HEAD beside GET).
@@ -430,7 +430,7 @@ pub async fn the_routes_are_those_of_the_openapi_document(app: &App) {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let served = response.bytes().await.expect("the document");
-    assert_eq!(served, acidizer_core::http::OPENAPI_JSON.as_bytes(), "the document, byte for byte");
+    assert_eq!(served, acidizer_http::OPENAPI_JSON.as_bytes(), "the document, byte for byte");
     let document: Value = serde_json::from_slice(&served).expect("the document is JSON");
     let paths = document["paths"].as_object().expect("the document has paths");
     assert!(paths.len() >= 10, "every route is documented: {:?}", paths.keys());

@@ -5,9 +5,10 @@
 //! dynamodb` read them. Nothing panics, nothing answers 5xx, every refusal is a typed problem
 //! (`application/problem+json` with its `status`), protocol error or refused event.
 
+use acidizer_core::AllowedOrigins;
 use acidizer_core::Counters;
-use acidizer_core::http::{AllowedOrigins, router};
 use acidizer_core::live::{ClientAction, ProtocolError, parse_client_message};
+use acidizer_http::router;
 use acidizer_store_dynamodb::stream::stream_record;
 use acidizer_store_sqlite::SqliteStore;
 use acidizer_ws::Route;
@@ -126,7 +127,7 @@ proptest! {
                 let parsed = serde_json::from_value::<lambda_http::request::LambdaRequest>(event.clone());
                 prop_assert!(parsed.is_ok(), "API Gateway's event shape: {event}");
                 let event = parsed.unwrap();
-                let request: http::Request<lambda_http::Body> = acidizer_lambda::http_event::mend(event).into();
+                let request: http::Request<lambda_http::Body> = acidizer_api::http_event::mend(event).into();
                 let (parts, body) = request.into_parts();
                 let request = http::Request::from_parts(parts, Body::from(body.to_vec()));
                 let head = input.method == "HEAD";

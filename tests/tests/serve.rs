@@ -135,7 +135,8 @@ async fn the_bench_measures_delivery_to_every_subscriber() {
     let report: serde_json::Value = serde_json::from_str(said.trim()).expect("one JSON object");
     assert_eq!(report["exact"], true, "{report}");
     let changes = report["acknowledged"].as_u64().unwrap_or_default();
-    assert!((10..=20).contains(&changes), "one change every 50 ms for 1 s: {report}");
+    // One change every 50 ms at the most (the first at once), each sent once its predecessor is answered.
+    assert!((1..=21).contains(&changes), "one change every 50 ms for 1 s: {report}");
     assert_eq!(report["subscribers"], 40, "{report}");
     assert_eq!(report["missed"], 0, "{report}");
     assert_eq!(report["delivered"].as_u64(), Some(40 * changes), "each change reached each subscriber: {report}");
@@ -184,10 +185,9 @@ async fn a_silent_websocket_client_is_closed_by_its_deadline_while_others_get_va
     let closed = tokio::time::timeout(std::time::Duration::from_secs(1), silent).await;
     let (received, closed_after) = closed.expect("the silent client's connection is closed").unwrap();
     assert!(received.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&received));
-    assert!(
-        (std::time::Duration::from_secs(2)..std::time::Duration::from_secs(5)).contains(&closed_after),
-        "pinged after 1 s of silence, closed 1 s later: closed after {closed_after:?}"
-    );
+    // Pinged after 1 s of silence, closed when 1 s more passed unanswered: never sooner (the heartbeat's timing is
+    // tested on paused time in `live::heartbeat`).
+    assert!(closed_after >= std::time::Duration::from_secs(2), "closed after {closed_after:?}");
     for n in 0..3 {
         assert_eq!(app.increment(Some("quiet"), Some(&format!("quiet-{n}"))).await.status(), 200);
     }
@@ -223,7 +223,7 @@ fn limit_file_size(server: &Server, bytes: &str) {
 /// request (its `X-Request-Id`), naming the change (its counter, delta and key), with the error's chain rather than
 /// a debug dump.
 async fn assert_store_warnings_name_their_requests(log_dir: &std::path::Path, request_ids: &[String]) {
-    // Log lines are written out every 50 ms: wait until the last request's warning is there.
+    // Log lines are written by a thread of their own: wait until the last request's warning is there.
     let path = log_dir.join("acidizer-serve.log");
     let last = format!("request{{id=\"{}\"", request_ids.last().map_or("", String::as_str));
     let mut logs = String::new();

@@ -190,7 +190,7 @@ fn the_functions_get_the_environment_the_code_reads() {
     assert_eq!(ceiling["MaxValue"].as_u64(), Some(acidizer_core::domain::LARGEST_CEILING));
     assert_eq!(acidizer_store_dynamodb::CONNECTIONS_TABLE_ENV, "CONNECTIONS_TABLE");
     assert_eq!(acidizer_apigw::WEBSOCKET_ENDPOINT_ENV, "WEBSOCKET_ENDPOINT");
-    assert_eq!(acidizer_core::http::ALLOWED_ORIGINS_ENV, "ALLOWED_ORIGINS");
+    assert_eq!(acidizer_core::ALLOWED_ORIGINS_ENV, "ALLOWED_ORIGINS");
 }
 
 /// The template through the SAM transform, as CloudFormation receives it (`tests/support/sam_transform.py`).

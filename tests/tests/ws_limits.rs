@@ -98,6 +98,7 @@ async fn messages_over_a_sessions_rate_get_errors_and_others_keep_getting_values
     let mut calm = WsClient::connect_from(&server.base, "flood", loopback(1), None).await.unwrap();
     calm.sync().await;
     let mut flooding = WsClient::connect_from(&server.base, "flood", loopback(2), None).await.unwrap();
+    let started = std::time::Instant::now();
     for _ in 0..50 {
         flooding.send_text(r#"{"action":"sync"}"#).await;
     }
@@ -113,7 +114,11 @@ async fn messages_over_a_sessions_rate_get_errors_and_others_keep_getting_values
             _ => panic!("{reply}"),
         }
     }
-    assert!((5..=7).contains(&values) && values + refused == 50, "{values} answered, {refused} refused");
+    // A second's worth at once, and one more for every fifth of a second the flood took to be read (the budget's
+    // refill is tested on a clock of its own in `live::limits`).
+    let refilled = (started.elapsed().as_secs_f64() * 5.0).ceil() as usize;
+    assert!(values >= 5 && values <= 5 + refilled, "{values} answered in {:?}", started.elapsed());
+    assert!(refused > 0 && values + refused == 50, "{values} answered, {refused} refused");
 
     // The session stays open, and is answered again once its rate allows.
     tokio::time::sleep(Duration::from_millis(1100)).await;

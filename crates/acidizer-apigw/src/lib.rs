@@ -3,7 +3,6 @@
 
 use acidizer_core::ConnectionId;
 use acidizer_core::live::{Notifier, NotifyError, Outbound};
-use acidizer_core::telemetry::error_chain;
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
@@ -44,7 +43,7 @@ impl Notifier for ManagementApi {
             Err(error) => {
                 let gone = matches!(error.as_service_error(), Some(PostToConnectionError::GoneException(_)))
                     || error.raw_response().is_some_and(|response| response.status().as_u16() == 410);
-                if gone { Err(NotifyError::Gone) } else { Err(NotifyError::Failed(error_chain(&error))) }
+                if gone { Err(NotifyError::Gone) } else { Err(NotifyError::failed(error)) }
             }
         }
     }

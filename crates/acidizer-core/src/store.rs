@@ -5,6 +5,7 @@ use crate::domain::{
     Timestamp,
 };
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a key's answer is remembered for replays (the contract promises at least 24 h).
@@ -42,6 +43,10 @@ pub struct HistoryQuery {
     pub limit: HistoryLimit,
 }
 
+/// Why a store failed, as its adapter met it: kept whole, so a caller can look through it and the log line shows
+/// its whole chain. Shared, because one failed commit fails every change of its group.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// How a store fails. None of these is the client's fault; all of them are worth a retry.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -54,18 +59,30 @@ pub enum StoreError {
     /// The deadline passed before the store answered; the outcome may be unknown.
     #[error("the store did not answer in time")]
     Timeout,
-    /// The store could not be reached or failed; `0` says how, for the logs only.
-    #[error("the store is unavailable: {0}")]
-    Unavailable(String),
+    /// The store could not be reached or failed.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Cause),
     /// The store holds data this code cannot read.
-    #[error("the store holds an unreadable record: {0}")]
-    Corrupt(String),
+    #[error("the store holds an unreadable record")]
+    Corrupt(#[source] Cause),
+}
+
+impl StoreError {
+    /// The store failed because of `cause`.
+    pub fn unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Arc::new(cause))
+    }
+
+    /// The store holds a record that `cause` says cannot be read.
+    pub fn corrupt(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Corrupt(Arc::new(cause))
+    }
 }
 
 /// A change whose answer cannot be written holds a time no timestamp can show: an unreadable record.
 impl From<crate::domain::UnrenderableChange> for StoreError {
     fn from(error: crate::domain::UnrenderableChange) -> Self {
-        Self::Corrupt(error.to_string())
+        Self::corrupt(error)
     }
 }
 

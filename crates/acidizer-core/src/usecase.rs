@@ -1,4 +1,5 @@
-//! The use cases every host runs: change (increment, decrement), read, history and health.
+//! The use cases every host runs: change (increment, decrement), read, history and health. They return their
+//! failures with their causes; the host that answers the request logs them, once.
 
 use crate::domain::{
     AuditRecord, Bound, CounterMax, CounterName, CounterSnapshot, Delta, IdempotencyKey, RequestId, Seq, Timestamp,
@@ -31,8 +32,15 @@ pub enum ChangeError {
     /// The change would take the counter below 0 or above its ceiling; nothing was committed.
     #[error("{}", refusal(counter, *bound))]
     OutOfBounds { counter: CounterName, bound: Bound },
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store failed; whether the change committed is unknown only after a [`StoreError::Timeout`].
+    #[error("the change {request_id} of the counter '{counter}' failed")]
+    Store {
+        counter: CounterName,
+        delta: Delta,
+        request_id: RequestId,
+        #[source]
+        source: StoreError,
+    },
 }
 
 fn refusal(counter: &CounterName, bound: Bound) -> String {
@@ -91,19 +99,20 @@ impl<S: CounterStore> Counters<S> {
         key: Option<IdempotencyKey>,
     ) -> Result<ChangeReply, ChangeError> {
         let request_id = key.map_or_else(RequestId::generate, RequestId::from);
-        let failing = Failing { counter: Some(&counter), change: Some((delta, request_id.clone())) };
         let started = Instant::now();
         let command = ChangeCommand {
             counter: counter.clone(),
             delta,
-            request_id,
+            request_id: request_id.clone(),
             max: self.max,
             at: Timestamp::now(),
             deadline: started + STORE_DEADLINE,
         };
-        let outcome = failing.logged(within_deadline(self.store.change(command)).await);
+        let outcome = within_deadline(self.store.change(command)).await;
         metrics::histogram!(telemetry::STORE_LATENCY).record(started.elapsed().as_secs_f64() * 1000.0);
-        match outcome? {
+        let outcome =
+            outcome.map_err(|source| ChangeError::Store { counter: counter.clone(), delta, request_id, source })?;
+        match outcome {
             ChangeOutcome::Committed { body, .. } => {
                 let committed = match delta {
                     Delta::Increment => telemetry::INCREMENTS,
@@ -129,48 +138,18 @@ impl<S: CounterStore> Counters<S> {
     }
 
     pub async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {
-        Failing::of(counter).logged(within_deadline(self.store.read(counter)).await)
+        within_deadline(self.store.read(counter)).await
     }
 
     pub async fn history(&self, counter: &CounterName, query: HistoryQuery) -> Result<HistoryPage, StoreError> {
-        let items = Failing::of(counter).logged(within_deadline(self.store.history(counter, query)).await)?;
+        let items = within_deadline(self.store.history(counter, query)).await?;
         // `seq`s are gap-free 1..N, so a page ending above 1 has a successor.
         let next = items.last().map(|record| record.seq).filter(|seq| *seq > 1);
         Ok(HistoryPage { counter: counter.clone(), items, next })
     }
 
     pub async fn health(&self) -> Result<(), StoreError> {
-        Failing::default().logged(within_deadline(self.store.health()).await)
-    }
-}
-
-/// What a use case was doing, for the line that logs its store's failure (inside the span of its request). Only a
-/// failure formats it: a use case that succeeds costs no span and no formatting.
-#[derive(Default)]
-struct Failing<'a> {
-    counter: Option<&'a CounterName>,
-    change: Option<(Delta, RequestId)>,
-}
-
-impl<'a> Failing<'a> {
-    fn of(counter: &'a CounterName) -> Self {
-        Self { counter: Some(counter), change: None }
-    }
-
-    /// Logs a store failure where it happened, once.
-    fn logged<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if let Err(error) = &result {
-            let counter = self.counter.map(tracing::field::display);
-            let delta = self.change.as_ref().map(|(delta, _)| delta.as_i64());
-            let request_id = self.change.as_ref().map(|(_, id)| tracing::field::display(id));
-            crate::http::in_request_span(|| match error {
-                StoreError::Corrupt(_) => {
-                    tracing::error!(%error, counter, delta, request_id, "the store cannot serve this request");
-                }
-                _ => tracing::warn!(%error, counter, delta, request_id, "the store cannot serve this request"),
-            });
-        }
-        result
+        within_deadline(self.store.health()).await
     }
 }
 

@@ -5,11 +5,10 @@
 //! its own `ClientRequestToken`, so the SDK's own retries of an attempt commit at most once and no two attempts can
 //! be mistaken for each other.
 
-use crate::backoff::Backoff;
 use crate::items::{self, AuditItem, CounterItem, HEAD, Item, Kind, RequestItem};
 use crate::last_seen::Head;
 use crate::{DynamoStore, is_throttling, sdk_error};
-use acidizer_core::http::in_request_span;
+use acidizer_core::backoff::Backoff;
 use acidizer_core::store::IDEMPOTENCY_RETENTION;
 use acidizer_core::{Change, ChangeCommand, ChangeOutcome, CounterName, StoreError};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -18,6 +17,10 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use std::time::{Duration, Instant};
+
+/// The pauses between attempts: from under 5 ms, doubling, to at most 400 ms.
+const RETRY_BASE: Duration = Duration::from_millis(5);
+const RETRY_CAP: Duration = Duration::from_millis(400);
 
 /// Where the counter and the remembered answer stand among the transaction's items.
 const COUNTER_ITEM: usize = 0;
@@ -47,6 +50,17 @@ enum Known {
     Fact(Head),
 }
 
+/// What DynamoDB answered that no retry here mends.
+#[derive(Debug, thiserror::Error)]
+enum Inconsistent {
+    #[error("the transaction was cancelled for {0:?}")]
+    Cancelled(Vec<String>),
+    #[error("a taken request id has no remembered answer yet")]
+    NoRememberedAnswer,
+    #[error("a transaction committed, but no attempt of it was recorded")]
+    NoAttemptRecorded,
+}
+
 /// One attempt as sent: its token, and the answer it would have given.
 struct Sent {
     token: String,
@@ -56,7 +70,7 @@ struct Sent {
 }
 
 pub(crate) async fn run(store: &DynamoStore, command: ChangeCommand) -> Result<ChangeOutcome, StoreError> {
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
     let mut throttled = false;
     let mut contended = false;
     let mut sent: Vec<Sent> = Vec::new();
@@ -102,7 +116,7 @@ pub(crate) async fn run(store: &DynamoStore, command: ChangeCommand) -> Result<C
                     seq: sent.seq,
                     body: sent.body,
                 });
-                return committed.ok_or_else(|| StoreError::Unavailable("no attempt was recorded".to_owned()));
+                return committed.ok_or_else(|| StoreError::unavailable(Inconsistent::NoAttemptRecorded));
             }
             Err(Attempt::Replay(remembered)) => return replay(store, &command, &sent, remembered).await,
             Err(Attempt::Failed(error)) => return Err(error),
@@ -123,12 +137,10 @@ pub(crate) async fn run(store: &DynamoStore, command: ChangeCommand) -> Result<C
         }
         let pause = backoff.next_delay();
         if Instant::now() + pause >= command.deadline {
-            in_request_span(|| {
-                tracing::warn!(counter = %command.counter, attempts = sent.len(), "change gave up on contention");
-            });
+            tracing::warn!(counter = %command.counter, attempts = sent.len(), "change gave up on contention");
             return Err(if throttled { StoreError::Overloaded } else { StoreError::Contention });
         }
-        in_request_span(|| tracing::debug!(counter = %command.counter, ?pause, "change lost a race; retrying"));
+        tracing::debug!(counter = %command.counter, ?pause, "change lost a race; retrying");
         metrics::counter!(acidizer_core::telemetry::CONFLICT_RETRIES).increment(1);
         tokio::time::sleep(pause).await;
     }
@@ -226,7 +238,7 @@ async fn transact(
     deadline: Instant,
 ) -> Result<(), Attempt> {
     let items = transaction_items(store, change, current, attempt).map_err(Attempt::Failed)?;
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
     loop {
         let Ok(within) = within(deadline) else {
             return Err(Attempt::InProgress);
@@ -314,11 +326,7 @@ fn transaction_items(
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld),
     ];
     puts.into_iter()
-        .map(|put| {
-            put.build()
-                .map(|put| TransactWriteItem::builder().put(put).build())
-                .map_err(|error| StoreError::Corrupt(format!("cannot build the transaction: {error}")))
-        })
+        .map(|put| put.build().map(|put| TransactWriteItem::builder().put(put).build()).map_err(StoreError::corrupt))
         .collect()
 }
 
@@ -346,7 +354,7 @@ fn classify(error: SdkError<TransactWriteItemsError>) -> Attempt {
             } else if codes.iter().any(|code| code.contains("Throughput") || code.contains("Throttl")) {
                 Attempt::Retry { throttled: true, current: None }
             } else {
-                Attempt::Failed(StoreError::Unavailable(format!("transaction cancelled: {codes:?}")))
+                Attempt::Failed(StoreError::unavailable(Inconsistent::Cancelled(codes)))
             }
         }
         Some(TransactWriteItemsError::TransactionInProgressException(_)) => Attempt::InProgress,
@@ -372,7 +380,7 @@ async fn replay(
         Some(item) => item,
         None => remembered_answer(store, command)
             .await?
-            .ok_or_else(|| StoreError::Unavailable("a taken request id has no remembered answer yet".to_owned()))?,
+            .ok_or_else(|| StoreError::unavailable(Inconsistent::NoRememberedAnswer))?,
     };
     let remembered = RequestItem::from_item(&item)?;
     let own = remembered.attempt.as_deref().and_then(|token| sent.iter().find(|sent| sent.token == token));

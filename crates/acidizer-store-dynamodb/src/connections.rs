@@ -3,7 +3,6 @@
 
 use crate::layout::{CONNECTION_KEY, SUBSCRIBERS_INDEX, SUBSCRIBERS_INDEX_KEY, TTL_ATTRIBUTE};
 use acidizer_core::live::{ConnectionStore, ConnectionStoreError, SUBSCRIPTION_TTL, SubscriberPage};
-use acidizer_core::telemetry::error_chain;
 use acidizer_core::{ConnectionId, CounterName, Timestamp};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -27,8 +26,19 @@ impl DynamoConnections {
     }
 }
 
-fn unavailable(error: impl std::error::Error + 'static) -> ConnectionStoreError {
-    ConnectionStoreError::Unavailable(error_chain(&error))
+fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> ConnectionStoreError {
+    ConnectionStoreError::unavailable(error)
+}
+
+/// A subscription this code cannot read.
+#[derive(Debug, thiserror::Error)]
+enum UnreadableSubscription {
+    #[error("a subscription without {0}")]
+    Missing(String),
+    #[error("a subscription to {0:?}")]
+    Counter(String, #[source] acidizer_core::domain::InvalidCounterName),
+    #[error("a subscription of the connection id {0:?}")]
+    Connection(String, #[source] acidizer_core::domain::InvalidConnectionId),
 }
 
 fn connection_key(connection: &ConnectionId) -> HashMap<String, AttributeValue> {
@@ -39,7 +49,7 @@ fn string<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&
     item.get(name)
         .and_then(|value| value.as_s().ok())
         .map(String::as_str)
-        .ok_or_else(|| ConnectionStoreError::Corrupt(format!("a subscription without {name}")))
+        .ok_or_else(|| ConnectionStoreError::corrupt(UnreadableSubscription::Missing(name.to_owned())))
 }
 
 impl ConnectionStore for DynamoConnections {
@@ -81,9 +91,9 @@ impl ConnectionStore for DynamoConnections {
             .map_err(unavailable)?;
         let Some(item) = output.item() else { return Ok(None) };
         let counter = string(item, SUBSCRIBERS_INDEX_KEY)?;
-        CounterName::parse(counter)
-            .map(Some)
-            .map_err(|_| ConnectionStoreError::Corrupt(format!("a subscription to {counter:?}")))
+        CounterName::parse(counter).map(Some).map_err(|invalid| {
+            ConnectionStoreError::corrupt(UnreadableSubscription::Counter(counter.to_owned(), invalid))
+        })
     }
 
     async fn subscribers(
@@ -116,7 +126,9 @@ impl ConnectionStore for DynamoConnections {
             .iter()
             .map(|item| {
                 let id = string(item, CONNECTION_KEY)?;
-                ConnectionId::parse(id).map_err(|_| ConnectionStoreError::Corrupt(format!("connection id {id:?}")))
+                ConnectionId::parse(id).map_err(|invalid| {
+                    ConnectionStoreError::corrupt(UnreadableSubscription::Connection(id.to_owned(), invalid))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let next =

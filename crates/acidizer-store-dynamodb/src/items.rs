@@ -95,12 +95,23 @@ pub(crate) struct RequestItem {
     pub delta: Option<i64>,
 }
 
+/// An item that cannot be written or read.
+#[derive(Debug, thiserror::Error)]
+enum ItemError {
+    #[error("cannot encode an item")]
+    Encode(#[source] serde_dynamo::Error),
+    #[error("unreadable item")]
+    Decode(#[source] serde_dynamo::Error),
+    #[error("unreadable item")]
+    Delta(#[source] acidizer_core::domain::InvalidDelta),
+}
+
 pub(crate) fn to_item(value: &impl Serialize) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value).map_err(|error| StoreError::Corrupt(format!("cannot encode an item: {error}")))
+    serde_dynamo::to_item(value).map_err(|error| StoreError::corrupt(ItemError::Encode(error)))
 }
 
 fn from_item<T: for<'de> Deserialize<'de>>(item: &Item) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item.clone()).map_err(|error| StoreError::Corrupt(format!("unreadable item: {error}")))
+    serde_dynamo::from_item(item.clone()).map_err(|error| StoreError::corrupt(ItemError::Decode(error)))
 }
 
 impl CounterItem {
@@ -125,7 +136,7 @@ impl CounterItem {
 
 /// The change an item's optional `delta` names (+1 when absent).
 pub(crate) fn delta_of(delta: Option<i64>) -> Result<Delta, StoreError> {
-    Delta::from_i64(delta.unwrap_or(1)).map_err(|error| StoreError::Corrupt(format!("unreadable item: {error}")))
+    Delta::from_i64(delta.unwrap_or(1)).map_err(|error| StoreError::corrupt(ItemError::Delta(error)))
 }
 
 impl AuditItem {

@@ -1,6 +1,5 @@
 //! The tables' layout as the code uses it. `infra/template.yaml` declares the same; a test holds them together.
 
-use acidizer_core::telemetry::error_chain;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
@@ -26,10 +25,11 @@ pub const SUBSCRIBERS_INDEX_KEY: &str = "counter";
 
 /// Why tables could not be created.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot create table {table}: {detail}")]
+#[error("cannot create table {table}")]
 pub struct CreateTablesError {
     table: String,
-    detail: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// Creates the counter table, and the connections table when named, unless they exist already.
@@ -57,8 +57,8 @@ async fn exists(client: &Client, table: &str) -> Result<bool, CreateTablesError>
     }
 }
 
-fn failure(table: &str, error: impl std::error::Error + 'static) -> CreateTablesError {
-    CreateTablesError { table: table.to_owned(), detail: error_chain(&error) }
+fn failure(table: &str, error: impl std::error::Error + Send + Sync + 'static) -> CreateTablesError {
+    CreateTablesError { table: table.to_owned(), source: Box::new(error) }
 }
 
 fn attribute(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, CreateTablesError> {

@@ -1,7 +1,6 @@
 //! The DynamoDB store of acidizer: one `TransactWriteItems` per change — the counter conditioned on the state last
 //! seen, the audit record keyed by counter and `seq`, the remembered answer conditioned on its absence.
 
-mod backoff;
 mod change;
 mod connections;
 mod items;
@@ -10,7 +9,6 @@ pub mod layout;
 pub mod stream;
 mod turns;
 
-use acidizer_core::telemetry::error_chain;
 use acidizer_core::{
     AuditRecord, ChangeCommand, ChangeOutcome, CounterName, CounterSnapshot, CounterStore, HistoryQuery, StoreError,
 };
@@ -135,13 +133,16 @@ impl CounterStore for DynamoStore {
 }
 
 /// Classifies an SDK failure that no retry of ours will mend.
-pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> StoreError {
+pub(crate) fn sdk_error<E>(error: SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
     if is_throttling(&error) {
         return StoreError::Overloaded;
     }
     match &error {
         SdkError::TimeoutError(_) => StoreError::Timeout,
-        _ => StoreError::Unavailable(format!("dynamodb: {}", error_chain(&error))),
+        _ => StoreError::unavailable(error),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::items::{CounterItem, Kind};
 use acidizer_core::live::StreamRecord;
+use acidizer_core::telemetry::error_chain;
 use acidizer_core::{CounterChange, Timestamp};
 use serde::Deserialize;
 
@@ -27,7 +28,7 @@ pub fn counter_change(new_image: impl Into<serde_dynamo::Item>) -> Option<Counte
             updated_at: Timestamp::from_unix_millis(item.updated_at),
         }),
         Err(error) => {
-            tracing::warn!(%error, "a counter record that cannot be read; skipped");
+            tracing::warn!(error = error_chain(&error), "a counter record that cannot be read; skipped");
             None
         }
     }

@@ -10,6 +10,7 @@
 //! between two groups; its next commit then starts the WAL over, and that commit cuts a WAL file past
 //! `journal_size_limit` back to it.
 
+use acidizer_core::telemetry::error_chain;
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 use std::sync::Arc;
@@ -50,7 +51,7 @@ fn checkpoint(connection: &Connection) -> rusqlite::Result<Option<(bool, i64, i6
         Ok(row) => Ok(Some(row)),
         Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure) => Err(error),
         Err(error) => {
-            tracing::warn!(%error, "WAL checkpoint failed; the next one tries again");
+            tracing::warn!(error = error_chain(&error), "WAL checkpoint failed; the next one tries again");
             Ok(None)
         }
     }
@@ -60,7 +61,7 @@ fn checkpoint(connection: &Connection) -> rusqlite::Result<Option<(bool, i64, i6
 /// after a failed fsync, what the WAL holds stays there, for the next start to recover what the disk kept.
 pub(crate) fn keep_wal_on_close(connection: &Connection) {
     if let Err(error) = connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
-        tracing::error!(%error, "cannot keep the WAL from being checkpointed on close");
+        tracing::error!(error = error_chain(&error), "cannot keep the WAL from being checkpointed on close");
     }
 }
 
@@ -88,7 +89,10 @@ pub(crate) fn spawn(
                 Ok(Some((_, frames, _))) if frames >= start_over_at => start_over.store(true, Ordering::Release),
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::error!(%error, "a WAL checkpoint failed on the disk: the store stops writing");
+                    tracing::error!(
+                        error = error_chain(&error),
+                        "a WAL checkpoint failed on the disk: the store stops writing"
+                    );
                     failed.store(true, Ordering::Release);
                 }
             }

@@ -6,9 +6,9 @@
 //! on their own connections, beside the writer.
 
 mod checkpointer;
+mod failure;
 mod reader;
 mod schema;
-mod slice;
 mod syncer;
 mod unsynced;
 mod writer;
@@ -18,6 +18,7 @@ use acidizer_core::{
     StoreError,
 };
 use checkpointer::WalBound;
+use failure::Failure;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,14 +34,14 @@ const WRITE_QUEUE: usize = 16_384;
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}")]
     DataDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot open the database {path}: {source}")]
+    #[error("cannot open the database {path}")]
     Database { path: PathBuf, source: rusqlite::Error },
-    #[error("cannot open the WAL of {path} to fsync it: {source}")]
+    #[error("cannot open the WAL of {path} to fsync it")]
     Wal { path: PathBuf, source: std::io::Error },
-    #[error("cannot start the writer thread: {0}")]
-    Writer(std::io::Error),
+    #[error("cannot start the writer thread")]
+    Writer(#[source] std::io::Error),
 }
 
 /// How the store makes a commit durable: the `PRAGMA synchronous` of its connections, and whether its syncer
@@ -139,7 +140,7 @@ impl SqliteStore {
     fn ask_writer(&self, work: writer::Work) -> Result<(), StoreError> {
         self.writes.try_send(work).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => StoreError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => StoreError::Unavailable("the writer has stopped".to_owned()),
+            mpsc::error::TrySendError::Closed(_) => StoreError::unavailable(Failure::WriterStopped),
         })
     }
 
@@ -150,7 +151,7 @@ impl SqliteStore {
         let readers = Arc::clone(&self.readers);
         tokio::task::spawn_blocking(move || readers.with(query))
             .await
-            .map_err(|error| StoreError::Unavailable(format!("read task failed: {error}")))?
+            .map_err(|error| StoreError::unavailable(Failure::ReadTask(error)))?
     }
 }
 
@@ -158,7 +159,7 @@ impl CounterStore for SqliteStore {
     async fn change(&self, command: ChangeCommand) -> Result<ChangeOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.ask_writer(writer::Work::Change(writer::Job { command, reply }))?;
-        answer.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".to_owned()))?
+        answer.await.map_err(|_| StoreError::unavailable(Failure::WriterStopped))?
     }
 
     async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {
@@ -176,11 +177,11 @@ impl CounterStore for SqliteStore {
     async fn health(&self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.ask_writer(writer::Work::Probe(reply))?;
-        answer.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".to_owned()))??;
+        answer.await.map_err(|_| StoreError::unavailable(Failure::WriterStopped))??;
         self.read_with(reader::ping).await
     }
 }
 
 pub(crate) fn sql_error(error: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(format!("sqlite: {error}"))
+    StoreError::unavailable(error)
 }

@@ -1,6 +1,7 @@
 //! Reads on their own connections: a small pool beside the writer. A read shows each counter as of its last
 //! durable change: what the writer committed since, the syncer has yet to make durable (unsynced.rs).
 
+use crate::failure::Unreadable;
 use crate::unsynced::Unsynced;
 use crate::{schema, sql_error};
 use acidizer_core::{AuditRecord, CounterName, CounterSnapshot, Delta, HistoryQuery, RequestId, StoreError, Timestamp};
@@ -122,12 +123,14 @@ pub(crate) fn history(
         .map_err(sql_error)?;
     rows.map(|row| {
         let (seq, delta, value, request_id, at) = row.map_err(sql_error)?;
-        let corrupt = |what: String| StoreError::Corrupt(format!("audit record {seq} of {counter}: {what}"));
+        let corrupt = |cause: Box<dyn std::error::Error + Send + Sync>| {
+            StoreError::corrupt(Unreadable::AuditRecord { seq, counter: counter.clone(), cause })
+        };
         Ok(AuditRecord {
             seq: stored_value(seq)?,
-            delta: Delta::from_i64(delta).map_err(|error| corrupt(error.to_string()))?,
+            delta: Delta::from_i64(delta).map_err(|error| corrupt(error.into()))?,
             value: stored_value(value)?,
-            request_id: RequestId::parse(&request_id).map_err(|_| corrupt(format!("request id {request_id:?}")))?,
+            request_id: RequestId::parse(&request_id).map_err(|error| corrupt(error.into()))?,
             at: Timestamp::from_unix_millis(at),
         })
     })
@@ -140,10 +143,10 @@ pub(crate) fn ping(connection: &Connection) -> Result<(), StoreError> {
 
 /// A value or `seq` as SQLite stores it.
 pub(crate) fn stored(n: u64) -> Result<i64, StoreError> {
-    i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("counter overflow at {n}")))
+    i64::try_from(n).map_err(|_| StoreError::corrupt(Unreadable::Overflow(n)))
 }
 
 /// A stored value or `seq`, which is never negative.
 pub(crate) fn stored_value(value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative counter value or seq {value}")))
+    u64::try_from(value).map_err(|_| StoreError::corrupt(Unreadable::Negative(value)))
 }

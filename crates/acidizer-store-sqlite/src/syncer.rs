@@ -9,7 +9,9 @@
 //! unknown), and stops the writer — no commit after it, nor any other write — and the checkpointer, which copies
 //! nothing more into the database, not even when its connection closes.
 
+use crate::failure::Failure;
 use crate::unsynced::Unsynced;
+use acidizer_core::telemetry::error_chain;
 use acidizer_core::{ChangeOutcome, CounterChange, StoreError};
 use rusqlite::Connection;
 use std::fs::File;
@@ -128,9 +130,6 @@ pub(crate) fn spawn(
     let (committed, queue) = std::sync::mpsc::channel();
     let (marks, failing) = (Arc::clone(&unsynced), Arc::clone(&failed));
     std::thread::Builder::new().name("sqlite-syncer".to_owned()).spawn(move || {
-        if let Err(error) = crate::slice::shorten_for_this_thread() {
-            tracing::debug!(%error, "the syncer's scheduler slice is left as it is");
-        }
         run(&queue, wal.as_ref(), &marks, &publish, &failing);
     })?;
     Ok(Syncer { committed, unsynced, failed })
@@ -138,7 +137,7 @@ pub(crate) fn spawn(
 
 /// What a change whose commit may or may not be durable is answered.
 fn unknown_outcome() -> StoreError {
-    StoreError::Unavailable("the WAL could not be made durable: the outcome of the change is unknown".to_owned())
+    StoreError::unavailable(Failure::UnknownOutcome)
 }
 
 fn run(
@@ -157,7 +156,10 @@ fn run(
             Ok(()) => ready.into_iter().for_each(|committed| committed.durable(unsynced, publish)),
             Err(error) => {
                 if let Some(error) = error {
-                    tracing::error!(%error, "the WAL's fsync failed: nothing more is answered as durable");
+                    tracing::error!(
+                        error = error_chain(&error),
+                        "the WAL's fsync failed: nothing more is answered as durable"
+                    );
                     failed.store(true, Ordering::Release);
                 }
                 let error = unknown_outcome();

@@ -4,9 +4,11 @@
 //! rebuilt from it byte for byte.
 
 use crate::checkpointer;
+use crate::failure::{Failure, Unreadable};
 use crate::reader::{stored, stored_value};
 use crate::sql_error;
 use crate::syncer::{Committed, Syncer};
+use acidizer_core::telemetry::error_chain;
 use acidizer_core::{Change, ChangeCommand, ChangeOutcome, CounterChange, CounterName, Delta, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -113,7 +115,7 @@ fn run(
         }
         syncer.send(committed);
         if let Err(error) = checkpointer::finish_if_asked(&connection, start_over) {
-            tracing::error!(%error, "a WAL checkpoint failed on the disk: the writer stops");
+            tracing::error!(error = error_chain(&error), "a WAL checkpoint failed on the disk: the writer stops");
             syncer.fail();
             break;
         }
@@ -174,9 +176,7 @@ fn commit_group(
                 }
                 write_counters(&transaction, &touched, stamped).map_err(GroupFailure::Store)?;
                 if syncer.has_failed() {
-                    return Err(GroupFailure::Store(StoreError::Unavailable(
-                        "commits can no longer be made durable".to_owned(),
-                    )));
+                    return Err(GroupFailure::Store(StoreError::unavailable(Failure::NotDurable)));
                 }
                 for (counter, state) in &touched {
                     let before = heads.get(counter).map_or(0, |&(_, seq)| seq);
@@ -195,14 +195,18 @@ fn commit_group(
             Err(GroupFailure::Change { index, error }) => {
                 let failed = jobs.remove(index);
                 tracing::error!(
-                    %error,
+                    error = error_chain(&error),
                     request_id = %failed.command.request_id,
                     "a change cannot be made; the rest of its group is committed without it"
                 );
                 let _ = failed.reply.send(Err(error));
             }
             Err(GroupFailure::Store(error)) => {
-                tracing::error!(%error, changes = jobs.len(), "group commit failed; nothing of it was committed");
+                tracing::error!(
+                    error = error_chain(&error),
+                    changes = jobs.len(),
+                    "group commit failed; nothing of it was committed"
+                );
                 for job in jobs {
                     let _ = job.reply.send(Err(error.clone()));
                 }
@@ -268,7 +272,9 @@ fn remembered(
     command: &ChangeCommand,
     earlier_answers: bool,
 ) -> Result<Option<ChangeOutcome>, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt(format!("the change {}: {what}", command.request_id));
+    let corrupt = |cause: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::corrupt(Unreadable::Change { request_id: command.request_id.clone(), cause })
+    };
     let key = command.request_id.as_str();
     if earlier_answers {
         let earlier = transaction
@@ -282,8 +288,8 @@ fn remembered(
             })
             .map_err(sql_error)?;
         if let Some((counter, delta, body)) = earlier {
-            let counter = CounterName::parse(&counter).map_err(|_| corrupt(format!("counter {counter:?}")))?;
-            let delta = Delta::from_i64(delta).map_err(|error| corrupt(error.to_string()))?;
+            let counter = CounterName::parse(&counter).map_err(|error| corrupt(error.into()))?;
+            let delta = Delta::from_i64(delta).map_err(|error| corrupt(error.into()))?;
             return Ok(Some(ChangeOutcome::Replayed { counter, delta, body }));
         }
     }
@@ -305,10 +311,10 @@ fn remembered(
         .map_err(sql_error)?;
     let Some((counter, seq, delta, value, at)) = record else { return Ok(None) };
     let change = Change {
-        counter: CounterName::parse(&counter).map_err(|_| corrupt(format!("counter {counter:?}")))?,
+        counter: CounterName::parse(&counter).map_err(|error| corrupt(error.into()))?,
         value: stored_value(value)?,
         seq: stored_value(seq)?,
-        delta: Delta::from_i64(delta).map_err(|error| corrupt(error.to_string()))?,
+        delta: Delta::from_i64(delta).map_err(|error| corrupt(error.into()))?,
         request_id: command.request_id.clone(),
         updated_at: Timestamp::from_unix_millis(at),
     };
@@ -326,7 +332,7 @@ fn commit_probe(connection: &Connection) -> Result<(), StoreError> {
         )
         .map(drop)
         .map_err(|error| {
-            tracing::warn!(%error, "the database cannot commit");
+            tracing::warn!(error = error_chain(&error), "the database cannot commit");
             sql_error(error)
         })
 }
@@ -334,7 +340,7 @@ fn commit_probe(connection: &Connection) -> Result<(), StoreError> {
 /// Whether answers remembered by an earlier layout are still kept (they are replayed first, until they expire).
 fn has_earlier_answers(connection: &Connection) -> bool {
     connection.query_row("SELECT EXISTS (SELECT 1 FROM idempotency)", [], |row| row.get(0)).unwrap_or_else(|error| {
-        tracing::warn!(%error, "cannot tell whether earlier answers are kept; looking them up");
+        tracing::warn!(error = error_chain(&error), "cannot tell whether earlier answers are kept; looking them up");
         true
     })
 }
@@ -410,7 +416,7 @@ fn prune_expired_keys(connection: &Connection) -> usize {
             pruned
         }
         Err(error) => {
-            tracing::warn!(%error, "could not prune expired idempotency keys");
+            tracing::warn!(error = error_chain(&error), "could not prune expired idempotency keys");
             0
         }
     }

@@ -1,7 +1,7 @@
 //! What an API Gateway WebSocket event asks of `acidizer-ws`, read from the event alone: a `$connect` to subscribe
 //! (or to refuse, and why), a `$disconnect`, or a client message on `$default`. The binary carries it out.
 
-use acidizer_core::http::AllowedOrigins;
+use acidizer_core::AllowedOrigins;
 use acidizer_core::{ConnectionId, CounterName};
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 

@@ -10,8 +10,9 @@
 //! context), `ALLOWED_ORIGINS` (optional), and the AWS SDK's standard variables.
 
 use acidizer_apigw::{ManagementApi, WEBSOCKET_ENDPOINT_ENV};
-use acidizer_core::http::{ALLOWED_ORIGINS_ENV, AllowedOrigins};
 use acidizer_core::live::{ConnectionStore, Notifier, Outbound, answer};
+use acidizer_core::telemetry::error_chain;
+use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins};
 use acidizer_core::{ConnectionId, CounterName, Counters};
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
 use acidizer_store_dynamodb::{
@@ -75,7 +76,7 @@ impl Routes {
             Route::Connect { connection, counter } => Ok(self.connect(&connection, &counter).await),
             Route::Disconnect { connection } => {
                 if let Err(error) = self.connections.unsubscribe(&connection).await {
-                    tracing::warn!(%connection, %error, "cannot forget a connection; its TTL will");
+                    tracing::warn!(%connection, error = error_chain(&error), "cannot forget a connection; its TTL will");
                 }
                 Ok(status(200, "bye"))
             }
@@ -90,7 +91,7 @@ impl Routes {
                 status(200, "connected")
             }
             Err(error) => {
-                tracing::error!(%connection, %error, "cannot subscribe");
+                tracing::error!(%connection, error = error_chain(&error), "cannot subscribe");
                 status(503, "try again")
             }
         }
@@ -105,7 +106,7 @@ impl Routes {
         let subscription = match self.connections.subscription(connection).await {
             Ok(found) => found,
             Err(error) => {
-                tracing::warn!(%connection, %error, "cannot look a subscription up");
+                tracing::warn!(%connection, error = error_chain(&error), "cannot look a subscription up");
                 None
             }
         };
@@ -115,7 +116,7 @@ impl Routes {
             return status(500, "no endpoint");
         };
         if let Err(error) = notifier.send(connection, &reply).await {
-            tracing::warn!(%connection, %error, "cannot answer a client message");
+            tracing::warn!(%connection, error = error_chain(&error), "cannot answer a client message");
         }
         if let Outbound::Error(detail) = &reply {
             tracing::info!(%connection, detail, "refused a client message");

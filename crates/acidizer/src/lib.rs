@@ -6,7 +6,7 @@ mod bench;
 mod cli;
 mod client;
 mod live;
-mod log_writer;
+mod logs;
 mod rate_limit;
 mod serve;
 mod site;
@@ -15,9 +15,9 @@ mod site;
 /// change out through it: public for the fan-out benchmark (`benches/fan_out.rs`), which measures them as they run.
 pub use live::{LocalBroadcaster, hub::Hub};
 
-use acidizer_core::http::ACCESS_LOG;
+use acidizer_core::telemetry::error_chain;
+use acidizer_http::ACCESS_LOG;
 use clap::Parser;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// Runs the command line: parses the arguments, sets up the logs and the runtime, and runs the command.
@@ -31,26 +31,14 @@ pub fn run() -> ExitCode {
         cli::Command::Serve(args) => (quiet_access.as_str(), args.log_format),
         cli::Command::Bench(_) => ("warn", cli::LogFormat::Text),
     };
-    // Lines are written out by a thread of their own, so a request never waits for the log's write; they are only
-    // coloured on a terminal.
-    let stderr = match log_writer::BufferedStderr::start() {
-        Ok(stderr) => stderr,
+    // Lines are written out by a thread of their own, so a request never waits for the log's write.
+    let logs = match logs::init(default_level, format) {
+        Ok(logs) => logs,
         Err(error) => {
-            eprintln!("acidizer: cannot start the log writer: {error}");
+            eprintln!("acidizer: {}", error_chain(&error));
             return ExitCode::FAILURE;
         }
     };
-    // RUST_LOG, when set to something (an empty or unreadable one means the default).
-    let filter = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
-        .ok()
-        .filter(|directives| !directives.trim().is_empty())
-        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default_level));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(stderr.clone());
-    match format {
-        cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        cli::LogFormat::Json => logs.json().with_current_span(true).init(),
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -59,10 +47,11 @@ pub fn run() -> ExitCode {
         }
     };
     let result = match cli.command {
-        cli::Command::Serve(args) => runtime.block_on(serve::run(args)).map_err(|error| error.to_string()),
-        cli::Command::Bench(args) => runtime.block_on(bench::run(args)).map_err(|error| error.to_string()),
+        cli::Command::Serve(args) => runtime.block_on(serve::run(args)).map_err(|error| error_chain(&error)),
+        cli::Command::Bench(args) => runtime.block_on(bench::run(args)).map_err(|error| error_chain(&error)),
     };
-    stderr.flush_pending();
+    // Every line logged is written out before the process ends.
+    drop(logs);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -3,7 +3,7 @@
 //! only recent ones.
 
 use crate::client::client_of;
-use acidizer_core::http::ApiError;
+use acidizer_http::ApiError;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};

@@ -1,13 +1,15 @@
 //! `acidizer serve`: the API, with the SPA, on one port; clean shutdown on SIGINT and SIGTERM.
 
 use crate::cli::{ServeArgs, StoreKind};
+use crate::live::heartbeat::Liveness;
 use crate::live::hub::Hub;
 use crate::live::limits::SessionLimits;
-use crate::live::websocket::{self, Live, Liveness};
+use crate::live::websocket::{self, Live};
 use crate::live::{LocalBroadcaster, broadcast_commits, follow_stream};
 use crate::{rate_limit, site};
-use acidizer_core::http::{ALLOWED_ORIGINS_ENV, AllowedOrigins, InvalidOrigin, guarded_router};
+use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins, InvalidOrigin};
 use acidizer_core::{CounterStore, Counters};
+use acidizer_http::guarded_router;
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
 use acidizer_store_dynamodb::{
     CONNECTIONS_TABLE_ENV, COUNTER_TABLE_ENV, CreateTablesError, DynamoStore, create_missing_tables,
@@ -39,10 +41,10 @@ pub enum ServeError {
     NoCounterTable,
     #[error(transparent)]
     CreateTables(#[from] CreateTablesError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen { addr: SocketAddr, source: std::io::Error },
-    #[error("the server failed: {0}")]
-    Server(std::io::Error),
+    #[error("the server failed")]
+    Server(#[source] std::io::Error),
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {

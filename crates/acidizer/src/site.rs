@@ -3,7 +3,7 @@
 
 use crate::live::websocket::Live;
 use acidizer_core::CounterStore;
-use acidizer_core::http::ApiError;
+use acidizer_http::ApiError;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};

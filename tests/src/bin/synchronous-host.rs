@@ -6,8 +6,9 @@
 //! Usage: `synchronous-host DATA_DIR off|normal|full`; prints `listening on http://ADDR` once it listens on a free
 //! port of 127.0.0.1.
 
+use acidizer_core::AllowedOrigins;
 use acidizer_core::Counters;
-use acidizer_core::http::{AllowedOrigins, router};
+use acidizer_http::router;
 use acidizer_store_sqlite::{SqliteStore, Synchronous};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! Domain types. Each newtype can only be built from a valid value ("parse, don't validate").
 
+mod allowed_origins;
 mod bounds;
 mod connection_id;
 mod counter_name;
@@ -8,6 +9,7 @@ mod records;
 mod request_id;
 mod timestamp;
 
+pub use allowed_origins::{ALLOWED_ORIGINS_ENV, AllowedOrigins, InvalidOrigin};
 pub use bounds::{Bound, COUNTER_MAX_ENV, CounterMax, Delta, InvalidCounterMax, InvalidDelta, LARGEST_CEILING};
 pub use connection_id::{ConnectionId, InvalidConnectionId};
 pub use counter_name::{CounterName, InvalidCounterName};

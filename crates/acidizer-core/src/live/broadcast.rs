@@ -1,12 +1,14 @@
 //! The broadcast use case: the latest value of each changed counter to each of its subscribers.
 
 use super::{ConnectionStore, Notifier, NotifyError, Outbound, SubscriberPage};
+use crate::backoff::Backoff;
 use crate::domain::{ConnectionId, CounterChange, CounterName};
-use crate::telemetry;
+use crate::telemetry::{self, error_chain};
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// How many subscribers a broadcast hands a message at once before letting other tasks run.
 const YIELD_EVERY: usize = 1024;
@@ -131,7 +133,8 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                     match self.connections.subscribers(&change.counter, page.take()).await {
                         Ok(found) => found,
                         Err(error) => {
-                            tracing::warn!(counter = %change.counter, %error, "cannot list subscribers");
+                            let error = error_chain(&error);
+                            tracing::warn!(counter = %change.counter, error, "cannot list subscribers");
                             report.undelivered.push(change.counter.clone());
                             break;
                         }
@@ -149,8 +152,8 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                             self.forget(&connection).await;
                             report.gone += 1;
                         }
-                        Some(Err(NotifyError::Failed(error))) => {
-                            tracing::debug!(%connection, %error, "send failed");
+                        Some(Err(error @ NotifyError::Failed(_))) => {
+                            tracing::debug!(%connection, error = error_chain(&error), "send failed");
                             waiting.push(connection);
                         }
                         None => waiting.push(connection),
@@ -189,12 +192,12 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
     /// Forgets a connection that is gone.
     async fn forget(&self, connection: &ConnectionId) {
         if let Err(error) = self.connections.unsubscribe(connection).await {
-            tracing::warn!(%connection, %error, "cannot forget a gone connection");
+            tracing::warn!(%connection, error = error_chain(&error), "cannot forget a gone connection");
         }
     }
 
     async fn deliver(&self, connection: ConnectionId, message: &Outbound, deadline: Instant) -> Delivery {
-        let mut ceiling = self.retry_pause;
+        let mut backoff = Backoff::new(self.retry_pause, self.max_retry_pause);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -206,8 +209,8 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                     self.forget(&connection).await;
                     return Delivery::Gone;
                 }
-                Ok(Err(NotifyError::Failed(error))) => {
-                    tracing::debug!(%connection, %error, "send failed");
+                Ok(Err(error @ NotifyError::Failed(_))) => {
+                    tracing::debug!(%connection, error = error_chain(&error), "send failed");
                 }
                 Err(_) => {
                     // A slow send may still arrive: the next broadcast (a retried batch) sends it again.
@@ -215,9 +218,8 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                     return Delivery::Failed;
                 }
             }
-            // Capped exponential backoff with full jitter, while the broadcast's time lasts.
-            let pause = ceiling.mul_f64(fastrand::f64());
-            ceiling = (ceiling * 2).min(self.max_retry_pause);
+            // While the broadcast's time lasts.
+            let pause = backoff.next_delay();
             if Instant::now() + pause + self.attempt_timeout.min(Duration::from_millis(100)) >= deadline {
                 tracing::info!(%connection, "giving up on a subscriber for this broadcast");
                 return Delivery::Failed;
@@ -275,7 +277,7 @@ mod tests {
             page: Option<String>,
         ) -> Result<SubscriberPage, ConnectionStoreError> {
             if counter.as_str() == "broken" {
-                return Err(ConnectionStoreError::Unavailable("down".into()));
+                return Err(ConnectionStoreError::unavailable(std::io::Error::other("down")));
             }
             // Pages of two, continued after the last id of the previous page (as a key-ordered store does).
             let after: Vec<ConnectionId> = self
@@ -316,7 +318,7 @@ mod tests {
                 return Err(NotifyError::Gone);
             }
             if id.starts_with("bad") || (id.starts_with("flaky") && attempt == 1) {
-                return Err(NotifyError::Failed("500".into()));
+                return Err(NotifyError::failed(std::io::Error::other("500")));
             }
             self.received.lock().unwrap().entry(id.to_owned()).or_default().push(message.seq().unwrap());
             Ok(())
@@ -334,7 +336,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn delivers_the_latest_value_once_forgets_the_gone_and_survives_the_failing() {
         for at_once in [false, true] {
             let connections = Arc::new(Connections::default());
@@ -387,14 +389,14 @@ mod tests {
     impl Notifier for ThrottledUntil {
         async fn send(&self, c: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
             if Instant::now() < self.until {
-                return Err(NotifyError::Failed("429 Too Many Requests".into()));
+                return Err(NotifyError::failed(std::io::Error::other("429 Too Many Requests")));
             }
             self.received.lock().unwrap().entry(c.to_string()).or_default().push(message.seq().unwrap());
             Ok(())
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_throttled_notifier_still_delivers_the_final_value_within_the_budget() {
         let connections = Arc::new(Connections::default());
         for id in ["s-1", "s-2", "s-3"] {

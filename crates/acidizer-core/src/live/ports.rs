@@ -2,7 +2,9 @@
 
 use super::Outbound;
 use crate::domain::{ConnectionId, CounterName};
+use crate::store::Cause;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a subscription lives at most: API Gateway closes a WebSocket after 2 hours.
@@ -17,10 +19,20 @@ pub struct SubscriberPage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionStoreError {
-    #[error("the connection store is unavailable: {0}")]
-    Unavailable(String),
-    #[error("the connection store holds an unreadable record: {0}")]
-    Corrupt(String),
+    #[error("the connection store is unavailable")]
+    Unavailable(#[source] Cause),
+    #[error("the connection store holds an unreadable record")]
+    Corrupt(#[source] Cause),
+}
+
+impl ConnectionStoreError {
+    pub fn unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Arc::new(cause))
+    }
+
+    pub fn corrupt(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Corrupt(Arc::new(cause))
+    }
 }
 
 /// Where subscriptions are kept: which connection follows which counter.
@@ -50,14 +62,20 @@ pub trait ConnectionStore: Send + Sync + 'static {
 }
 
 /// How a message failed to reach a connection.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum NotifyError {
     /// The connection is gone for good (410 Gone): forget it.
     #[error("the connection is gone")]
     Gone,
     /// Anything else; worth a brief retry.
-    #[error("the message could not be sent: {0}")]
-    Failed(String),
+    #[error("the message could not be sent")]
+    Failed(#[source] Cause),
+}
+
+impl NotifyError {
+    pub fn failed(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Failed(Arc::new(cause))
+    }
 }
 
 /// Sends messages to connections.

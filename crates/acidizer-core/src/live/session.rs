@@ -3,6 +3,7 @@
 use super::{ClientAction, Outbound, parse_client_message};
 use crate::domain::CounterName;
 use crate::store::CounterStore;
+use crate::telemetry::error_chain;
 use crate::usecase::Counters;
 
 /// The answer to one client message on a connection subscribed to `subscription` (`None`: it could not be read).
@@ -26,7 +27,7 @@ async fn sync<S: CounterStore>(counters: &Counters<S>, counter: &CounterName) ->
     match counters.read(counter).await {
         Ok(snapshot) => Outbound::Value(snapshot),
         Err(error) => {
-            tracing::warn!(%counter, %error, "cannot read a counter for sync");
+            tracing::warn!(%counter, error = error_chain(&error), "cannot read a counter for sync");
             Outbound::Error("the counter could not be read; try again".to_owned())
         }
     }

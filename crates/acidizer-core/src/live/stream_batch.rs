@@ -17,7 +17,7 @@ pub struct StreamRecord {
 pub async fn failed_records<C: ConnectionStore, N: Notifier>(
     broadcaster: &Broadcaster<C, N>,
     records: &[StreamRecord],
-    deadline: std::time::Instant,
+    deadline: tokio::time::Instant,
 ) -> (Vec<String>, BroadcastReport) {
     let changes = records.iter().filter_map(|record| record.change.clone());
     let report = broadcaster.broadcast_until(changes, deadline).await;

@@ -6,12 +6,13 @@ mod delivery;
 
 use crate::cli::BenchArgs;
 use crate::live::LocalBroadcaster;
+use crate::live::heartbeat::Liveness;
 use crate::live::hub::Hub;
 use crate::live::limits::SessionLimits;
-use crate::live::websocket::{Live, Liveness};
+use crate::live::websocket::Live;
 use crate::serve::{app, open_sqlite_live};
+use acidizer_core::AllowedOrigins;
 use acidizer_core::domain::InvalidCounterName;
-use acidizer_core::http::AllowedOrigins;
 use acidizer_core::{CounterName, Counters};
 use acidizer_store_sqlite::{OpenError, SqliteStore};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,8 +28,8 @@ pub enum BenchError {
     Counter(#[from] InvalidCounterName),
     #[error(transparent)]
     Store(#[from] OpenError),
-    #[error("cannot start the in-process server: {0}")]
-    Server(std::io::Error),
+    #[error("cannot start the in-process server")]
+    Server(#[source] std::io::Error),
     #[error("cannot read {url}: {detail}")]
     Read { url: String, detail: String },
     #[error("the history is not exact: {0}")]
@@ -42,8 +43,8 @@ pub enum BenchError {
         #[source]
         source: Box<tokio_tungstenite::tungstenite::Error>,
     },
-    #[error("the naive baseline could not run: {0}")]
-    Baseline(rusqlite::Error),
+    #[error("the naive baseline could not run")]
+    Baseline(#[source] rusqlite::Error),
 }
 
 /// How long a delivery run (`--subscribers`) sends changes unless `--duration` says otherwise, in seconds.

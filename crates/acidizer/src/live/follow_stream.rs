@@ -21,10 +21,28 @@ const DISCOVER_EVERY: Duration = Duration::from_secs(5);
 /// How long one batch's broadcast may retry failing subscribers.
 const BROADCAST_BUDGET: Duration = Duration::from_secs(5);
 
+/// What an SDK call failed with.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the stream cannot be followed (yet).
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
-    #[error("cannot find the stream of table {table}: {detail}")]
-    NoStream { table: String, detail: String },
+    #[error("cannot describe the table {table}")]
+    Table {
+        table: String,
+        #[source]
+        source: Cause,
+    },
+    #[error("the table {0} has no stream enabled")]
+    NoStream(String),
+    #[error("cannot describe the table's stream")]
+    Stream(#[source] Cause),
+    #[error("cannot start reading the stream's shard {shard}")]
+    Shard {
+        shard: String,
+        #[source]
+        source: Cause,
+    },
 }
 
 /// How long to wait before looking for the stream again, when the store does not answer at start.
@@ -43,7 +61,7 @@ pub async fn start(
         let mut follower = match first {
             Ok(follower) => follower,
             Err(error) => {
-                tracing::warn!(%error, "cannot follow the stream yet; retrying");
+                tracing::warn!(error = error_chain(&error), "cannot follow the stream yet; retrying");
                 loop {
                     tokio::select! {
                         () = shutdown.cancelled() => return,
@@ -62,17 +80,20 @@ pub async fn start(
 
 /// Finds the table's stream and its open shards, positioned at their ends.
 async fn locate(config: &SdkConfig, table: &str) -> Result<Follower, FollowError> {
-    let no_stream = |detail: String| FollowError::NoStream { table: table.to_owned(), detail };
     let tables = acidizer_store_dynamodb::aws_sdk_dynamodb::Client::new(config);
-    let description =
-        tables.describe_table().table_name(table).send().await.map_err(|error| no_stream(error_chain(&error)))?;
+    let description = tables
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|error| FollowError::Table { table: table.to_owned(), source: error.into() })?;
     let arn = description
         .table()
         .and_then(|table| table.latest_stream_arn())
-        .ok_or_else(|| no_stream("the table has no stream enabled".to_owned()))?
+        .ok_or_else(|| FollowError::NoStream(table.to_owned()))?
         .to_owned();
     let mut follower = Follower { streams: Streams::new(config), arn, shards: HashMap::new(), seen: HashSet::new() };
-    follower.discover(ShardIteratorType::Latest).await.map_err(no_stream)?;
+    follower.discover(ShardIteratorType::Latest).await?;
     Ok(follower)
 }
 
@@ -119,7 +140,7 @@ impl Follower {
             }
             if discovered.elapsed() >= DISCOVER_EVERY {
                 if let Err(error) = self.discover(ShardIteratorType::TrimHorizon).await {
-                    tracing::warn!(error, "cannot look for new stream shards");
+                    tracing::warn!(error = error_chain(&error), "cannot look for new stream shards");
                 }
                 discovered = Instant::now();
             }
@@ -131,7 +152,7 @@ impl Follower {
     }
 
     /// Adds the shards not yet followed, reading each from `start` (see [`shards_to_start`]).
-    async fn discover(&mut self, start: ShardIteratorType) -> Result<(), String> {
+    async fn discover(&mut self, start: ShardIteratorType) -> Result<(), FollowError> {
         let described = self.describe().await?;
         let mut failed = None;
         for (id, from) in shards_to_start(&described, &mut self.seen, &start) {
@@ -150,7 +171,7 @@ impl Follower {
     }
 
     /// Every shard of the stream (all pages of `DescribeStream`), with whether it is closed.
-    async fn describe(&self) -> Result<Vec<(String, bool)>, String> {
+    async fn describe(&self) -> Result<Vec<(String, bool)>, FollowError> {
         let mut described = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -161,7 +182,7 @@ impl Follower {
                 .set_exclusive_start_shard_id(after.take())
                 .send()
                 .await
-                .map_err(|error| error_chain(&error))?;
+                .map_err(|error| FollowError::Stream(error.into()))?;
             let Some(description) = output.stream_description() else { break };
             for shard in description.shards() {
                 let Some(id) = shard.shard_id() else { continue };
@@ -181,7 +202,7 @@ impl Follower {
         shard: &str,
         start: ShardIteratorType,
         after: Option<String>,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, FollowError> {
         let output = self
             .streams
             .get_shard_iterator()
@@ -191,7 +212,7 @@ impl Follower {
             .set_sequence_number(after)
             .send()
             .await
-            .map_err(|error| error_chain(&error))?;
+            .map_err(|error| FollowError::Shard { shard: shard.to_owned(), source: error.into() })?;
         Ok(output.shard_iterator().map(str::to_owned))
     }
 
@@ -208,7 +229,7 @@ impl Follower {
     async fn restart(&mut self, shard: &str, start: ShardIteratorType, after: Option<String>) {
         match (self.iterator(shard, start, after).await, self.shards.get_mut(shard)) {
             (Ok(iterator), Some(position)) => position.iterator = iterator,
-            (Err(error), _) => tracing::warn!(shard, error, "cannot restart the stream"),
+            (Err(error), _) => tracing::warn!(shard, error = error_chain(&error), "cannot restart the stream"),
             _ => {}
         }
     }
@@ -237,7 +258,7 @@ impl Follower {
                 return;
             }
             Err(error) => {
-                tracing::warn!(shard, error = %error_chain(&error), "cannot read the stream; retrying");
+                tracing::warn!(shard, error = error_chain(&error), "cannot read the stream; retrying");
                 return;
             }
         };
@@ -252,7 +273,8 @@ impl Follower {
             })
             .collect();
         if !records.is_empty() {
-            let (failed, _) = failed_records(broadcaster, &records, Instant::now() + BROADCAST_BUDGET).await;
+            let (failed, _) =
+                failed_records(broadcaster, &records, tokio::time::Instant::now() + BROADCAST_BUDGET).await;
             if !failed.is_empty() {
                 tracing::warn!(records = failed.len(), "stream records whose broadcast did not reach everyone");
             }

@@ -88,7 +88,11 @@ impl SessionLimits {
 
     /// The message budget of one session: a second's worth at once, then refilled at the rate.
     pub fn message_budget(&self) -> DefaultDirectRateLimiter {
-        RateLimiter::direct(Quota::per_second(self.messages_per_second))
+        RateLimiter::direct(self.message_quota())
+    }
+
+    fn message_quota(&self) -> Quota {
+        Quota::per_second(self.messages_per_second)
     }
 
     #[cfg(test)]
@@ -161,5 +165,17 @@ mod tests {
         let budget = limits.message_budget();
         assert_eq!((0..5).filter(|_| budget.check().is_ok()).count(), 5);
         assert!(budget.check().is_err(), "the sixth message within the second is over the rate");
+
+        // The same budget on a clock the test moves.
+        let clock = governor::clock::FakeRelativeClock::default();
+        let budget = RateLimiter::direct_with_clock(limits.message_quota(), clock.clone());
+        let passed = |count: usize| (0..count).filter(|_| budget.check().is_ok()).count();
+        assert_eq!(passed(50), 5, "a second's worth at once");
+        clock.advance(std::time::Duration::from_millis(199));
+        assert_eq!(passed(1), 0, "not one more before a fifth of a second");
+        clock.advance(std::time::Duration::from_millis(1));
+        assert_eq!(passed(50), 1, "one more every fifth of a second");
+        clock.advance(std::time::Duration::from_secs(10));
+        assert_eq!(passed(50), 5, "never more than a second's worth at once");
     }
 }

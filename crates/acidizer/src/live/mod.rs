@@ -2,9 +2,9 @@
 //! SQLite writer's commits or by the DynamoDB table's stream — through the same broadcast use case as on AWS.
 
 pub mod follow_stream;
+pub mod heartbeat;
 pub mod hub;
 pub mod limits;
-pub mod mailbox;
 pub mod websocket;
 
 use acidizer_core::CounterChange;

@@ -1,11 +1,13 @@
 //! `GET /ws?counter=NAME`: one WebSocket session per subscriber, speaking the contract's protocol.
 
+use super::heartbeat::{Beat, Heartbeat, Liveness};
 use super::hub::Hub;
+use super::hub::Pushed;
 use super::limits::{Admission, Refusal, SessionLimits};
-use super::mailbox::Pushed;
-use acidizer_core::http::{AllowedOrigins, ApiError};
+use acidizer_core::AllowedOrigins;
 use acidizer_core::live::{MAX_CLIENT_FRAME_BYTES, Outbound, ProtocolError, answer};
 use acidizer_core::{CounterName, CounterStore, Counters};
+use acidizer_http::ApiError;
 use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -23,20 +25,6 @@ const WRITE_WITHIN: Duration = Duration::from_secs(10);
 /// How long a refused session's close may take to be written.
 const REFUSE_WITHIN: Duration = Duration::from_secs(1);
 
-/// When a session checks that its client is still there.
-#[derive(Debug, Clone, Copy)]
-pub struct Liveness {
-    /// A client that has sent nothing for this long is pinged.
-    pub ping_after: Duration,
-    /// A pinged client that sends nothing (not even the pong) within this is gone: its session ends.
-    pub answer_within: Duration,
-}
-
-impl Default for Liveness {
-    fn default() -> Self {
-        Self { ping_after: Duration::from_secs(30), answer_within: Duration::from_secs(10) }
-    }
-}
 /// Messages this large are closed on at the protocol level; up to it, too large ones get an error message.
 const MAX_MESSAGE_BYTES: usize = 16 * MAX_CLIENT_FRAME_BYTES;
 
@@ -81,7 +69,7 @@ pub async fn upgrade<S: CounterStore>(
 ) -> Response {
     let text = |name| headers.get(name).and_then(|value: &http::HeaderValue| value.to_str().ok());
     if !live.origins.admits(text(header::ORIGIN), text(header::HOST)) {
-        acidizer_core::http::in_request_span(|| {
+        acidizer_http::in_request_span(|| {
             tracing::info!(origin = text(header::ORIGIN), "refused a WebSocket from a page of another origin");
         });
         return ApiError::OriginNotAllowed.into_response();
@@ -134,13 +122,8 @@ async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, l
     let budget = live.limits.message_budget();
     let mut over_rate = false;
     let mut last_seq = 0;
-    // One timer for the liveness check. A message from the client moves the next ping later without touching it:
-    // when it fires early, it is set again for what is then due.
-    let Liveness { ping_after, answer_within } = live.liveness;
-    let mut ping_at = Instant::now() + ping_after;
-    // Set while a ping is unanswered: when the client must have sent something by.
-    let mut answer_by: Option<Instant> = None;
-    let check = tokio::time::sleep_until(ping_at);
+    let mut heartbeat = Heartbeat::new(live.liveness, Instant::now());
+    let check = tokio::time::sleep_until(heartbeat.due());
     tokio::pin!(check);
     loop {
         // The hub left (at shutdown): looked at on every turn, as a client that keeps its socket busy never lets the
@@ -156,8 +139,7 @@ async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, l
         let reply = tokio::select! {
             biased;
             received = socket.recv() => {
-                ping_at = Instant::now() + ping_after;
-                answer_by = None;
+                heartbeat.heard(Instant::now());
                 match received {
                     // Over its rate, a message is answered with an error and nothing else is done for it.
                     Some(Ok(Message::Text(_) | Message::Binary(_))) if budget.check().is_err() => {
@@ -190,18 +172,20 @@ async fn session<S: CounterStore>(mut socket: WebSocket, counter: CounterName, l
             },
             () = &mut check => {
                 let now = Instant::now();
-                if answer_by.is_some_and(|by| now >= by) {
-                    tracing::info!(%counter, "a WebSocket client did not answer a ping in time; closing its session");
-                    break;
-                }
-                if now >= ping_at {
-                    if !send_within(&mut socket, Message::Ping(Default::default())).await {
+                match heartbeat.beat(now) {
+                    Beat::GiveUp => {
+                        tracing::info!(%counter, "a WebSocket client did not answer a ping in time; closing its session");
                         break;
                     }
-                    answer_by.get_or_insert(now + answer_within);
-                    ping_at = now + ping_after;
+                    Beat::Ping => {
+                        if !send_within(&mut socket, Message::Ping(Default::default())).await {
+                            break;
+                        }
+                        heartbeat.pinged(now);
+                    }
+                    Beat::Wait => {}
                 }
-                check.as_mut().reset(answer_by.map_or(ping_at, |by| by.min(ping_at)));
+                check.as_mut().reset(heartbeat.due());
                 continue;
             }
         };

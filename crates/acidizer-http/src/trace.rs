@@ -1,6 +1,6 @@
 //! What is logged about a request. Every request runs with its context — its request id, method and path — at
 //! hand (a task-local: a few cheap clones), and the span `request` with those fields is made only when a line about
-//! the request is logged: a store's failure ([`in_request_span`]) or the access log's line. So every such line
+//! the request is logged: the cause of a 5xx answer ([`in_request_span`]) or the access log's line. So every such line
 //! names its request, and a request that logs nothing makes no span — a span's fields are formatted and its
 //! bookkeeping done on every request, which cost 8 % of the throughput under load.
 //!
@@ -139,9 +139,9 @@ pub(super) fn layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, No
 
 #[cfg(test)]
 mod tests {
-    use super::super::{AllowedOrigins, router};
-    use crate::store::{ChangeCommand, ChangeOutcome, CounterStore, HistoryQuery, StoreError};
-    use crate::{AuditRecord, CounterName, CounterSnapshot, Counters};
+    use crate::router;
+    use acidizer_core::store::{ChangeCommand, ChangeOutcome, CounterStore, HistoryQuery, StoreError};
+    use acidizer_core::{AllowedOrigins, AuditRecord, CounterName, CounterSnapshot, Counters};
     use std::sync::{Arc, Mutex};
     use tower::ServiceExt;
 
@@ -150,16 +150,16 @@ mod tests {
 
     impl CounterStore for Down {
         async fn change(&self, _: ChangeCommand) -> Result<ChangeOutcome, StoreError> {
-            Err(StoreError::Unavailable("down".to_owned()))
+            Err(StoreError::unavailable(std::io::Error::other("down")))
         }
         async fn read(&self, _: &CounterName) -> Result<CounterSnapshot, StoreError> {
-            Err(StoreError::Unavailable("down".to_owned()))
+            Err(StoreError::unavailable(std::io::Error::other("down")))
         }
         async fn history(&self, _: &CounterName, _: HistoryQuery) -> Result<Vec<AuditRecord>, StoreError> {
-            Err(StoreError::Unavailable("down".to_owned()))
+            Err(StoreError::unavailable(std::io::Error::other("down")))
         }
         async fn health(&self) -> Result<(), StoreError> {
-            Err(StoreError::Unavailable("down".to_owned()))
+            Err(StoreError::unavailable(std::io::Error::other("down")))
         }
     }
 
@@ -208,6 +208,10 @@ mod tests {
             assert!(line.contains(r#"method=POST path="/counters/down/increment"}"#), "{line}");
         }
         assert!(logs.contains("WARN") && logs.contains("the store cannot serve this request"), "{logs}");
+        assert!(
+            logs.contains(r#"error="the change "#) && logs.contains("failed: the store is unavailable: down"),
+            "the failure's whole chain, once: {logs}"
+        );
         assert!(logs.contains("answered") && logs.contains("status=503"), "{logs}");
     }
 

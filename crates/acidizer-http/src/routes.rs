@@ -1,9 +1,9 @@
 //! The routes of the API, listed once: the router is built from this list, and the OpenAPI document is checked
 //! against it.
 
-use super::{handlers, openapi};
-use crate::store::CounterStore;
-use crate::usecase::Counters;
+use crate::{handlers, openapi};
+use acidizer_core::store::CounterStore;
+use acidizer_core::usecase::Counters;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use http::Method;
 
@@ -64,18 +64,14 @@ impl Route {
         }
     }
 
-    /// The route's handler, under its method.
-    pub(super) fn handler<S: CounterStore>(self) -> MethodRouter<Counters<S>> {
-        let method = MethodFilter::try_from(self.method()).expect("a route's method is one axum can route");
+    /// The route's handler, under its method: a `global` route shares the named route's.
+    pub(crate) fn handler<S: CounterStore>(self) -> MethodRouter<Counters<S>> {
+        let method = if self.method() == Method::POST { MethodFilter::POST } else { MethodFilter::GET };
         match self {
-            Route::Read => on(method, handlers::read::<S>),
-            Route::Increment => on(method, handlers::increment::<S>),
-            Route::Decrement => on(method, handlers::decrement::<S>),
-            Route::History => on(method, handlers::history::<S>),
-            Route::ReadGlobal => on(method, handlers::read_global::<S>),
-            Route::IncrementGlobal => on(method, handlers::increment_global::<S>),
-            Route::DecrementGlobal => on(method, handlers::decrement_global::<S>),
-            Route::HistoryGlobal => on(method, handlers::history_global::<S>),
+            Route::Read | Route::ReadGlobal => on(method, handlers::read::<S>),
+            Route::Increment | Route::IncrementGlobal => on(method, handlers::increment::<S>),
+            Route::Decrement | Route::DecrementGlobal => on(method, handlers::decrement::<S>),
+            Route::History | Route::HistoryGlobal => on(method, handlers::history::<S>),
             Route::Health => on(method, handlers::health::<S>),
             Route::OpenApi => on(method, openapi::serve),
         }

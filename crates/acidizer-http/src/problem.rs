@@ -1,8 +1,9 @@
 //! The HTTP boundary's one error type, and the one place it becomes a status and an RFC 9457 body.
 
-use crate::domain::{Bound, InvalidCounterName, InvalidHistoryLimit, InvalidIdempotencyKey};
-use crate::store::StoreError;
-use crate::usecase::ChangeError;
+use acidizer_core::domain::{Bound, InvalidCounterName, InvalidHistoryLimit, InvalidIdempotencyKey};
+use acidizer_core::store::StoreError;
+use acidizer_core::telemetry::error_chain;
+use acidizer_core::usecase::ChangeError;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
@@ -36,9 +37,9 @@ pub enum ApiError {
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("the counter store could not serve this request; retry with the same Idempotency-Key")]
-    Unavailable(#[source] StoreError),
+    Unavailable(#[source] Failure),
     #[error("the service failed; the failure was logged")]
-    Internal(#[source] StoreError),
+    Internal(#[source] Failure),
     #[error("the service failed; the failure was logged")]
     Render(#[source] serde_json::Error),
 }
@@ -49,11 +50,31 @@ impl From<InvalidHistoryLimit> for ApiError {
     }
 }
 
+/// What failed behind a 5xx answer, with its causes: logged, never shown to the client.
+pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Logs a failure at `$level` with its chain of causes on one line; a change's failure also names the change.
+macro_rules! failure_line {
+    ($level:ident, $failure:expr) => {{
+        let error = error_chain($failure.as_ref());
+        match $failure.downcast_ref::<ChangeError>() {
+            Some(ChangeError::Store { counter, delta, request_id, .. }) => tracing::$level!(
+                error,
+                %counter,
+                delta = delta.as_i64(),
+                %request_id,
+                "the store cannot serve this request"
+            ),
+            _ => tracing::$level!(error, "the store cannot serve this request"),
+        }
+    }};
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Corrupt(_) => Self::Internal(error),
-            other => Self::Unavailable(other),
+            StoreError::Corrupt(_) => Self::Internal(Box::new(error)),
+            other => Self::Unavailable(Box::new(other)),
         }
     }
 }
@@ -63,7 +84,8 @@ impl From<ChangeError> for ApiError {
         match error {
             ChangeError::KeyUsedForAnotherRequest { .. } => Self::IdempotencyKeyReused(error),
             ChangeError::OutOfBounds { bound, .. } => Self::OutOfBounds(error, bound),
-            ChangeError::Store(store) => store.into(),
+            ChangeError::Store { source: StoreError::Corrupt(_), .. } => Self::Internal(Box::new(error)),
+            ChangeError::Store { .. } => Self::Unavailable(Box::new(error)),
         }
     }
 }
@@ -154,9 +176,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.problem().describe();
-        // A store's failures are logged by the use case that met them, in the request's span.
-        if let Self::Render(source) = &self {
-            super::in_request_span(|| tracing::error!(error = %source, "could not render an answer"));
+        // What failed is logged here, once, with its causes, in the request's span; the client gets the detail.
+        match &self {
+            Self::Unavailable(failure) => crate::in_request_span(|| failure_line!(warn, failure)),
+            Self::Internal(failure) => crate::in_request_span(|| failure_line!(error, failure)),
+            Self::Render(source) => {
+                crate::in_request_span(|| tracing::error!(error = %source, "could not render an answer"));
+            }
+            _ => {}
         }
         let body = serde_json::json!({
             "type": format!("{PROBLEM_TYPE_PREFIX}{slug}"),

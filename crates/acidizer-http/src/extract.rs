@@ -1,25 +1,50 @@
-//! Parsing what a request carries — path, query, headers, body — into domain values or an [`ApiError`].
+//! The extractors: what a request carries — path, query, headers, body — parsed into domain values, or refused
+//! with the [`ApiError`] the client gets.
 
-use super::{ApiError, IDEMPOTENCY_KEY, MAX_BODY_BYTES};
-use crate::domain::{CounterName, HistoryLimit, IdempotencyKey, Seq};
-use crate::store::HistoryQuery;
+use crate::{ApiError, IDEMPOTENCY_KEY, MAX_BODY_BYTES};
+use acidizer_core::domain::{
+    CounterName, HistoryLimit, IdempotencyKey, InvalidCounterName, InvalidIdempotencyKey, Seq,
+};
+use acidizer_core::store::HistoryQuery;
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequest, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use http::request::Parts;
 use http::{HeaderMap, header};
 
-pub(super) fn counter_name(path: Result<Path<String>, PathRejection>) -> Result<CounterName, ApiError> {
-    let Path(raw) = path.map_err(|_| ApiError::InvalidCounterName(crate::domain::InvalidCounterName))?;
-    Ok(CounterName::parse(&raw)?)
+/// The counter a route is about: its `{name}`, or `global` on the routes without one (`/value`, `/increment`, …).
+pub(crate) struct Target(pub(crate) CounterName);
+
+impl<S: Send + Sync> FromRequestParts<S> for Target {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state).await.map_err(|_| InvalidCounterName)?;
+        match params.iter().find(|(key, _)| *key == "name") {
+            Some((_, raw)) => Ok(Self(CounterName::parse(raw)?)),
+            None => Ok(Self(CounterName::global())),
+        }
+    }
+}
+
+/// A page of history asked for in the query: `limit` (1..=100, default 20) and `before` (a `seq` ≥ 1); other
+/// parameters are ignored.
+pub(crate) struct HistoryParams(pub(crate) HistoryQuery);
+
+impl<S: Sync> FromRequestParts<S> for HistoryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        history_query(parts.uri.query()).map(Self)
+    }
 }
 
 /// What a change carries besides its path: the client's idempotency key, if any, and a body that is empty or a JSON
 /// object. Read from the request's own headers, which are not copied.
-pub(super) struct ChangeInput {
-    pub(super) key: Option<IdempotencyKey>,
+pub(crate) struct ChangeRequest {
+    pub(crate) key: Option<IdempotencyKey>,
 }
 
-impl<S: Sync> FromRequest<S> for ChangeInput {
+impl<S: Sync> FromRequest<S> for ChangeRequest {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
@@ -34,12 +59,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    let raw = value.to_str().map_err(|_| crate::domain::InvalidIdempotencyKey)?;
+    let raw = value.to_str().map_err(|_| InvalidIdempotencyKey)?;
     Ok(Some(IdempotencyKey::parse(raw)?))
 }
 
-/// `limit` (1..=100, default 20) and `before` (a `seq` ≥ 1); other parameters are ignored.
-pub(super) fn history_query(raw_query: Option<&str>) -> Result<HistoryQuery, ApiError> {
+fn history_query(raw_query: Option<&str>) -> Result<HistoryQuery, ApiError> {
     let mut query = HistoryQuery { before: None, limit: HistoryLimit::default() };
     for (name, value) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
         match name.as_ref() {

@@ -1,21 +1,23 @@
-//! The one HTTP router of acidizer, over `http` types: the Lambda host and `acidizer serve` both run it.
+//! The one HTTP router of acidizer, over `http` types: the `acidizer-api` Lambda and `acidizer serve` both run it.
+//! Its routes are listed once ([`Route`]), its errors become answers in one place ([`ApiError`]), and its OpenAPI
+//! document is checked against both.
 
 mod cors;
+mod extract;
 mod handlers;
-mod input;
 mod openapi;
 mod problem;
 mod routes;
 mod trace;
 
-pub use cors::{ALLOWED_ORIGINS_ENV, AllowedOrigins, InvalidOrigin};
 pub use openapi::OPENAPI_JSON;
-pub use problem::ApiError;
+pub use problem::{ApiError, Failure};
 pub use routes::Route;
 pub use trace::in_request_span;
 
-use crate::store::CounterStore;
-use crate::usecase::Counters;
+use acidizer_core::AllowedOrigins;
+use acidizer_core::store::CounterStore;
+use acidizer_core::usecase::Counters;
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};

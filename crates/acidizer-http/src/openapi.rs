@@ -1,11 +1,11 @@
-//! `GET /openapi.json`: the OpenAPI 3.1 document of the HTTP API (`crates/acidizer-core/openapi.json`), byte for
+//! `GET /openapi.json`: the OpenAPI 3.1 document of the HTTP API (`crates/acidizer-http/openapi.json`), byte for
 //! byte.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 /// The OpenAPI document of the API: every route, parameter, header, answer and problem type.
-pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
 pub(super) async fn serve() -> Response {
     let mut response = (StatusCode::OK, OPENAPI_JSON).into_response();
@@ -18,8 +18,8 @@ pub(super) async fn serve() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CounterName, HistoryLimit, IdempotencyKey};
-    use crate::http::{ApiError, MAX_BODY_BYTES, Route};
+    use crate::{ApiError, MAX_BODY_BYTES, Route};
+    use acidizer_core::domain::{CounterName, HistoryLimit, IdempotencyKey};
     use http::Method;
     use serde_json::Value;
     use std::collections::BTreeSet;

@@ -4,11 +4,12 @@
 //! into a sink: the request's span and a line), and with warnings only (no line, and no span: it is made only for
 //! a line), which is what the logs cost a request when the access log is off.
 
-use acidizer_core::http::{AllowedOrigins, router};
+use acidizer_core::AllowedOrigins;
 use acidizer_core::{
     AuditRecord, Change, ChangeCommand, ChangeOutcome, CounterName, CounterSnapshot, CounterStore, Counters,
     HistoryQuery, StoreError,
 };
+use acidizer_http::router;
 use axum::body::Body;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use http::Request;
@@ -26,7 +27,7 @@ struct MemoryStore(Mutex<HashMap<CounterName, (u64, u64)>>);
 
 impl CounterStore for MemoryStore {
     async fn change(&self, command: ChangeCommand) -> Result<ChangeOutcome, StoreError> {
-        let mut counters = self.0.lock().map_err(|_| StoreError::Unavailable("poisoned".into()))?;
+        let mut counters = self.0.lock().map_err(|_| StoreError::unavailable(std::io::Error::other("poisoned")))?;
         let (value, seq) = counters.entry(command.counter.clone()).or_default();
         *value = match command.delta.apply(*value, command.max) {
             Ok(next) => next,

@@ -1,0 +1,29 @@
+//! `acidizer-api`: the Lambda host of the HTTP API (API Gateway HTTP API, payload format 2.0) on DynamoDB. The
+//! binary is a shim over [`run`].
+//!
+//! Environment: `COUNTER_TABLE` (required), `ALLOWED_ORIGINS` and `COUNTER_MAX` (optional), and the AWS SDK's
+//! standard variables.
+
+pub mod http_event;
+mod server_errors;
+
+use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins, CounterMax, Counters};
+use acidizer_http::router;
+use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
+use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, DynamoStore, lambda_sdk_config};
+
+pub use server_errors::count_server_errors;
+
+/// Runs the function: the router on DynamoDB, behind the mending of events lambda_http would panic on.
+pub async fn run() -> Result<(), lambda_http::Error> {
+    let metrics = acidizer_lambda::init("acidizer-api")?;
+    let table = std::env::var(COUNTER_TABLE_ENV).map_err(|_| format!("{COUNTER_TABLE_ENV} is not set"))?;
+    let origins = AllowedOrigins::parse(&std::env::var(ALLOWED_ORIGINS_ENV).unwrap_or_default())?;
+    // Said as it is to whoever starts the function.
+    let max = CounterMax::from_env().map_err(|invalid| invalid.to_string())?;
+    let client = Client::new(&lambda_sdk_config());
+    let app = router(Counters::new(DynamoStore::new(client, table)).with_max(max), &origins);
+    let app = count_server_errors(app);
+    let handler = http_event::Mended(lambda_http::Adapter::from(app));
+    acidizer_lambda::service::run(metrics, handler).await
+}
