@@ -3,7 +3,8 @@ import { act, cleanup, fireEvent, render, screen, within } from '@testing-librar
 import { StrictMode } from 'react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { App } from './App';
-import { ANNOUNCE_EVERY_MS, CounterPage, type PageEnv } from './lib/counterPage';
+import { ANNOUNCE_EVERY_MS } from './lib/announcer';
+import { CounterPage, type PageEnv } from './lib/counterPage';
 import { FakeServer } from './test/fakeServer';
 
 /** The page as opened over a LAN address (plain HTTP), on a fake server, with its own window and document events. */
