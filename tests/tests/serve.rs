@@ -136,7 +136,7 @@ async fn the_bench_measures_delivery_to_every_subscriber() {
     assert_eq!(report["exact"], true, "{report}");
     let changes = report["acknowledged"].as_u64().unwrap_or_default();
     // One change every 50 ms at the most (the first at once), each sent once its predecessor is answered.
-    assert!((1..=21).contains(&changes), "one change every 50 ms for 1 s: {report}");
+    assert!((2..=21).contains(&changes), "one change every 50 ms for 1 s: {report}");
     assert_eq!(report["subscribers"], 40, "{report}");
     assert_eq!(report["missed"], 0, "{report}");
     assert_eq!(report["delivered"].as_u64(), Some(40 * changes), "each change reached each subscriber: {report}");
@@ -304,7 +304,7 @@ async fn the_access_log_is_written_only_when_asked_for() {
         assert_eq!(response.status(), 200);
         let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
         let span = format!("request{{id=\"{id}\"");
-        // Lines are written out every 50 ms.
+        // Lines are written by a thread of their own: wait for this one.
         let path = dir.path().join("acidizer-serve.log");
         let mut logs = String::new();
         for _ in 0..20 {

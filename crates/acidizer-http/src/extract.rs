@@ -12,9 +12,9 @@ use http::request::Parts;
 use http::{HeaderMap, header};
 
 /// The counter a route is about: its `{name}`, or `global` on the routes without one (`/value`, `/increment`, …).
-pub(crate) struct Target(pub(crate) CounterName);
+pub(crate) struct RouteCounter(pub(crate) CounterName);
 
-impl<S: Send + Sync> FromRequestParts<S> for Target {
+impl<S: Send + Sync> FromRequestParts<S> for RouteCounter {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {

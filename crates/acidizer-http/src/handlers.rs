@@ -1,8 +1,8 @@
 //! The route handlers, one per operation: the extractors parse the request, the handler runs the use case, and
 //! the answer is JSON or an [`ApiError`]. The `global` routes (`/value`, `/increment`, …) share their handlers with
-//! the named routes: the [`Target`] extractor names the counter.
+//! the named routes: the [`RouteCounter`] extractor names the counter.
 
-use crate::extract::{ChangeRequest, HistoryParams, Target};
+use crate::extract::{ChangeRequest, HistoryParams, RouteCounter};
 use crate::{ApiError, IDEMPOTENT_REPLAYED};
 use acidizer_core::domain::Delta;
 use acidizer_core::store::CounterStore;
@@ -48,14 +48,14 @@ impl IntoResponse for Changed {
 
 pub(crate) async fn read<S: CounterStore>(
     State(counters): State<Counters<S>>,
-    Target(counter): Target,
+    RouteCounter(counter): RouteCounter,
 ) -> Result<Json, ApiError> {
     Json::of(&counters.read(&counter).await?)
 }
 
 pub(crate) async fn increment<S: CounterStore>(
     State(counters): State<Counters<S>>,
-    Target(counter): Target,
+    RouteCounter(counter): RouteCounter,
     ChangeRequest { key }: ChangeRequest,
 ) -> Result<Changed, ApiError> {
     change(&counters, counter, Delta::Increment, key).await
@@ -63,7 +63,7 @@ pub(crate) async fn increment<S: CounterStore>(
 
 pub(crate) async fn decrement<S: CounterStore>(
     State(counters): State<Counters<S>>,
-    Target(counter): Target,
+    RouteCounter(counter): RouteCounter,
     ChangeRequest { key }: ChangeRequest,
 ) -> Result<Changed, ApiError> {
     change(&counters, counter, Delta::Decrement, key).await
@@ -71,7 +71,7 @@ pub(crate) async fn decrement<S: CounterStore>(
 
 pub(crate) async fn history<S: CounterStore>(
     State(counters): State<Counters<S>>,
-    Target(counter): Target,
+    RouteCounter(counter): RouteCounter,
     HistoryParams(query): HistoryParams,
 ) -> Result<Json, ApiError> {
     Json::of(&counters.history(&counter, query).await?)

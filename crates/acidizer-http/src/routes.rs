@@ -66,7 +66,7 @@ impl Route {
 
     /// The route's handler, under its method: a `global` route shares the named route's.
     pub(crate) fn handler<S: CounterStore>(self) -> MethodRouter<Counters<S>> {
-        let method = if self.method() == Method::POST { MethodFilter::POST } else { MethodFilter::GET };
+        let method = MethodFilter::try_from(self.method()).expect("a route's method is one axum can route");
         match self {
             Route::Read | Route::ReadGlobal => on(method, handlers::read::<S>),
             Route::Increment | Route::IncrementGlobal => on(method, handlers::increment::<S>),

@@ -11,9 +11,47 @@ pub const METRICS_NAMESPACE_ENV: &str = "METRICS_NAMESPACE";
 pub const DEFAULT_NAMESPACE: &str = "Acidizer";
 
 /// The metrics could not be started.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("cannot start metrics")]
 pub struct MetricsError(#[source] metrics_cloudwatch_embedded::Error);
+
+/// What a function's environment lacks, or holds that it cannot use: it does not start.
+#[derive(thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name} is not valid")]
+    Invalid {
+        name: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl ConfigError {
+    pub fn invalid(name: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Invalid { name, source: Box::new(source) }
+    }
+}
+
+/// The variable `name`, which must be set.
+pub fn required_env(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name).map_err(|_| ConfigError::Missing(name))
+}
+
+// A function that cannot start returns its error from `main`, which prints it with `Debug`: the whole chain, on one
+// line, rather than the structure.
+impl std::fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&acidizer_core::telemetry::error_chain(self))
+    }
+}
+
+impl std::fmt::Debug for MetricsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&acidizer_core::telemetry::error_chain(self))
+    }
+}
 
 /// Starts logging and metrics for the function `function` (the `Function` dimension of its metrics).
 pub fn init(function: &'static str) -> Result<&'static Collector, lambda_runtime::Error> {

@@ -137,7 +137,8 @@ pub(crate) async fn run(store: &DynamoStore, command: ChangeCommand) -> Result<C
         }
         let pause = backoff.next_delay();
         if Instant::now() + pause >= command.deadline {
-            tracing::warn!(counter = %command.counter, attempts = sent.len(), "change gave up on contention");
+            // Logged where it is answered (a 503), with its cause; here only how many attempts it took.
+            tracing::debug!(counter = %command.counter, attempts = sent.len(), "change gave up on contention");
             return Err(if throttled { StoreError::Overloaded } else { StoreError::Contention });
         }
         tracing::debug!(counter = %command.counter, ?pause, "change lost a race; retrying");

@@ -26,8 +26,8 @@ const MAX_BROADCAST: Duration = Duration::from_secs(20);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let metrics = acidizer_lambda::init("acidizer-stream")?;
-    let table = std::env::var(CONNECTIONS_TABLE_ENV).map_err(|_| format!("{CONNECTIONS_TABLE_ENV} is not set"))?;
-    let endpoint = std::env::var(WEBSOCKET_ENDPOINT_ENV).map_err(|_| format!("{WEBSOCKET_ENDPOINT_ENV} is not set"))?;
+    let table = acidizer_lambda::required_env(CONNECTIONS_TABLE_ENV)?;
+    let endpoint = acidizer_lambda::required_env(WEBSOCKET_ENDPOINT_ENV)?;
     let config = lambda_sdk_config();
     let connections = DynamoConnections::new(acidizer_store_dynamodb::aws_sdk_dynamodb::Client::new(&config), table);
     let broadcaster = Broadcaster::new(Arc::new(connections), Arc::new(ManagementApi::new(&config, &endpoint)));

@@ -14,6 +14,7 @@ use acidizer_core::live::{ConnectionStore, Notifier, Outbound, answer};
 use acidizer_core::telemetry::error_chain;
 use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins};
 use acidizer_core::{ConnectionId, CounterName, Counters};
+use acidizer_lambda::{ConfigError, required_env};
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
 use acidizer_store_dynamodb::{
     CONNECTIONS_TABLE_ENV, COUNTER_TABLE_ENV, DynamoConnections, DynamoStore, lambda_sdk_config,
@@ -38,11 +39,12 @@ struct Routes {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let metrics = acidizer_lambda::init("acidizer-ws")?;
-    let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let (connections_table, counter_table) = (env(CONNECTIONS_TABLE_ENV)?, env(COUNTER_TABLE_ENV)?);
+    let (connections_table, counter_table) = (required_env(CONNECTIONS_TABLE_ENV)?, required_env(COUNTER_TABLE_ENV)?);
     // Without ALLOWED_ORIGINS (the contract's environment alone), pages of any origin may connect.
     let origins = match std::env::var(ALLOWED_ORIGINS_ENV) {
-        Ok(listed) if !listed.trim().is_empty() => AllowedOrigins::parse(&listed)?,
+        Ok(listed) if !listed.trim().is_empty() => {
+            AllowedOrigins::parse(&listed).map_err(|invalid| ConfigError::invalid(ALLOWED_ORIGINS_ENV, invalid))?
+        }
         _ => AllowedOrigins::Any,
     };
     let config = lambda_sdk_config();

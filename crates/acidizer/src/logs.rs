@@ -27,13 +27,17 @@ impl Drop for Logs {
 /// Sets the logs up: `default_filter` unless `RUST_LOG` says otherwise, in `format`.
 pub fn init(default_filter: &str, format: LogFormat) -> Result<Logs, LogsError> {
     use tracing_subscriber::util::SubscriberInitExt;
-    // Lossless: a burst of lines beyond the writer's queue waits for room rather than being dropped.
-    let (writer, guard) = NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    // The writer thread writes what is queued in one go, and flushes whenever the queue is empty. A stalled stderr (a
+    // pipe nobody reads) never holds up a request: past 128 000 queued lines, new ones are dropped.
+    let (writer, guard) = NonBlockingBuilder::default().finish(std::io::BufWriter::new(std::io::stderr()));
     *WRITER.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |panic| {
-        // The lines logged before a panic come before its message, even when the panic aborts the process.
-        flush();
+        // A panic that aborts the process (the release profile) would leave the queued lines unwritten: they are
+        // written out first. A panic that unwinds leaves the writer running; the lines are written at exit.
+        if cfg!(panic = "abort") {
+            flush();
+        }
         previous(panic);
     }));
     // RUST_LOG, when set to something (an empty or unreadable one means the default).

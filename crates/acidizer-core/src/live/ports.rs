@@ -2,9 +2,7 @@
 
 use super::Outbound;
 use crate::domain::{ConnectionId, CounterName};
-use crate::store::Cause;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a subscription lives at most: API Gateway closes a WebSocket after 2 hours.
@@ -17,6 +15,9 @@ pub struct SubscriberPage {
     pub next: Option<String>,
 }
 
+/// What an adapter met, kept whole for the log line.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionStoreError {
     #[error("the connection store is unavailable")]
@@ -27,11 +28,11 @@ pub enum ConnectionStoreError {
 
 impl ConnectionStoreError {
     pub fn unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Unavailable(Arc::new(cause))
+        Self::Unavailable(Box::new(cause))
     }
 
     pub fn corrupt(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Corrupt(Arc::new(cause))
+        Self::Corrupt(Box::new(cause))
     }
 }
 
@@ -62,7 +63,7 @@ pub trait ConnectionStore: Send + Sync + 'static {
 }
 
 /// How a message failed to reach a connection.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     /// The connection is gone for good (410 Gone): forget it.
     #[error("the connection is gone")]
@@ -74,7 +75,7 @@ pub enum NotifyError {
 
 impl NotifyError {
     pub fn failed(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Failed(Arc::new(cause))
+        Self::Failed(Box::new(cause))
     }
 }
 

@@ -12,6 +12,7 @@ use crate::live::limits::SessionLimits;
 use crate::live::websocket::Live;
 use crate::serve::{app, open_sqlite_live};
 use acidizer_core::AllowedOrigins;
+use acidizer_core::backoff::Backoff;
 use acidizer_core::domain::InvalidCounterName;
 use acidizer_core::{CounterName, Counters};
 use acidizer_store_sqlite::{OpenError, SqliteStore};
@@ -30,8 +31,12 @@ pub enum BenchError {
     Store(#[from] OpenError),
     #[error("cannot start the in-process server")]
     Server(#[source] std::io::Error),
-    #[error("cannot read {url}: {detail}")]
-    Read { url: String, detail: String },
+    #[error("cannot read {url}")]
+    Read {
+        url: String,
+        #[source]
+        source: ReadFailure,
+    },
     #[error("the history is not exact: {0}")]
     NotExact(String),
     #[error("{0} changes got no answer, even sent again with their keys")]
@@ -62,6 +67,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// with the same key each time — as a client should, and the only way a 503 of unknown outcome is resolved — waiting
 /// as `Retry-After` asks, or with a growing pause.
 async fn send_until_answered(http: &reqwest::Client, url: &str, key: &str) -> reqwest::Result<reqwest::Response> {
+    let mut backoff = retry_backoff();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -78,8 +84,8 @@ async fn send_until_answered(http: &reqwest::Client, url: &str, key: &str) -> re
         if attempt >= ATTEMPTS {
             return answer;
         }
-        let backoff = Duration::from_millis(50 * (1 << attempt.min(5)));
-        tokio::time::sleep(retry_after.unwrap_or(backoff).min(Duration::from_secs(5))).await;
+        let pause = retry_after.unwrap_or_else(|| backoff.next_delay());
+        tokio::time::sleep(pause.min(Duration::from_secs(5))).await;
     }
 }
 
@@ -154,7 +160,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         .pool_max_idle_per_host(args.concurrency)
         .timeout(REQUEST_TIMEOUT)
         .build()
-        .map_err(|error| BenchError::Read { url: base.clone(), detail: error.to_string() })?;
+        .map_err(|error| BenchError::Read { url: base.clone(), source: ReadFailure::Http(error) })?;
     let before = read_state(&http, &base, &counter).await?;
 
     let run_id = uuid_like();
@@ -401,25 +407,44 @@ fn check_exact(
     Ok(())
 }
 
+/// Why a read of the server's state failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadFailure {
+    #[error("the server answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("the request failed")]
+    Http(#[source] reqwest::Error),
+    #[error("the answer is not JSON")]
+    NotJson(#[source] serde_json::Error),
+    #[error("the answer has no value and seq: {0}")]
+    NoState(serde_json::Value),
+}
+
 /// A JSON answer to a GET, which a network failure, a 429 or a 5xx do not end: the read is tried again.
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<serde_json::Value, BenchError> {
-    let failure = |detail: String| BenchError::Read { url: url.to_owned(), detail };
+    let failure = |source: ReadFailure| BenchError::Read { url: url.to_owned(), source };
+    let mut backoff = retry_backoff();
     let mut attempt = 0;
     loop {
         attempt += 1;
         let answer = match http.get(url).send().await {
             Ok(response) if response.status() == 429 || response.status().is_server_error() => {
-                Err(format!("the server answered {}", response.status()))
+                Err(ReadFailure::Status(response.status()))
             }
-            Ok(response) => response.bytes().await.map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
+            Ok(response) => response.bytes().await.map_err(ReadFailure::Http),
+            Err(error) => Err(ReadFailure::Http(error)),
         };
         match answer {
-            Ok(body) => return serde_json::from_slice(&body).map_err(|error| failure(error.to_string())),
-            Err(detail) if attempt >= ATTEMPTS => return Err(failure(detail)),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50 * (1 << attempt.min(5)))).await,
+            Ok(body) => return serde_json::from_slice(&body).map_err(|error| failure(ReadFailure::NotJson(error))),
+            Err(error) if attempt >= ATTEMPTS => return Err(failure(error)),
+            Err(_) => tokio::time::sleep(backoff.next_delay()).await,
         }
     }
+}
+
+/// The pauses between a client's attempts when it is told "not now" without a `Retry-After`.
+fn retry_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_millis(1600))
 }
 
 async fn read_state(http: &reqwest::Client, base: &str, counter: &CounterName) -> Result<State, BenchError> {
@@ -427,7 +452,7 @@ async fn read_state(http: &reqwest::Client, base: &str, counter: &CounterName) -
     let body = get_json(http, &url).await?;
     match (body["value"].as_u64(), body["seq"].as_u64()) {
         (Some(value), Some(seq)) => Ok(State { value, seq }),
-        _ => Err(BenchError::Read { url, detail: format!("no value and seq in {body}") }),
+        _ => Err(BenchError::Read { url, source: ReadFailure::NoState(body) }),
     }
 }
 

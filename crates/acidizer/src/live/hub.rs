@@ -247,4 +247,46 @@ mod tests {
         assert_eq!(after.next().await, None, "a session that comes after the close ends at once");
         assert!(hub.subscribers(&counter, None).await.unwrap().connections.is_empty());
     }
+
+    #[tokio::test]
+    async fn a_value_left_before_the_close_is_still_taken_then_the_inbox_ends() {
+        let hub = Hub::default();
+        let counter = CounterName::global();
+        let (id, mut inbox) = hub.register(&counter);
+        hub.send(&id, &value(&counter, 7)).await.unwrap();
+        hub.close();
+        assert!(inbox.is_closed());
+        assert_eq!(inbox.next().await.and_then(|pushed| pushed.seq), Some(7));
+        assert_eq!(inbox.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_session_is_woken_by_a_value_and_by_the_close() {
+        let hub = std::sync::Arc::new(Hub::default());
+        let counter = CounterName::global();
+        let (id, mut inbox) = hub.register(&counter);
+        let (taken, mut took) = tokio::sync::mpsc::unbounded_channel();
+        let session = tokio::spawn(async move {
+            while let Some(pushed) = inbox.next().await {
+                taken.send(pushed.seq).unwrap();
+            }
+        });
+        hub.send(&id, &value(&counter, 1)).await.unwrap();
+        assert_eq!(took.recv().await, Some(Some(1)), "a value wakes a waiting session");
+        hub.close();
+        session.await.unwrap();
+        assert_eq!(took.recv().await, None, "the close ends it");
+    }
+
+    #[tokio::test]
+    async fn an_older_state_never_replaces_a_newer_one_even_once_taken() {
+        let hub = Hub::default();
+        let counter = CounterName::global();
+        let (id, mut inbox) = hub.register(&counter);
+        hub.send(&id, &value(&counter, 5)).await.unwrap();
+        assert_eq!(inbox.next().await.and_then(|pushed| pushed.seq), Some(5));
+        hub.send(&id, &value(&counter, 3)).await.unwrap();
+        hub.send(&id, &value(&counter, 6)).await.unwrap();
+        assert_eq!(inbox.next().await.and_then(|pushed| pushed.seq), Some(6));
+    }
 }
