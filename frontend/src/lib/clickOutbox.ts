@@ -9,7 +9,7 @@ export interface PendingClick {
   state: 'sending' | 'failed';
   /** Why a failed click failed. */
   reason: string | null;
-  /** When the click was first sent: past the server's memory of keys (48 h) it is not sent again by itself. */
+  /** When the click was first sent: past the 24 h for which keys are surely remembered, it is not sent again by itself. */
   firstSentAt: number;
   /** A failed click is not sent again by itself before this time (the server's Retry-After, or a pause). */
   notBefore: number;
