@@ -50,7 +50,7 @@ pub fn run() -> ExitCode {
         cli::Command::Serve(args) => runtime.block_on(serve::run(args)).map_err(|error| error_chain(&error)),
         cli::Command::Bench(args) => runtime.block_on(bench::run(args)).map_err(|error| error_chain(&error)),
     };
-    // Every line logged is written out before the process ends.
+    // The lines still queued are written out before the process ends.
     drop(logs);
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,8 @@ use std::io::IsTerminal;
 use std::sync::{Mutex, PoisonError};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
-/// The writer thread's guard while the process runs: dropped at exit, or by a panic, it writes out what is left.
+/// The writer thread's guard while the process runs: dropped at exit, or by a panic that aborts the process, it
+/// writes out what is queued (waiting a second at most).
 static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
 /// Why the logs could not be set up.
@@ -15,7 +16,7 @@ static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 #[error("cannot set the logs up")]
 pub struct LogsError(#[source] tracing_subscriber::util::TryInitError);
 
-/// The logs while they are set up; dropped, every line logged so far is written out.
+/// The logs while they are set up; dropped, the lines queued so far are written out.
 pub struct Logs(());
 
 impl Drop for Logs {

@@ -31,6 +31,8 @@ pub enum BenchError {
     Store(#[from] OpenError),
     #[error("cannot start the in-process server")]
     Server(#[source] std::io::Error),
+    #[error("cannot make an HTTP client")]
+    Client(#[source] reqwest::Error),
     #[error("cannot read {url}")]
     Read {
         url: String,
@@ -160,7 +162,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         .pool_max_idle_per_host(args.concurrency)
         .timeout(REQUEST_TIMEOUT)
         .build()
-        .map_err(|error| BenchError::Read { url: base.clone(), source: ReadFailure::Http(error) })?;
+        .map_err(BenchError::Client)?;
     let before = read_state(&http, &base, &counter).await?;
 
     let run_id = uuid_like();
