@@ -10,7 +10,7 @@ mod server_errors;
 use acidizer_core::domain::COUNTER_MAX_ENV;
 use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins, CounterMax, Counters};
 use acidizer_http::router;
-use acidizer_lambda::{ConfigError, required_env};
+use acidizer_lambda::{StartError, required_env};
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
 use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, DynamoStore, lambda_sdk_config};
 
@@ -21,8 +21,8 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     let metrics = acidizer_lambda::init("acidizer-api")?;
     let table = required_env(COUNTER_TABLE_ENV)?;
     let origins = AllowedOrigins::parse(&std::env::var(ALLOWED_ORIGINS_ENV).unwrap_or_default())
-        .map_err(|invalid| ConfigError::invalid(ALLOWED_ORIGINS_ENV, invalid))?;
-    let max = CounterMax::from_env().map_err(|invalid| ConfigError::invalid(COUNTER_MAX_ENV, invalid))?;
+        .map_err(|invalid| StartError::invalid(ALLOWED_ORIGINS_ENV, invalid))?;
+    let max = CounterMax::from_env().map_err(|invalid| StartError::invalid(COUNTER_MAX_ENV, invalid))?;
     let client = Client::new(&lambda_sdk_config());
     let app = router(Counters::new(DynamoStore::new(client, table)).with_max(max), &origins);
     let app = count_server_errors(app);

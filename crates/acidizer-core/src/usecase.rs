@@ -33,7 +33,7 @@ pub enum ChangeError {
     #[error("{}", refusal(counter, *bound))]
     OutOfBounds { counter: CounterName, bound: Bound },
     /// The store failed; whether the change committed is unknown only after a [`StoreError::Timeout`].
-    #[error("the change {request_id} of the counter '{counter}' failed")]
+    #[error("the change failed")]
     Store {
         counter: CounterName,
         delta: Delta,

@@ -10,14 +10,11 @@ pub const METRICS_NAMESPACE_ENV: &str = "METRICS_NAMESPACE";
 /// The namespace when `METRICS_NAMESPACE` is not set.
 pub const DEFAULT_NAMESPACE: &str = "Acidizer";
 
-/// The metrics could not be started.
+/// Why a function does not start: its metrics, or what its environment lacks or holds that it cannot use.
 #[derive(thiserror::Error)]
-#[error("cannot start metrics")]
-pub struct MetricsError(#[source] metrics_cloudwatch_embedded::Error);
-
-/// What a function's environment lacks, or holds that it cannot use: it does not start.
-#[derive(thiserror::Error)]
-pub enum ConfigError {
+pub enum StartError {
+    #[error("cannot start metrics")]
+    Metrics(#[source] metrics_cloudwatch_embedded::Error),
     #[error("{0} is not set")]
     Missing(&'static str),
     #[error("{name} is not valid")]
@@ -28,33 +25,27 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
+impl StartError {
     pub fn invalid(name: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Invalid { name, source: Box::new(source) }
     }
 }
 
 /// The variable `name`, which must be set.
-pub fn required_env(name: &'static str) -> Result<String, ConfigError> {
-    std::env::var(name).map_err(|_| ConfigError::Missing(name))
+pub fn required_env(name: &'static str) -> Result<String, StartError> {
+    std::env::var(name).map_err(|_| StartError::Missing(name))
 }
 
 // A function that cannot start returns its error from `main`, which prints it with `Debug`: the whole chain, on one
 // line, rather than the structure.
-impl std::fmt::Debug for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&acidizer_core::telemetry::error_chain(self))
-    }
-}
-
-impl std::fmt::Debug for MetricsError {
+impl std::fmt::Debug for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&acidizer_core::telemetry::error_chain(self))
     }
 }
 
 /// Starts logging and metrics for the function `function` (the `Function` dimension of its metrics).
-pub fn init(function: &'static str) -> Result<&'static Collector, lambda_runtime::Error> {
+pub fn init(function: &'static str) -> Result<&'static Collector, StartError> {
     lambda_runtime::tracing::init_default_subscriber();
     let namespace = std::env::var(METRICS_NAMESPACE_ENV).unwrap_or_else(|_| DEFAULT_NAMESPACE.to_owned());
     let collector = metrics_cloudwatch_embedded::Builder::new()
@@ -63,6 +54,6 @@ pub fn init(function: &'static str) -> Result<&'static Collector, lambda_runtime
         .lambda_cold_start_metric("ColdStart")
         .with_lambda_request_id("RequestId")
         .init()
-        .map_err(MetricsError)?;
+        .map_err(StartError::Metrics)?;
     Ok(collector)
 }

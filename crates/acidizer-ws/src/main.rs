@@ -14,7 +14,7 @@ use acidizer_core::live::{ConnectionStore, Notifier, Outbound, answer};
 use acidizer_core::telemetry::error_chain;
 use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins};
 use acidizer_core::{ConnectionId, CounterName, Counters};
-use acidizer_lambda::{ConfigError, required_env};
+use acidizer_lambda::{StartError, required_env};
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
 use acidizer_store_dynamodb::{
     CONNECTIONS_TABLE_ENV, COUNTER_TABLE_ENV, DynamoConnections, DynamoStore, lambda_sdk_config,
@@ -43,7 +43,7 @@ async fn main() -> Result<(), Error> {
     // Without ALLOWED_ORIGINS (the contract's environment alone), pages of any origin may connect.
     let origins = match std::env::var(ALLOWED_ORIGINS_ENV) {
         Ok(listed) if !listed.trim().is_empty() => {
-            AllowedOrigins::parse(&listed).map_err(|invalid| ConfigError::invalid(ALLOWED_ORIGINS_ENV, invalid))?
+            AllowedOrigins::parse(&listed).map_err(|invalid| StartError::invalid(ALLOWED_ORIGINS_ENV, invalid))?
         }
         _ => AllowedOrigins::Any,
     };

@@ -1,6 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ACTIVITY_MINUTES } from './activity';
 import { ACTIVITY_TICK_MS, ActivityLine, type ActivityState } from './activityLine';
+import { withFakeTimers } from '../test/fakeTimers';
 
 function harness() {
   const states: ActivityState[] = [];
@@ -9,12 +10,7 @@ function harness() {
   return { line, states, lastMinutes };
 }
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+withFakeTimers();
 
 describe('ActivityLine', () => {
   it('starts flat, one entry per minute', () => {

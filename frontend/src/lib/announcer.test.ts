@@ -1,5 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ANNOUNCE_EVERY_MS, Announcer } from './announcer';
+import { withFakeTimers } from '../test/fakeTimers';
 
 function harness() {
   const heard: string[] = [];
@@ -7,12 +8,7 @@ function harness() {
   return { announcer, heard };
 }
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+withFakeTimers();
 
 describe('Announcer', () => {
   it('announces at once, then at most once per bound: the latest of a burst', () => {

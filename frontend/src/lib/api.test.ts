@@ -1,5 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ApiError, createApi, changeRetry, readRetry, retryAfterMs } from './api';
+import { withFakeTimers } from '../test/fakeTimers';
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
@@ -28,12 +29,7 @@ const keyOf = (init: RequestInit | undefined) => (init?.headers as Record<string
 const answer = { counter: 'global', value: 7, seq: 9, delta: 1, requestId: 'k-1', updatedAt: '2026-11-23T10:00:00.000Z' };
 const policies = { change: { ...changeRetry, random: () => 0.5 }, read: { ...readRetry, random: () => 0.5 } };
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+withFakeTimers();
 
 describe('change', () => {
   it('decrements at its own route, and reports a 409 at once in the server’s words', async () => {

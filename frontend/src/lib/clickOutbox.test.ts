@@ -1,7 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ApiError } from './api';
 import { ClickOutbox, type ClicksState, RESEND_AFTER_MS } from './clickOutbox';
 import type { ChangeAnswer, CounterValue, Operation } from './types';
+import { settle, withFakeTimers } from '../test/fakeTimers';
 
 interface Call {
   counter: string;
@@ -48,15 +49,8 @@ function harness() {
 const unreachable = (retryAfterMs: number | null = null) =>
   new ApiError('the server cannot be reached', 'unreachable', null, retryAfterMs);
 
-/** Lets the answers given (and the timers due within `ms`) run. */
-const settle = (ms = 0) => vi.advanceTimersByTimeAsync(ms);
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+withFakeTimers();
 
 describe('ClickOutbox', () => {
   it('sends a click with a key of its own, shows it on its way, and passes the counted state on', async () => {

@@ -1,6 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Config } from './config';
 import { keepLoadingConfig } from './configLoader';
+import { withFakeTimers } from '../test/fakeTimers';
 
 const page = new URL('http://192.168.1.20:8080/c/clicks');
 
@@ -34,12 +35,7 @@ function harness(statuses: (number | null)[]) {
   return { loaded, failures, running, requests: () => requests };
 }
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+withFakeTimers();
 
 describe('keepLoadingConfig', () => {
   it('passes the configuration on once it arrives', async () => {

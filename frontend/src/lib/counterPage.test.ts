@@ -1,6 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FakeServer } from '../test/fakeServer';
 import { CounterPage } from './counterPage';
+import { withFakeTimers } from '../test/fakeTimers';
 
 /** The page's store on a fake server, without React. */
 function open(path = '/c/clicks') {
@@ -17,12 +18,7 @@ function open(path = '/c/clicks') {
   return { server, page, state: () => page.getSnapshot() };
 }
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+withFakeTimers();
 
 describe('CounterPage', () => {
   it('brings the reads, the live connection, the clicks and the announcements into one state', async () => {

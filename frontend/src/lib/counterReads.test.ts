@@ -1,7 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ApiError } from './api';
 import { CounterReads, READ_AGAIN_AFTER_MS, type ReadsState } from './counterReads';
 import type { CounterValue, HistoryItem, HistoryPage } from './types';
+import { settle, withFakeTimers } from '../test/fakeTimers';
 
 const AT = '2026-11-23T10:00:00.000Z';
 const item = (seq: number): HistoryItem => ({ seq, delta: 1, value: seq, requestId: `r${seq}`, at: AT });
@@ -64,14 +65,8 @@ function harness() {
   };
 }
 
-const settle = (ms = 0) => vi.advanceTimersByTimeAsync(ms);
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+withFakeTimers();
 
 describe('CounterReads', () => {
   it('reads the value and the last ten changes when it starts, and says when a read succeeded', async () => {

@@ -1,6 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LiveConnection, type SocketLike, websocketUrl } from './live';
 import type { ConnectionState, CounterValue } from './types';
+import { withFakeTimers } from '../test/fakeTimers';
 
 export class FakeSocket implements SocketLike {
   onopen: SocketLike['onopen'] = null;
@@ -59,12 +60,7 @@ function harness() {
   return { live, sockets, states, values, last, state };
 }
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+withFakeTimers();
 
 describe('LiveConnection', () => {
   it('subscribes to the counter, syncs on open, and is live once the server answers', () => {

@@ -1,7 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FakeServer } from '../test/fakeServer';
 import { type LiveState, LiveUpdates } from './liveUpdates';
 import type { CounterValue } from './types';
+import { withFakeTimers } from '../test/fakeTimers';
 
 /** Live updates from a fake server, with a window and a document of the test's own. */
 function harness() {
@@ -28,12 +29,7 @@ function harness() {
   return { server, live, windowEvents, documentEvents, values, states, checks, lives: () => lives };
 }
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+withFakeTimers();
 
 describe('LiveUpdates', () => {
   it('subscribes to the counter, says when it is live, and passes values on', () => {
