@@ -10,6 +10,7 @@ pub mod fault_proxy;
 pub mod lambda;
 pub mod load;
 pub mod management_api;
+pub mod mount;
 pub mod powercut;
 pub mod store_contract;
 pub mod ws;

@@ -1,4 +1,5 @@
-//! What only `acidizer serve` does: rate limiting, the SPA beside the API, and a store that is down.
+//! What only `acidizer serve` does: rate limiting, the SPA beside the API, a store that is down, WebSocket sessions,
+//! the access log, the bench. The disk's edges are in disk.rs.
 
 use acidizer_tests::app::{ALLOWED_ORIGIN, Server};
 use acidizer_tests::contract::assert_problem;
@@ -207,87 +208,6 @@ async fn a_websocket_client_that_only_answers_pings_stays_open() {
     assert_eq!(app.increment(Some("answering"), None).await.status(), 200);
     let seen = client.seqs_until(1, std::time::Duration::from_secs(10)).await;
     assert_eq!(seen.last().map(|(_, seq)| *seq), Some(1), "{seen:?}");
-}
-
-/// Sets `acidizer serve`'s largest file size, its soft limit (`prlimit`, util-linux): what a full disk looks like
-/// to SQLite.
-fn limit_file_size(server: &Server, bytes: &str) {
-    let status = std::process::Command::new("prlimit")
-        .args(["--pid", &server.pid().to_string(), &format!("--fsize={bytes}:")])
-        .status()
-        .expect("prlimit (util-linux) runs");
-    assert!(status.success(), "prlimit {bytes}");
-}
-
-/// The server's log (a file: no colour codes) has a one-line warning for each refused request, in the span of the
-/// request (its `X-Request-Id`), naming the change (its counter, delta and key), with the error's chain rather than
-/// a debug dump.
-async fn assert_store_warnings_name_their_requests(log_dir: &std::path::Path, request_ids: &[String]) {
-    // Log lines are written by a thread of their own: wait until the last request's warning is there.
-    let path = log_dir.join("acidizer-serve.log");
-    let last = format!("request{{id=\"{}\"", request_ids.last().map_or("", String::as_str));
-    let mut logs = String::new();
-    for _ in 0..100 {
-        logs = std::fs::read_to_string(&path).unwrap();
-        if logs.lines().any(|line| line.contains(&last) && line.contains("WARN")) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(!logs.contains('\u{1b}'), "no terminal colour codes in a log file");
-    for (n, id) in request_ids.iter().enumerate() {
-        let line = logs
-            .lines()
-            .find(|line| line.contains(&format!("request{{id=\"{id}\"")) && line.contains("WARN"))
-            .unwrap_or_else(|| panic!("a warning in the span of request {id}:\n{logs}"));
-        assert!(line.contains(&format!(" counter=full delta=1 request_id=full-{n}")), "{line}");
-        assert_eq!(line.matches("unavailable").count(), 1, "each cause said once: {line}");
-        assert!(line.contains("error=") && !line.contains("Error {"), "a one-line error chain: {line}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_answers_503_then_service_resumes_exact() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[], &[], dir.path()).await;
-    let app = App::detached(server.base.clone(), Target::ServeSqlite, reqwest::Client::new());
-    let mut answered = 0;
-    for n in 0..5 {
-        assert_eq!(app.increment(Some("full"), Some(&format!("before-{n}"))).await.status(), 200);
-        answered += 1;
-    }
-    // No file of the store may grow past 4 KiB: no WAL frame fits, as on a disk with no space left.
-    limit_file_size(&server, "4096");
-    let mut refused_ids = Vec::new();
-    for n in 0..3 {
-        let response = app.increment(Some("full"), Some(&format!("full-{n}"))).await;
-        assert!(response.headers().contains_key("retry-after"), "a 503 says when to retry");
-        refused_ids.push(response.headers()["x-request-id"].to_str().unwrap().to_owned());
-        assert_problem(response, 503, "an increment on a full disk").await;
-    }
-    assert_store_warnings_name_their_requests(dir.path(), &refused_ids).await;
-    let health = app.http.get(format!("{}/health", server.base)).send().await.unwrap();
-    assert_eq!(health.status(), 503, "/health says the store cannot commit");
-    assert_eq!(app.get_json("/counters/full").await["value"], answered, "reads still answer, unchanged");
-
-    limit_file_size(&server, "unlimited");
-    let health = app.http.get(format!("{}/health", server.base)).send().await.unwrap();
-    assert_eq!(health.status(), 200, "/health recovers with the space");
-    // The refused changes, sent again with their keys, now commit once each.
-    for n in 0..3 {
-        assert_eq!(app.increment(Some("full"), Some(&format!("full-{n}"))).await.status(), 200);
-        answered += 1;
-    }
-    let state = app.get_json("/counters/full").await;
-    assert_eq!((state["value"].as_u64(), state["seq"].as_u64()), (Some(answered), Some(answered)));
-    let history = app.get_json("/counters/full/history?limit=100").await;
-    let seqs: Vec<u64> = history["items"].as_array().unwrap().iter().map(|i| i["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=answered).rev().collect::<Vec<_>>(), "a history without gaps");
-    // Nothing is corrupted: the database opens again as it was.
-    server.kill_hard().await;
-    let reopened = Server::start(&dir.path().join("data"), &[], &[], dir.path()).await;
-    let app = App::detached(reopened.base.clone(), Target::ServeSqlite, reqwest::Client::new());
-    assert_eq!(app.get_json("/counters/full").await["value"], answered);
 }
 
 /// The access log of `acidizer serve`: off by default (the router is then built without it), a line per

@@ -145,8 +145,8 @@ mod tests {
         let wal = dir.path().join(format!("{DATABASE_FILE}-wal"));
         for keep in [false, true] {
             let connection = crate::schema::open_writer(&path, Synchronous::Full, WalBound::STORE.kept_bytes).unwrap();
-            let write = "INSERT INTO health (id, checked_at) VALUES (1, ?1)
-                         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
+            let write = "INSERT INTO probe (id, written_at, room) VALUES (1, ?1, x'00')
+                         ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at";
             connection.execute(write, [i64::from(keep)]).unwrap();
             if keep {
                 super::keep_wal_on_close(&connection);

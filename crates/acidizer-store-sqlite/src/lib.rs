@@ -172,8 +172,8 @@ impl CounterStore for SqliteStore {
         self.read_with(move |connection| reader::history(connection, &unsynced, &counter, query)).await
     }
 
-    /// The store can read, and commit: a small durable write goes through the writer (a full disk or a read-only
-    /// data directory fails it).
+    /// The store can read, and a change could commit: a durable write as large as a change's goes through the
+    /// writer, after the changes waiting for it (a full disk or a read-only data directory fails it).
     async fn health(&self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.ask_writer(writer::Work::Probe(reply))?;

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The layout's version, kept in `PRAGMA user_version`. Version 1 (user_version 0) had increments only; version 2
-/// kept each change's answer in `idempotency` as well as its audit record.
-const VERSION: i64 = 3;
+/// kept each change's answer in `idempotency` as well as its audit record; version 3 wrote `/health`'s one small
+/// row to a table `health`.
+const VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS counters (
@@ -27,8 +28,8 @@ CREATE TABLE IF NOT EXISTS audit (
     PRIMARY KEY (counter, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS audit_request ON audit (request_id);
--- What `/health` writes to learn whether the database can commit.
-CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, checked_at INTEGER NOT NULL);
+-- What `/health` writes to learn whether a change could commit: `room` takes as many pages as a change writes.
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, written_at INTEGER NOT NULL, room BLOB NOT NULL);
 -- The answers remembered by versions 1 and 2, replayed as they were first sent until they expire. Since version 3
 -- a change's answer is rebuilt from its audit record, found by request id.
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -57,8 +58,8 @@ DROP TABLE audit_v1;
 ";
 
 /// Brings the database to [`VERSION`] in one transaction: a new file gets the layout, a version 1 file is
-/// migrated, a version 2 file gets the index of audit records by request id; a file from a newer version is
-/// refused.
+/// migrated, a version 2 file gets the index of audit records by request id, a version 3 file `/health`'s new
+/// table in place of its old one; a file from a newer version is refused.
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if version == VERSION {
@@ -85,6 +86,7 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         transaction.execute_batch(MIGRATE_1_TO_2_BEFORE)?;
     }
     transaction.execute_batch(SCHEMA)?;
+    transaction.execute_batch("DROP TABLE IF EXISTS health")?;
     if from_version_1 {
         transaction.execute_batch(MIGRATE_1_TO_2_AFTER)?;
     }

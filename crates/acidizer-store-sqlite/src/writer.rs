@@ -27,7 +27,7 @@ const PRUNE_BATCH: usize = 1000;
 /// What the writer is asked to do.
 pub(crate) enum Work {
     Change(Job),
-    /// Commit a small write, durably: whether the database can commit at all (a full disk cannot).
+    /// Commit a write as large as a change's, durably: whether a change could commit (on a full disk it cannot).
     Probe(oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -78,6 +78,7 @@ fn run(
 ) {
     let mut last_prune: Option<Instant> = None;
     let mut earlier_answers = has_earlier_answers(&connection);
+    let probe_room = ProbeRoom::of(&connection);
     // What the database holds for each counter read or written so far: this thread is its only writer.
     let mut heads: HashMap<CounterName, Head> = HashMap::new();
     while let Some(first) = queue.blocking_recv() {
@@ -108,7 +109,7 @@ fn run(
             break;
         }
         for probe in probes {
-            match commit_probe(&connection) {
+            match commit_probe(&connection, &probe_room) {
                 Ok(()) => committed.probes.push(probe),
                 Err(error) => drop(probe.send(Err(error))),
             }
@@ -322,19 +323,40 @@ fn remembered(
     Ok(Some(ChangeOutcome::Replayed { counter: change.counter, delta: change.delta, body }))
 }
 
-/// Commits a small write of its own: what `/health` asks of the store.
-fn commit_probe(connection: &Connection) -> Result<(), StoreError> {
+/// How many pages `/health`'s probe writes beside its row's own leaf: more than one change writes. A change writes
+/// three leaves (its counter's row, its audit record, the record's request-id index), and when a leaf splits, SQLite
+/// rewrites it with its siblings and their parent, up the tree: with the largest names and keys, 30 pages at most
+/// over 30 000 changes (`a_probe_writes_more_pages_than_any_change`), more as the trees deepen.
+const PROBE_PAGES: i64 = 64;
+
+/// What `/health` asks of the store: a commit as large as a change's, so that it fails where a change would (on a
+/// full disk, a smaller write may still fit in the space the WAL already holds while a change does not). Each probe
+/// writes new random bytes over the last one's: SQLite writes only the pages whose bytes differ.
+fn commit_probe(connection: &Connection, room: &ProbeRoom) -> Result<(), StoreError> {
     connection
-        .execute(
-            "INSERT INTO health (id, checked_at) VALUES (1, ?1)
-             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
-            [Timestamp::now().unix_millis()],
+        .prepare_cached(
+            "INSERT INTO probe (id, written_at, room) VALUES (1, ?1, randomblob(?2))
+             ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, room = excluded.room",
         )
+        .and_then(|mut probe| probe.execute(params![Timestamp::now().unix_millis(), room.bytes]))
         .map(drop)
         .map_err(|error| {
-            tracing::warn!(error = error_chain(&error), "the database cannot commit");
+            tracing::warn!(error = error_chain(&error), "the database cannot commit a change");
             sql_error(error)
         })
+}
+
+/// The size of the probe's `room`: [`PROBE_PAGES`] overflow pages of the database's page size.
+struct ProbeRoom {
+    bytes: i64,
+}
+
+impl ProbeRoom {
+    fn of(connection: &Connection) -> Self {
+        // An existing database keeps the page size it was made with; an overflow page holds all of it but 4 bytes.
+        let page_size = connection.pragma_query_value(None, "page_size", |row| row.get::<_, i64>(0)).unwrap_or(4096);
+        Self { bytes: PROBE_PAGES * (page_size - 4) }
+    }
 }
 
 /// Whether answers remembered by an earlier layout are still kept (they are replayed first, until they expire).
@@ -424,7 +446,7 @@ fn prune_expired_keys(connection: &Connection) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{Head, Job, commit_group};
+    use super::{Head, Job, ProbeRoom, commit_group, commit_probe};
     use crate::checkpointer::WalBound;
     use crate::syncer::{Committed, Syncer};
     use crate::unsynced::Unsynced;
@@ -526,5 +548,39 @@ mod tests {
             .query_row("SELECT max(counter), max(seq) FROM audit", [], |row| Ok((row.get(0)?, row.get(1)?)))
             .unwrap();
         assert_eq!((counter, seq), (None, None), "the group was rolled back");
+    }
+
+    /// The WAL's length in frames (each a page and its 24-byte header, after the WAL's 32-byte header).
+    fn wal_frames(dir: &std::path::Path, page_size: u64) -> u64 {
+        let wal = std::fs::metadata(dir.join(format!("{DATABASE_FILE}-wal"))).map_or(0, |metadata| metadata.len());
+        wal.saturating_sub(32) / (page_size + 24)
+    }
+
+    /// `/health`'s probe writes more pages than any one change does — the largest names and keys, on counters new
+    /// and old, through the splits of every tree — so that a disk with room for the probe has
+    /// room for a change.
+    #[test]
+    fn a_probe_writes_more_pages_than_any_change() {
+        let mut fixture = Fixture::new();
+        let page_size = 2048;
+        let name = |n: usize| CounterName::parse(&format!("{n:0>64}")).unwrap();
+        let mut most = 0;
+        for n in 0..30000 {
+            let (mut change, _) = job(Delta::Increment);
+            change.command.counter = name(n % 40);
+            change.command.request_id = RequestId::parse(&format!("{n:x>128}")).unwrap();
+            let before = wal_frames(fixture._dir.path(), page_size);
+            assert!(fixture.commit(vec![change], &mut Committed::default()));
+            most = most.max(wal_frames(fixture._dir.path(), page_size) - before);
+        }
+        let room = ProbeRoom::of(&fixture.connection);
+        let mut least = u64::MAX;
+        for _ in 0..3 {
+            let before = wal_frames(fixture._dir.path(), page_size);
+            commit_probe(&fixture.connection, &room).unwrap();
+            least = least.min(wal_frames(fixture._dir.path(), page_size) - before);
+        }
+        println!("the most pages a change wrote: {most}; the fewest a probe wrote: {least}");
+        assert!(least > most, "a probe wrote {least} pages, a change up to {most}");
     }
 }
