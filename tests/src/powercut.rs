@@ -1,7 +1,8 @@
 //! A power cut under a server's data directory. The shim `tests/support/powercut.c`, loaded into the server with
-//! LD_PRELOAD, keeps an undo log beside each data file of every change not yet fsynced; after a `kill -9`, [`cut`]
-//! applies them, so the directory holds only what the server's fsyncs made durable — what a disk that loses all
-//! unsynced writes holds when the power comes back.
+//! LD_PRELOAD, keeps an undo log beside each data file of every change not yet fsynced, and a log of the files and
+//! directories it created and of the directories it fsynced; after a `kill -9`, [`Shim::cut`] deletes what was
+//! created in a directory not fsynced since, and applies the undo logs, so the directory holds only what the
+//! server's fsyncs made durable — what a disk that loses all unsynced writes holds when the power comes back.
 
 use crate::binaries;
 use std::os::unix::fs::FileExt;
@@ -16,7 +17,7 @@ const BUILD_WITHIN: Duration = Duration::from_secs(120);
 const UNDO_SUFFIX: &str = ".powercut-undo";
 
 /// The calls the shim counts, in the order of its stats file (`enum call` in powercut.c).
-pub const CALLS: [&str; 13] = [
+pub const CALLS: [&str; 15] = [
     "write",
     "pwrite",
     "pwrite64",
@@ -30,18 +31,22 @@ pub const CALLS: [&str; 13] = [
     "fsync",
     "fdatasync",
     "undo records",
+    "creates",
+    "directory syncs",
 ];
 
 /// The shim, built, watching one data directory.
 pub struct Shim {
     library: PathBuf,
     stats: PathBuf,
+    /// The entries created under the directory ("+PATH") and the directories fsynced ("-DIR"), one a line.
+    created: PathBuf,
     data_dir: PathBuf,
 }
 
 impl Shim {
     /// Compiles the shim into `build_dir` with `cc` (which must be installed), to watch `data_dir` (created if
-    /// need be).
+    /// need be) and everything under it.
     pub fn build(build_dir: &Path, data_dir: &Path) -> Shim {
         let source = binaries::repo_root().join("tests/support/powercut.c");
         let library = build_dir.join("powercut.so");
@@ -68,7 +73,12 @@ impl Shim {
         };
         assert!(compiled.success(), "cc failed to build {}: {compiled}", source.display());
         std::fs::create_dir_all(data_dir).expect("the data directory");
-        Shim { library, stats: build_dir.join("powercut.stats"), data_dir: data_dir.to_owned() }
+        Shim {
+            library,
+            stats: build_dir.join("powercut.stats"),
+            created: build_dir.join("powercut.created"),
+            data_dir: data_dir.to_owned(),
+        }
     }
 
     /// The environment that loads the shim into a server.
@@ -77,10 +87,12 @@ impl Shim {
             ("LD_PRELOAD", self.library.display().to_string()),
             ("POWERCUT_DIR", self.data_dir.display().to_string()),
             ("POWERCUT_STATS", self.stats.display().to_string()),
+            ("POWERCUT_CREATED", self.created.display().to_string()),
         ]
     }
 
-    /// Whether every change of the data file `name` so far is durable (fsynced since).
+    /// Whether every change of the data file `name` (a path under the watched directory) so far is durable
+    /// (fsynced since).
     pub fn all_synced(&self, name: &str) -> bool {
         let log = self.data_dir.join(format!("{name}{UNDO_SUFFIX}"));
         std::fs::metadata(log).map_or(true, |metadata| metadata.len() == 0)
@@ -116,6 +128,8 @@ impl std::fmt::Display for Calls {
 /// What a power cut undid.
 #[derive(Debug, Default)]
 pub struct Cut {
+    /// What was created in a directory not fsynced since (paths under the watched directory): deleted.
+    pub uncreated: Vec<String>,
     /// Each data file whose unsynced changes were undone, with how many, and the bytes written back.
     pub undone: Vec<(String, usize, u64)>,
     /// The files that had changes since their last fsync but were deleted before the cut.
@@ -129,23 +143,64 @@ impl Cut {
     }
 }
 
-/// Cuts the power under `data_dir`, whose server is gone (killed): every data file goes back to what its last
-/// fsync made durable (its undo records applied newest first), and the shared-memory files (`*-shm`, memory that
-/// a power cut loses) are deleted.
-pub fn cut(data_dir: &Path) -> Cut {
-    let mut cut = Cut::default();
+impl Shim {
+    /// Cuts the power under the watched directory, whose server is gone (killed): what was created in a directory
+    /// not fsynced since is deleted (a directory with all it holds), every other data file goes back to what its
+    /// last fsync made durable (its undo records applied newest first), and the shared-memory files (`*-shm`,
+    /// memory that a power cut loses) are deleted.
+    pub fn cut(&self) -> Cut {
+        let mut cut = Cut::default();
+        let log = std::fs::read_to_string(&self.created).unwrap_or_default();
+        for path in not_durable(&log) {
+            let name = path.strip_prefix(&self.data_dir).unwrap_or(&path).display().to_string();
+            match std::fs::symlink_metadata(&path) {
+                Ok(metadata) if metadata.is_dir() => std::fs::remove_dir_all(&path).expect("a directory deleted"),
+                Ok(_) => std::fs::remove_file(&path).expect("a file deleted"),
+                // Within a directory deleted already, or deleted by the server: deleting is not modelled.
+                Err(_) => continue,
+            }
+            let undo = PathBuf::from(format!("{}{UNDO_SUFFIX}", path.display()));
+            if undo.exists() {
+                std::fs::remove_file(undo).expect("the undo log of a file never made durable can be deleted");
+            }
+            cut.uncreated.push(name);
+        }
+        std::fs::write(&self.created, "").expect("the log of entries created emptied");
+        undo(&self.data_dir, &self.data_dir, cut)
+    }
+}
+
+/// What the log of entries created ("+PATH" made, "-DIR" fsynced; a line cut short by the kill is ignored) holds
+/// as not durable: each entry made and not followed by a sync of the directory that holds it, in the order made.
+fn not_durable(log: &str) -> Vec<PathBuf> {
+    let mut pending: Vec<PathBuf> = Vec::new();
+    for line in log.split_inclusive('\n').filter_map(|line| line.strip_suffix('\n')) {
+        if let Some(made) = line.strip_prefix('+') {
+            pending.push(PathBuf::from(made));
+        } else if let Some(synced) = line.strip_prefix('-') {
+            pending.retain(|path| path.parent() != Some(Path::new(synced)));
+        }
+    }
+    pending
+}
+
+/// Applies the undo logs in `dir` and the directories under it, and deletes their shared-memory files; names
+/// files by their path under `root`.
+fn undo(root: &Path, dir: &Path, mut cut: Cut) -> Cut {
     let mut entries: Vec<PathBuf> =
-        std::fs::read_dir(data_dir).expect("the data directory").map(|entry| entry.expect("an entry").path()).collect();
+        std::fs::read_dir(dir).expect("the data directory").map(|entry| entry.expect("an entry").path()).collect();
     entries.sort();
     for path in entries {
-        let name = path.file_name().expect("a file name").to_string_lossy().into_owned();
-        if name.ends_with("-shm") {
+        let name = path.strip_prefix(root).expect("under the watched directory").to_string_lossy().into_owned();
+        if path.is_dir() {
+            cut = undo(root, &path, cut);
+        } else if name.ends_with("-shm") {
             std::fs::remove_file(&path).expect("the shared memory file can be deleted");
         } else if let Some(data_name) = name.strip_suffix(UNDO_SUFFIX) {
             let log = std::fs::read(&path).expect("an undo log");
             std::fs::remove_file(&path).expect("the undo log can be deleted");
             let records = undo_records(&log);
-            let data = match std::fs::OpenOptions::new().write(true).open(data_dir.join(data_name)) {
+            let data = match std::fs::OpenOptions::new().write(true).open(root.join(data_name)) {
                 Ok(data) => data,
                 // Deleted since (a rollback journal): deleting files is not modelled.
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {

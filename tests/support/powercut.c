@@ -7,9 +7,14 @@
  * (tests/src/powercut.rs) leaves every file as it was at its last fsync: what a disk that kept only synced data
  * would hold when the power came back.
  *
+ * A file or directory created under the directory exists after a power cut only once the directory that holds it
+ * has been fsynced since: the shim appends "+PATH" to the log $POWERCUT_CREATED for each one it sees created (by
+ * open() with O_CREAT, or mkdir()), and "-DIR" for each fsync() or fdatasync() of a directory DIR, which makes the
+ * entries made in it durable; a power cut deletes what was created and not made durable (tests/src/powercut.rs).
+ * Deleting and renaming files are not modelled: a file deleted stays deleted.
+ *
  * Files ending in -shm (SQLite's shared memory, which a power cut loses whole: the test deletes it) and the undo
- * logs themselves are left alone. Creating and deleting files is not modelled: a file stays, with what its syncs
- * kept.
+ * logs themselves are left alone.
  *
  * If $POWERCUT_STATS names a file, it holds the number of intercepted calls on data files, one little-endian u64
  * per entry of `CALLS` below (in that order), mapped shared so a `kill -9` loses none.
@@ -22,6 +27,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +53,8 @@ enum call {
     CALL_FSYNC,
     CALL_FDATASYNC,
     CALL_UNDO_RECORDS,
+    CALL_CREATES,
+    CALL_DIRECTORY_SYNCS,
     CALLS
 };
 
@@ -62,11 +70,18 @@ static int (*real_posix_fallocate)(int, off_t, off_t);
 static int (*real_posix_fallocate64)(int, off64_t, off64_t);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
+static int (*real_open)(const char *, int, ...);
+static int (*real_open64)(const char *, int, ...);
+static int (*real_openat)(int, const char *, int, ...);
+static int (*real_openat64)(int, const char *, int, ...);
+static int (*real_mkdirat)(int, const char *, mode_t);
 
 static char dir[PATH_MAX];
 static size_t dir_len;
 static uint64_t local_stats[CALLS];
 static uint64_t *stats = local_stats;
+/* The log of entries created under the directory, and of its directories synced. */
+static int created = -1;
 
 /* One lock around every change of a data file with its undo record, and every sync with the emptying of its log:
  * the records are in the order of the changes, and a sync empties only the records of changes it covered. */
@@ -107,14 +122,24 @@ __attribute__((constructor)) static void init(void) {
     real_posix_fallocate64 = next("posix_fallocate64");
     real_fsync = next("fsync");
     real_fdatasync = next("fdatasync");
+    real_open = next("open");
+    real_open64 = next("open64");
+    real_openat = next("openat");
+    real_openat64 = next("openat64");
+    real_mkdirat = next("mkdirat");
 
     const char *wanted = getenv("POWERCUT_DIR");
     if (!wanted || !realpath(wanted, dir)) die("POWERCUT_DIR must name an existing directory");
     dir_len = strlen(dir);
 
+    const char *created_path = getenv("POWERCUT_CREATED");
+    if (!created_path) die("POWERCUT_CREATED must name the log of entries created");
+    created = real_open(created_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (created < 0) die("cannot open POWERCUT_CREATED");
+
     const char *stats_path = getenv("POWERCUT_STATS");
     if (stats_path) {
-        int fd = open(stats_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        int fd = real_open(stats_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0 || real_ftruncate(fd, sizeof local_stats) != 0) die("cannot open POWERCUT_STATS");
         void *mapped = mmap(NULL, sizeof local_stats, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (mapped == MAP_FAILED) die("cannot map POWERCUT_STATS");
@@ -153,7 +178,7 @@ static int log_of(const char *path) {
     if (log_count == sizeof logs / sizeof logs[0]) die("too many data files");
     char name[PATH_MAX + 32];
     snprintf(name, sizeof name, "%s.powercut-undo", path);
-    int fd = open(name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = real_open(name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) die("cannot open an undo log");
     snprintf(logs[log_count].path, PATH_MAX, "%s", path);
     logs[log_count].fd = fd;
@@ -189,7 +214,7 @@ static void remember(int fd, const char *path, int64_t offset, int64_t len) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EBADF && reader == fd) {
             /* A descriptor opened write-only: read through one of our own. */
-            reader = open(path, O_RDONLY | O_CLOEXEC);
+            reader = real_open(path, O_RDONLY | O_CLOEXEC);
             if (reader < 0) die("cannot read a data file");
             continue;
         }
@@ -286,9 +311,42 @@ int posix_fallocate64(int fd, off64_t offset, off64_t len) {
     CHANGE(CALL_POSIX_FALLOCATE64, offset, 0, real_posix_fallocate64(fd, offset, len));
 }
 
-/* A sync of a data file that succeeds makes every change before it durable: its undo log is emptied. */
+/* Whether `fd` is the directory or a directory under it; its path into `path`, its length into `len`. */
+static int watched_directory(int fd, char path[PATH_MAX], size_t *len) {
+    char link[64];
+    struct stat st;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, PATH_MAX - 1);
+    if (n <= 0 || fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+    path[n] = '\0';
+    *len = (size_t)n;
+    return (size_t)n >= dir_len && memcmp(path, dir, dir_len) == 0 && (path[dir_len] == '\0' || path[dir_len] == '/');
+}
+
+/* Appends a line to the log of entries created: '+' or '-', then a path. Under `lock`. */
+static void log_entry(char sign, char *path, size_t len) {
+    char line[PATH_MAX + 2];
+    line[0] = sign;
+    memcpy(line + 1, path, len);
+    line[len + 1] = '\n';
+    append(created, line, len + 2);
+}
+
+/* A sync of a data file that succeeds makes every change before it durable: its undo log is emptied. A sync of a
+ * directory makes the entries created in it durable: it is logged. */
 static int synced(enum call call, int fd, int (*real_sync)(int)) {
     char path[PATH_MAX];
+    size_t len;
+    if (watched_directory(fd, path, &len)) {
+        pthread_mutex_lock(&lock);
+        count(CALL_DIRECTORY_SYNCS);
+        int result = real_sync(fd);
+        int saved_errno = errno;
+        if (result == 0) log_entry('-', path, len);
+        pthread_mutex_unlock(&lock);
+        errno = saved_errno;
+        return result;
+    }
     if (!data_file(fd, path)) return real_sync(fd);
     pthread_mutex_lock(&lock);
     count(call);
@@ -306,4 +364,105 @@ int fsync(int fd) {
 
 int fdatasync(int fd) {
     return synced(CALL_FDATASYNC, fd, real_fdatasync);
+}
+
+/* The opening functions wrapped: the same call, whichever the program used. */
+enum opener { OPEN, OPEN64, OPENAT, OPENAT64 };
+
+static int open_with(enum opener opener, int at, const char *path, int flags, mode_t mode) {
+    switch (opener) {
+    case OPEN: return real_open(path, flags, mode);
+    case OPEN64: return real_open64(path, flags, mode);
+    case OPENAT: return real_openat(at, path, flags, mode);
+    default: return real_openat64(at, path, flags, mode);
+    }
+}
+
+/* Whether the new entry at `path` (its length `len`) is one whose creation is modelled: under the directory, and
+ * neither shared memory nor an undo log. */
+static int modelled(const char *path, size_t len) {
+    return len > dir_len + 1 && memcmp(path, dir, dir_len) == 0 && path[dir_len] == '/' &&
+           !ends_with(path, len, ".powercut-undo") && !ends_with(path, len, "-shm");
+}
+
+/* Under `lock`, after `fd` was opened on a file that did not exist: logs its creation. */
+static void note_created(int fd) {
+    char link[64], path[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(link, path, PATH_MAX - 1);
+    if (len <= 0) return;
+    path[len] = '\0';
+    if (!modelled(path, (size_t)len)) return;
+    count(CALL_CREATES);
+    log_entry('+', path, (size_t)len);
+}
+
+/* An open that may create a file: whether it did is told by whether the file was there just before, both under the
+ * lock (the program's other opens wait). */
+static int opening(enum opener opener, int at, const char *path, int flags, mode_t mode) {
+    if (!(flags & O_CREAT)) return open_with(opener, at, path, flags, mode);
+    pthread_mutex_lock(&lock);
+    int existed = faccessat(at, path, F_OK, 0) == 0;
+    int fd = open_with(opener, at, path, flags, mode);
+    int saved_errno = errno;
+    if (fd >= 0 && !existed) note_created(fd);
+    pthread_mutex_unlock(&lock);
+    errno = saved_errno;
+    return fd;
+}
+
+/* The mode argument, present when the flags create a file. */
+#define MODE(flags) \
+    mode_t mode = 0; \
+    if ((flags) & (O_CREAT | O_TMPFILE)) { \
+        va_list args; \
+        va_start(args, flags); \
+        mode = va_arg(args, mode_t); \
+        va_end(args); \
+    }
+
+int open(const char *path, int flags, ...) {
+    MODE(flags);
+    return opening(OPEN, AT_FDCWD, path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...) {
+    MODE(flags);
+    return opening(OPEN64, AT_FDCWD, path, flags, mode);
+}
+
+int openat(int at, const char *path, int flags, ...) {
+    MODE(flags);
+    return opening(OPENAT, at, path, flags, mode);
+}
+
+int openat64(int at, const char *path, int flags, ...) {
+    MODE(flags);
+    return opening(OPENAT64, at, path, flags, mode);
+}
+
+/* A directory made: logged like a file created. Its path is resolved once it exists (its parent's symbolic links,
+ * the relative path's start). */
+static int made_directory(int at, const char *path, mode_t mode) {
+    pthread_mutex_lock(&lock);
+    int result = real_mkdirat(at, path, mode);
+    int saved_errno = errno;
+    if (result == 0) {
+        int fd = real_openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            note_created(fd);
+            close(fd);
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    errno = saved_errno;
+    return result;
+}
+
+int mkdir(const char *path, mode_t mode) {
+    return made_directory(AT_FDCWD, path, mode);
+}
+
+int mkdirat(int at, const char *path, mode_t mode) {
+    return made_directory(at, path, mode);
 }

@@ -6,7 +6,7 @@
 //! loses acknowledged increments: the cut is one the test can see fail.
 
 use acidizer_tests::app::Server;
-use acidizer_tests::powercut::{self, Calls, Cut, Shim};
+use acidizer_tests::powercut::{Calls, Cut, Shim};
 use acidizer_tests::{App, Target, load};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -65,8 +65,10 @@ struct AfterTheCut {
 async fn power_cut_mid_load(host: Host, when: When) -> AfterTheCut {
     let _alone = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let data = dir.path().join("data");
-    let shim = Shim::build(dir.path(), &data);
+    // The shim watches the disk; the server makes its data directory there, as on a first start.
+    let disk = dir.path().join("disk");
+    let shim = Shim::build(dir.path(), &disk);
+    let data = disk.join("data");
     let server = match host {
         Host::Serve => Server::start(&data, &[], &shim.env(), dir.path()).await,
         Host::Synchronous(level) => {
@@ -84,8 +86,8 @@ async fn power_cut_mid_load(host: Host, when: When) -> AfterTheCut {
         acked.extend(first.first.into_iter().map(|(key, ack)| (key, ack.value)));
         let paused = Instant::now();
         let synced = tokio::time::timeout(Duration::from_secs(5), async {
-            let database = acidizer_store_sqlite::DATABASE_FILE;
-            while paused.elapsed() < PAUSE || !shim.all_synced(database) || database_pages(&data) < 2 {
+            let database = format!("data/{}", acidizer_store_sqlite::DATABASE_FILE);
+            while paused.elapsed() < PAUSE || !shim.all_synced(&database) || database_pages(&data) < 2 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -100,12 +102,14 @@ async fn power_cut_mid_load(host: Host, when: When) -> AfterTheCut {
     load::stopped(clients).await;
     acked.extend(acked_after.lock().expect("the acknowledged increments").iter().cloned());
     let calls = shim.calls();
-    let cut = powercut::cut(&data);
+    let cut = shim.cut();
     let checkpointed = restarts_before.map(|(synced, before)| (synced, wal_restarts(&data) > before));
     println!(
         "{host:?}, cut after {cut_after:.2?} and {} acknowledged increments; intercepted on data files: {calls}; \
-         undone (changes, bytes): {:?} (deleted before the cut: {:?}); left: database {} pages, WAL {} bytes",
+         created but never made durable: {:?}; undone (changes, bytes): {:?} (deleted before the cut: {:?}); left: \
+         database {} pages, WAL {} bytes",
         acked.len(),
+        cut.uncreated,
         cut.undone,
         cut.gone,
         database_pages(&data),
@@ -150,7 +154,8 @@ fn assert_intercepted(calls: &Calls) {
 async fn assert_a_cut_loses_acknowledged_increments(level: &'static str) {
     let after = power_cut_mid_load(Host::Synchronous(level), When::Early).await;
     assert_intercepted(&after.calls);
-    assert!(after.cut.changes() > 0, "synchronous={level}: the cut undid no write ({})", after.calls);
+    let undid = after.cut.changes() > 0 || !after.cut.uncreated.is_empty();
+    assert!(undid, "synchronous={level}: the cut undid no write and deleted nothing ({})", after.calls);
     let survivors = load::survivors(&after.app, COUNTER, &after.acked).await;
     println!(
         "synchronous={level}: {} of {} acknowledged increments lost; the counter came back at {}",
@@ -180,10 +185,14 @@ async fn a_power_cut_in_the_middle_of_a_load_loses_no_acknowledged_increment() {
     assert_eq!(after.checkpointed, Some((true, true)), "a checkpoint fsynced the database, then the WAL restarted");
 }
 
+/// Before the store's first checkpoint (after which SQLite fsyncs the directory itself), the new database and WAL
+/// are there after the cut only because the store fsynced their directory when it made them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_early_power_cut_at_synchronous_full_loses_no_acknowledged_increment() {
     let after = power_cut_mid_load(Host::Synchronous("full"), When::Early).await;
     assert_intercepted(&after.calls);
+    assert!(after.calls.get("creates") > 0, "the shim saw the store's files created: {}", after.calls);
+    assert_eq!(after.cut.uncreated, Vec::<String>::new(), "every file the store made is durable");
     load::assert_all_acknowledged_survive(&after.app, COUNTER, &after.acked).await;
 }
 
@@ -195,4 +204,27 @@ async fn at_synchronous_normal_a_power_cut_loses_acknowledged_increments() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_synchronous_off_a_power_cut_loses_acknowledged_increments() {
     assert_a_cut_loses_acknowledged_increments("off").await;
+}
+
+/// The cut takes what was created in a directory not fsynced since — a file written and fsynced, a directory with
+/// what it holds — and keeps what was created in a directory fsynced after: a disk that lost the unsynced
+/// directory entries.
+#[tokio::test]
+async fn a_cut_takes_what_was_created_in_a_directory_never_fsynced_after() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let disk = dir.path().join("disk");
+    let shim = Shim::build(dir.path(), &disk);
+    // dd creates a file and fsyncs it (conv=fsync); `sync DIR` fsyncs a directory.
+    let script = r#"write() { dd if=/dev/zero of="$1" bs=1k count=4 conv=fsync status=none; }
+        mkdir "$1/kept" && write "$1/kept/file" && sync "$1/kept" && sync "$1" &&
+        mkdir "$1/taken" && write "$1/taken/file" && sync "$1/taken" && write "$1/file""#;
+    let status =
+        Command::new("sh").args(["-c", script, "sh"]).arg(&disk).envs(shim.env()).status().await.expect("sh runs");
+    assert!(status.success(), "the files are written");
+    let calls = shim.calls();
+    assert_eq!((calls.get("creates"), calls.get("directory syncs")), (5, 3), "{calls}");
+    let cut = shim.cut();
+    assert_eq!(cut.uncreated, ["taken", "file"], "the entries made in a directory never fsynced after");
+    assert!(!disk.join("taken").exists() && !disk.join("file").exists(), "{:?}", cut.uncreated);
+    assert_eq!(file_size(&disk.join("kept/file")), 4096, "a file fsynced in a directory fsynced is kept whole");
 }

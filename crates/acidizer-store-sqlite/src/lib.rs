@@ -6,6 +6,7 @@
 //! on their own connections, beside the writer.
 
 mod checkpointer;
+mod directory;
 mod failure;
 mod reader;
 mod schema;
@@ -40,6 +41,8 @@ pub enum OpenError {
     Database { path: PathBuf, source: rusqlite::Error },
     #[error("cannot open the WAL of {path} to fsync it")]
     Wal { path: PathBuf, source: std::io::Error },
+    #[error("cannot fsync the data directory {path}")]
+    SyncDir { path: PathBuf, source: std::io::Error },
     #[error("cannot start the writer thread")]
     Writer(#[source] std::io::Error),
 }
@@ -106,7 +109,7 @@ impl SqliteStore {
         wal: WalBound,
         changes: Option<mpsc::UnboundedSender<CounterChange>>,
     ) -> Result<Self, OpenError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir { path: data_dir.to_owned(), source })?;
+        directory::create(data_dir).map_err(|source| OpenError::DataDir { path: data_dir.to_owned(), source })?;
         let path = data_dir.join(DATABASE_FILE);
         let database_error = |source| OpenError::Database { path: path.clone(), source };
         let connection = schema::open_writer(&path, synchronous, wal.kept_bytes).map_err(database_error)?;
@@ -116,6 +119,10 @@ impl SqliteStore {
             }
             Synchronous::Off | Synchronous::Normal => None,
         };
+        // The database and its WAL may be new: their entries are made durable before any change is answered. (SQLite
+        // fsyncs the directory itself at its first sync of a new WAL or journal, at the store's settings; the store
+        // does not rest on that.)
+        directory::sync(data_dir).map_err(|source| OpenError::SyncDir { path: data_dir.to_owned(), source })?;
         let readers = Arc::new(reader::Readers::new(path.clone()));
         readers.warm_up().map_err(database_error)?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
