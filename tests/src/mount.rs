@@ -20,15 +20,20 @@ fn run(program: &str, args: &[&str]) -> String {
     try_run(program, args).unwrap_or_else(|failure| panic!("{failure}"))
 }
 
+/// `program`, to be run as root: through `sudo -n` when the test is not.
+fn as_root(program: &str) -> Command {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return Command::new(program);
+    }
+    let mut sudo = Command::new("sudo");
+    sudo.arg("-n").arg(program);
+    sudo
+}
+
 /// Runs `program` with `args` as root; its stdout, or what went wrong.
 fn try_run(program: &str, args: &[&str]) -> Result<String, String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut command = if root { Command::new(program) } else { Command::new("sudo") };
-    if !root {
-        command.arg("-n").arg(program);
-    }
-    let output = command.args(args).output().map_err(|error| {
+    let output = as_root(program).args(args).output().map_err(|error| {
         format!("cannot run {program} (the disk tests need root or sudo, util-linux and e2fsprogs): {error}")
     })?;
     if !output.status.success() {
@@ -102,7 +107,7 @@ impl Mount {
         let (image, _) = self.ext4.as_ref().expect("an ext4 mount");
         run("umount", &[text(&self.point)]);
         // 0: nothing to mend; 1: errors mended. Anything else fails the test.
-        let repaired = Command::new("e2fsck").args(["-f", "-y", text(image)]).output().expect("e2fsck runs");
+        let repaired = as_root("e2fsck").args(["-f", "-y", text(image)]).output().expect("e2fsck runs");
         assert!(matches!(repaired.status.code(), Some(0 | 1)), "e2fsck: {repaired:?}");
         self.mount_ext4();
     }

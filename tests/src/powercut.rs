@@ -73,12 +73,9 @@ impl Shim {
         };
         assert!(compiled.success(), "cc failed to build {}: {compiled}", source.display());
         std::fs::create_dir_all(data_dir).expect("the data directory");
-        Shim {
-            library,
-            stats: build_dir.join("powercut.stats"),
-            created: build_dir.join("powercut.created"),
-            data_dir: data_dir.to_owned(),
-        }
+        // Named as the shim sees it (symbolic links resolved), as its logs name what is under it.
+        let data_dir = data_dir.canonicalize().expect("the data directory's real path");
+        Shim { library, stats: build_dir.join("powercut.stats"), created: build_dir.join("powercut.created"), data_dir }
     }
 
     /// The environment that loads the shim into a server.
@@ -150,7 +147,12 @@ impl Shim {
     /// memory that a power cut loses) are deleted.
     pub fn cut(&self) -> Cut {
         let mut cut = Cut::default();
-        let log = std::fs::read_to_string(&self.created).unwrap_or_default();
+        let log = match std::fs::read(&self.created) {
+            Ok(log) => String::from_utf8(log).expect("the log of entries created names UTF-8 paths"),
+            // The shim was never loaded: nothing was created under it.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(error) => panic!("the log of entries created: {error}"),
+        };
         for path in not_durable(&log) {
             let name = path.strip_prefix(&self.data_dir).unwrap_or(&path).display().to_string();
             match std::fs::symlink_metadata(&path) {

@@ -398,7 +398,7 @@ static void note_created(int fd) {
 }
 
 /* An open that may create a file: whether it did is told by whether the file was there just before, both under the
- * lock (the program's other opens wait). */
+ * lock (the program's other opens that may create a file, and its changes of data files, wait). */
 static int opening(enum opener opener, int at, const char *path, int flags, mode_t mode) {
     if (!(flags & O_CREAT)) return open_with(opener, at, path, flags, mode);
     pthread_mutex_lock(&lock);
@@ -414,7 +414,7 @@ static int opening(enum opener opener, int at, const char *path, int flags, mode
 /* The mode argument, present when the flags create a file. */
 #define MODE(flags) \
     mode_t mode = 0; \
-    if ((flags) & (O_CREAT | O_TMPFILE)) { \
+    if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE) { \
         va_list args; \
         va_start(args, flags); \
         mode = va_arg(args, mode_t); \

@@ -1,8 +1,11 @@
 //! The embedded store at the disk's edges, through `acidizer serve`: a file-size limit, a file system that fills up
 //! (a tmpfs) and one that turns read-only after an error (ext4 on a loop device, `errors=remount-ro`). In each,
 //! changes answer 503 with `Retry-After` and `/health` does too, reads still answer, nothing acknowledged is lost,
-//! and service comes back with the disk. The file systems are real and mounted here (tests/src/mount.rs): a machine
-//! where they cannot be fails these tests.
+//! and service comes back with the room, or, for the file system turned read-only (which the kernel makes writable
+//! again only on a new mount, after a repair), on the repaired file system. The kernel refuses to remount a file
+//! system read-only while files on it are open for writing: its own error path is how a live one turns read-only.
+//! The file systems are real and mounted here (tests/src/mount.rs): a machine where they cannot be fails these
+//! tests.
 
 use acidizer_tests::app::Server;
 use acidizer_tests::contract::assert_problem;

@@ -136,9 +136,9 @@ fn wal_restarts(data: &Path) -> Option<u32> {
     header.get(12..16).map(|n| u32::from_be_bytes(n.try_into().expect("4 bytes")))
 }
 
-/// How many pages the database file in `data` holds (SQLite's default page size: 4096 bytes).
+/// How many pages the database file in `data` holds (a new database's page size: 2048 bytes).
 fn database_pages(data: &Path) -> u64 {
-    file_size(&data.join(acidizer_store_sqlite::DATABASE_FILE)) / 4096
+    file_size(&data.join(acidizer_store_sqlite::DATABASE_FILE)) / 2048
 }
 
 /// The shim saw the store's writes and kept their undo records: a shim that intercepted nothing would undo
@@ -185,8 +185,9 @@ async fn a_power_cut_in_the_middle_of_a_load_loses_no_acknowledged_increment() {
     assert_eq!(after.checkpointed, Some((true, true)), "a checkpoint fsynced the database, then the WAL restarted");
 }
 
-/// Before the store's first checkpoint (after which SQLite fsyncs the directory itself), the new database and WAL
-/// are there after the cut only because the store fsynced their directory when it made them.
+/// An early cut, well before the store's first checkpoint: the data directory the store made on its first start is
+/// there after the cut only because the store fsynced the directory above it (nothing else does; SQLite fsyncs the
+/// data directory itself when it first syncs a new WAL's header or rollback journal).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_early_power_cut_at_synchronous_full_loses_no_acknowledged_increment() {
     let after = power_cut_mid_load(Host::Synchronous("full"), When::Early).await;

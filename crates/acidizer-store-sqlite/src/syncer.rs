@@ -29,8 +29,9 @@ pub(crate) struct Committed {
     pub(crate) answers: Vec<(oneshot::Sender<Result<ChangeOutcome, StoreError>>, ChangeOutcome)>,
     /// The `/health` probes whose write committed.
     pub(crate) probes: Vec<oneshot::Sender<Result<(), StoreError>>>,
-    /// The latest change of each counter the commit changed: published, and what readers may now see of each
-    /// (every counter the commit changed must be here, or readers would stay behind on it).
+    /// The latest change of each counter each of the commit's transactions changed, in order: published, and what
+    /// readers may now see of each (every counter the commit changed must be here, or readers would stay behind on
+    /// it).
     pub(crate) changes: Vec<CounterChange>,
 }
 

@@ -99,6 +99,7 @@ fn run(
         let mut committed = Committed::default();
         if !group.is_empty()
             && commit_group(&mut connection, &mut heads, syncer, group, earlier_answers, &mut committed)
+                == Committing::Committed
         {
             commits.fetch_add(1, Ordering::Relaxed);
         }
@@ -143,10 +144,29 @@ enum GroupFailure {
     Store(StoreError),
 }
 
+/// What became of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Committing {
+    /// Some or all of it committed.
+    Committed,
+    /// Nothing of it committed.
+    Failed,
+    /// Nothing of it committed, and one change alone found no room on the disk: nor will any other.
+    NoRoom,
+}
+
+/// Whether the database could not commit for lack of room on the disk.
+fn no_room(error: &StoreError) -> bool {
+    let StoreError::Unavailable(cause) = error else { return false };
+    cause.downcast_ref::<rusqlite::Error>().and_then(rusqlite::Error::sqlite_error_code)
+        == Some(rusqlite::ErrorCode::DiskFull)
+}
+
 /// Commits every job of the group in one transaction (each counter's row written once, with its last state), and
-/// adds their answers to `committed`, for the syncer; tells whether it committed. A change that cannot be made fails
-/// alone: the transaction is rolled back and the rest of the group committed without it. Failures are answered
-/// at once.
+/// adds their answers to `committed`, for the syncer. A change that cannot be made fails alone: the transaction is
+/// rolled back and the rest of the group committed without it. A group that finds no room on the disk is tried in
+/// halves, down to one change: a change that fits commits, and a change that does not fit tells that no other
+/// will (the rest then fails at once). Failures are answered at once.
 fn commit_group(
     connection: &mut Connection,
     heads: &mut HashMap<CounterName, Head>,
@@ -154,7 +174,7 @@ fn commit_group(
     group: Vec<Job>,
     earlier_answers: bool,
     committed: &mut Committed,
-) -> bool {
+) -> Committing {
     let now = Instant::now();
     let (mut jobs, late): (Vec<Job>, Vec<Job>) = group.into_iter().partition(|job| job.command.deadline > now);
     for job in late {
@@ -189,9 +209,9 @@ fn commit_group(
         match applied {
             Ok(outcomes) => {
                 heads.extend(touched.into_iter().map(|(counter, state)| (counter, (state.value, state.seq))));
-                committed.changes = latest_changes(&jobs, &outcomes, stamped);
-                committed.answers = jobs.into_iter().map(|job| job.reply).zip(outcomes).collect();
-                return true;
+                committed.changes.extend(latest_changes(&jobs, &outcomes, stamped));
+                committed.answers.extend(jobs.into_iter().map(|job| job.reply).zip(outcomes));
+                return Committing::Committed;
             }
             Err(GroupFailure::Change { index, error }) => {
                 let failed = jobs.remove(index);
@@ -202,20 +222,36 @@ fn commit_group(
                 );
                 let _ = failed.reply.send(Err(error));
             }
+            Err(GroupFailure::Store(error)) if no_room(&error) && jobs.len() > 1 => {
+                tracing::debug!(changes = jobs.len(), "no room on the disk for the group: its halves try alone");
+                let rest = jobs.split_off(jobs.len() / 2);
+                let first = commit_group(connection, heads, syncer, jobs, earlier_answers, committed);
+                if first == Committing::NoRoom {
+                    fail(rest, &error);
+                    return Committing::NoRoom;
+                }
+                let second = commit_group(connection, heads, syncer, rest, earlier_answers, committed);
+                return if first == Committing::Committed { first } else { second };
+            }
             Err(GroupFailure::Store(error)) => {
                 tracing::error!(
                     error = error_chain(&error),
                     changes = jobs.len(),
                     "group commit failed; nothing of it was committed"
                 );
-                for job in jobs {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
-                return false;
+                let no_room = no_room(&error);
+                fail(jobs, &error);
+                return if no_room { Committing::NoRoom } else { Committing::Failed };
             }
         }
     }
-    false
+    Committing::Failed
+}
+
+fn fail(jobs: Vec<Job>, error: &StoreError) {
+    for job in jobs {
+        let _ = job.reply.send(Err(error.clone()));
+    }
 }
 
 /// Replays a known request id, refuses a change past a bound, or writes the change's audit record (its counter's
@@ -446,7 +482,7 @@ fn prune_expired_keys(connection: &Connection) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{Head, Job, ProbeRoom, commit_group, commit_probe};
+    use super::{Committing, Head, Job, ProbeRoom, commit_group, commit_probe};
     use crate::checkpointer::WalBound;
     use crate::syncer::{Committed, Syncer};
     use crate::unsynced::Unsynced;
@@ -499,6 +535,7 @@ mod tests {
 
         fn commit(&mut self, jobs: Vec<Job>, committed: &mut Committed) -> bool {
             commit_group(&mut self.connection, &mut self.heads, &self.syncer, jobs, false, committed)
+                == Committing::Committed
         }
 
         /// What readers show of the counter `c`: value, seq, and its history's (seq, value) pairs.
@@ -566,6 +603,11 @@ mod tests {
         let name = |n: usize| CounterName::parse(&format!("{n:0>64}")).unwrap();
         let mut most = 0;
         for n in 0..30000 {
+            if n % 1000 == 0 {
+                // The WAL starts over (from the writer's connection: nothing reads), as the checkpointer has it.
+                let _: i64 =
+                    fixture.connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0)).unwrap();
+            }
             let (mut change, _) = job(Delta::Increment);
             change.command.counter = name(n % 40);
             change.command.request_id = RequestId::parse(&format!("{n:x>128}")).unwrap();
@@ -582,5 +624,34 @@ mod tests {
         }
         println!("the most pages a change wrote: {most}; the fewest a probe wrote: {least}");
         assert!(least > most, "a probe wrote {least} pages, a change up to {most}");
+    }
+
+    /// A group with no room for all of it on the disk commits what fits, in halves, down to one change; the changes
+    /// that find no room fail, and the rest of the group with them once one change alone did not fit.
+    #[test]
+    fn a_group_with_no_room_for_all_of_it_commits_what_fits() {
+        let mut fixture = Fixture::new();
+        let pages: i64 = fixture.connection.pragma_query_value(None, "page_count", |row| row.get(0)).unwrap();
+        // The database may grow by a few pages only: room for some new counters, not for 200.
+        fixture.connection.pragma_update(None, "max_page_count", pages + 8).unwrap();
+        let (jobs, answers): (Vec<Job>, Vec<_>) = (0..200)
+            .map(|n| {
+                let (mut change, answer) = job(Delta::Increment);
+                change.command.counter = CounterName::parse(&format!("{n:0>64}")).unwrap();
+                (change, answer)
+            })
+            .unzip();
+        let mut committed = Committed::default();
+        let outcome =
+            commit_group(&mut fixture.connection, &mut fixture.heads, &fixture.syncer, jobs, false, &mut committed);
+        let failed = answers
+            .into_iter()
+            .filter_map(|mut answer| answer.try_recv().ok())
+            .inspect(|answer| assert!(matches!(answer, Err(StoreError::Unavailable(_))), "{answer:?}"))
+            .count();
+        println!("committed {} of 200 changes; {failed} failed", committed.answers.len());
+        assert_eq!(outcome, Committing::Committed);
+        assert!(!committed.answers.is_empty() && failed > 0, "{} committed, {failed} failed", committed.answers.len());
+        assert_eq!(committed.answers.len() + failed, 200, "every change is answered, once");
     }
 }

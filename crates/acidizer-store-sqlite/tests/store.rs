@@ -281,3 +281,39 @@ async fn expired_answers_are_pruned_in_batches_between_groups() {
     let kept = store.change(command("two", "two-2", soon())).await.unwrap();
     assert!(matches!(kept, ChangeOutcome::Replayed { .. }), "{kept:?}");
 }
+
+/// Layout version 3 wrote `/health`'s one small row to a table `health`; version 4 writes a probe as large as a
+/// change to `probe` instead.
+#[tokio::test]
+async fn a_database_of_layout_3_opens_with_its_health_table_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(acidizer_store_sqlite::DATABASE_FILE);
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.change(command("three", "three-1", soon())).await.unwrap();
+    }
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE probe;
+             CREATE TABLE health (id INTEGER PRIMARY KEY, checked_at INTEGER NOT NULL);
+             INSERT INTO health VALUES (1, 1795428000000);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.health().await.unwrap();
+    assert_eq!(store.read(&CounterName::parse("three").unwrap()).await.unwrap().seq, 1);
+    drop(store);
+    let opened = rusqlite::Connection::open(&path).unwrap();
+    let tables: Vec<String> = opened
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('health', 'probe')")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["probe"]);
+    let version: i64 = opened.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+    assert_eq!(version, 4);
+}
