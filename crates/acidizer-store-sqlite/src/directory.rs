@@ -12,14 +12,24 @@ pub(crate) fn create(data_dir: &Path) -> io::Result<()> {
         data_dir.ancestors().take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists()).collect();
     std::fs::create_dir_all(data_dir)?;
     for made in missing.into_iter().rev() {
-        sync(made.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+        sync(made.parent().unwrap_or(Path::new("")))?;
     }
     Ok(())
 }
 
-/// Fsyncs the directory `dir`: the entries made in it so far are durable.
+/// Fsyncs the directory `dir` (the current one when empty): the entries made in it so far are durable. Only the
+/// disk's failure (EIO) fails it: a file system that cannot fsync a directory (EINVAL), or a directory this process
+/// may not open for reading, is logged and passed, as SQLite does with its own fsyncs of directories.
 pub(crate) fn sync(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    match File::open(dir).and_then(|opened| opened.sync_all()) {
+        Err(error) if error.raw_os_error() == Some(libc::EIO) => Err(error),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "cannot fsync a directory: its new entries may not survive a power cut");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 #[cfg(test)]
