@@ -123,18 +123,18 @@ impl Stack {
 
 /// A stream image in DynamoDB JSON, as Lambda receives it.
 fn image(item: &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>) -> Value {
+    item.iter().map(|(name, value)| (name.clone(), attribute(value))).collect::<serde_json::Map<_, _>>().into()
+}
+
+/// One attribute in DynamoDB JSON: those the counter table's items hold (an audit page's request ids are a list).
+fn attribute(value: &aws_sdk_dynamodbstreams::types::AttributeValue) -> Value {
     use aws_sdk_dynamodbstreams::types::AttributeValue as A;
-    item.iter()
-        .map(|(name, value)| {
-            let value = match value {
-                A::S(s) => json!({ "S": s }),
-                A::N(n) => json!({ "N": n }),
-                other => panic!("unexpected attribute {other:?}"),
-            };
-            (name.clone(), value)
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into()
+    match value {
+        A::S(s) => json!({ "S": s }),
+        A::N(n) => json!({ "N": n }),
+        A::L(list) => json!({ "L": list.iter().map(attribute).collect::<Vec<_>>() }),
+        other => panic!("unexpected attribute {other:?}"),
+    }
 }
 
 fn websocket_event(route: &str, connection: &str, query: Option<Value>, body: Option<&str>) -> Value {

@@ -192,3 +192,83 @@ async fn on_dynamodb_items_from_before_decrements_stay_valid() {
     use Delta::{Decrement, Increment};
     assert_eq!(history, [(4, Increment, 2), (3, Decrement, 1), (2, Increment, 2), (1, Increment, 1)]);
 }
+
+/// Changes that wait together commit together: 1 100 increments from 48 tasks at once take far fewer
+/// transactions than changes, their audit pages cross a page partition's thousand, and the history reads back
+/// 1..N without a gap, page by page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_dynamodb_groups_cross_a_thousand_and_the_history_reads_back_gap_free() {
+    use acidizer_core::{
+        ChangeCommand, ChangeOutcome, CounterMax, CounterName, CounterStore, Delta, HistoryLimit, HistoryQuery,
+        RequestId, Timestamp,
+    };
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use std::time::{Duration, Instant};
+
+    const CHANGES: usize = 1100;
+    const TASKS: usize = 48;
+    let store = Arc::new(dynamodb().await);
+    let counter = CounterName::parse("thousand").unwrap();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (store, counter) = (Arc::clone(&store), counter.clone());
+            tokio::spawn(async move {
+                let mut committed = Vec::new();
+                for n in (task..CHANGES).step_by(TASKS) {
+                    let command = ChangeCommand {
+                        counter: counter.clone(),
+                        delta: Delta::Increment,
+                        request_id: RequestId::parse(&format!("k-{n}")).unwrap(),
+                        max: CounterMax::DEFAULT,
+                        at: Timestamp::now(),
+                        deadline: Instant::now() + Duration::from_secs(10),
+                    };
+                    match store.change(command).await {
+                        Ok(ChangeOutcome::Committed { seq, .. }) => committed.push((seq, format!("k-{n}"))),
+                        other => panic!("k-{n}: {other:?}"),
+                    }
+                }
+                committed
+            })
+        })
+        .collect();
+    let mut committed = Vec::new();
+    for task in tasks {
+        committed.extend(task.await.unwrap());
+    }
+    committed.sort();
+    assert_eq!(committed.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), (1..=CHANGES as u64).collect::<Vec<_>>());
+
+    let mut read = Vec::new();
+    let mut before = None;
+    loop {
+        let query = HistoryQuery { before, limit: HistoryLimit::parse("100").unwrap() };
+        let page = store.history(&counter, query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.seq);
+        read.extend(page.into_iter().map(|record| (record.seq, record.value, record.request_id.as_str().to_owned())));
+    }
+    read.reverse();
+    let expected: Vec<_> = committed.iter().map(|(seq, key)| (*seq, *seq, key.clone())).collect();
+    assert_eq!(read, expected, "the history is 1..N, each record with its change's key");
+
+    // The pages of each partition: fewer than the changes (they committed in groups), in two partitions.
+    let mut pages = 0;
+    for partition in ["audits#thousand#0", "audits#thousand#1"] {
+        let found = store
+            .client()
+            .query()
+            .table_name(store.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(partition.to_owned()))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .unwrap()
+            .count();
+        assert!(found > 0, "{partition} holds pages");
+        pages += found as usize;
+    }
+    println!("{CHANGES} changes from {TASKS} tasks committed in {pages} audit pages");
+    assert!(pages < CHANGES / 4, "{pages} pages for {CHANGES} changes: they did not commit in groups");
+}

@@ -1,15 +1,18 @@
-//! The items of the counter table. One table holds three kinds, told apart by key and by `kind`:
+//! The items of the counter table. One table holds four kinds, told apart by key and by `kind`:
 //!
-//! | kind      | pk                  | sk    | holds                                   |
-//! |-----------|---------------------|-------|-----------------------------------------|
-//! | `counter` | `counter#{name}`    | 0     | the value and `seq`, when and by which request |
-//! | `audit`   | `counter#{name}`    | seq   | the change (`delta`, `value` after it) and its request |
-//! | `request` | `request#{id}`      | 0     | the answer given (and `delta`), until `expiresAt` |
+//! | kind      | pk                          | sk         | holds                                          |
+//! |-----------|-----------------------------|------------|------------------------------------------------|
+//! | `counter` | `counter#{name}`            | 0          | the value and `seq`, when and by which request |
+//! | `audits`  | `audits#{name}#{seq / 1000}` | first seq | the audit records of one group commit: each change's `delta` and request, the value before them |
+//! | `request` | `request#{id}`              | 0          | the answer given (and `delta`), until `expiresAt` |
+//! | `audit`   | `counter#{name}`            | seq        | one change's audit record, as written before group commit |
 //!
-//! Audit records share the counter's partition with the `seq` as sort key, so a counter's history is one Query
-//! and, since the counter is conditioned on the state the change was computed from, gap-free 1..N by
-//! construction. Items written before decrements existed have no `seq`, `delta` or audit `value`: then every
-//! change was +1, so `seq` is the value and the audit record's value is its sort key.
+//! A group commit writes the counter once, one page of audit records (two where its `seq`s cross a thousand) and
+//! each change's answer, conditioned on the counter's exact state before the group: a counter's history is
+//! gap-free 1..N by construction. Pages live in partitions of their own, a new one every thousand changes, so
+//! that a hot counter's partition takes one small write a group. Items written before decrements existed have no
+//! `seq`, `delta` or audit `value`: then every change was +1, so `seq` is the value and the audit record's value is
+//! its sort key.
 
 use acidizer_core::{AuditRecord, CounterName, CounterSnapshot, Delta, RequestId, StoreError, Timestamp};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -23,6 +26,14 @@ pub(crate) const HEAD: u64 = 0;
 
 pub(crate) fn counter_partition(counter: &CounterName) -> String {
     format!("counter#{counter}")
+}
+
+/// How many `seq`s the audit pages of one partition cover.
+pub(crate) const AUDIT_BUCKET: u64 = 1000;
+
+/// The partition of the audit page that holds `seq`.
+pub(crate) fn audits_partition(counter: &CounterName, seq: u64) -> String {
+    format!("audits#{counter}#{}", seq / AUDIT_BUCKET)
 }
 
 pub(crate) fn request_partition(request_id: &RequestId) -> String {
@@ -41,6 +52,7 @@ pub(crate) fn key(partition: String, sort: u64) -> Item {
 pub(crate) enum Kind {
     Counter,
     Audit,
+    Audits,
     Request,
 }
 
@@ -77,6 +89,24 @@ pub(crate) struct AuditItem {
     pub value: Option<u64>,
 }
 
+/// The audit records of one group commit's changes within one partition's thousand `seq`s.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AuditPageItem {
+    pub pk: String,
+    /// The first change's `seq`; the others follow it.
+    pub sk: u64,
+    pub kind: Kind,
+    pub counter: CounterName,
+    pub at: i64,
+    /// The counter's value before the first change.
+    pub value_before: u64,
+    /// Each change's delta, in order: `+` or `-`.
+    pub deltas: String,
+    /// Each change's request id, in order.
+    pub request_ids: Vec<RequestId>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RequestItem {
@@ -104,6 +134,8 @@ enum ItemError {
     Decode(#[source] serde_dynamo::Error),
     #[error("unreadable item")]
     Delta(#[source] acidizer_core::domain::InvalidDelta),
+    #[error("an audit page of {0} whose deltas and request ids differ in number, or go below zero")]
+    Page(CounterName),
 }
 
 pub(crate) fn to_item(value: &impl Serialize) -> Result<Item, StoreError> {
@@ -158,6 +190,58 @@ impl AuditItem {
 impl RequestItem {
     pub(crate) fn from_item(item: &Item) -> Result<Self, StoreError> {
         from_item(item)
+    }
+}
+
+impl AuditPageItem {
+    /// The page of the changes `records` (each its `seq`, delta, value after it and request id, in order), which
+    /// all fall in one page's partition.
+    pub(crate) fn new(counter: &CounterName, value_before: u64, at: i64, records: &[(u64, Delta, RequestId)]) -> Self {
+        let first = records.first().map_or(0, |(seq, _, _)| *seq);
+        Self {
+            pk: audits_partition(counter, first),
+            sk: first,
+            kind: Kind::Audits,
+            counter: counter.clone(),
+            at,
+            value_before,
+            deltas: records.iter().map(|(_, delta, _)| if *delta == Delta::Increment { '+' } else { '-' }).collect(),
+            request_ids: records.iter().map(|(_, _, request_id)| request_id.clone()).collect(),
+        }
+    }
+
+    pub(crate) fn from_item(item: &Item) -> Result<Self, StoreError> {
+        from_item(item)
+    }
+
+    /// The `seq` after the page's last change.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.sk + self.request_ids.len() as u64 - 1
+    }
+
+    /// The page's audit records, oldest first.
+    pub(crate) fn into_records(self) -> Result<Vec<AuditRecord>, StoreError> {
+        let unreadable = || StoreError::corrupt(ItemError::Page(self.counter.clone()));
+        if self.deltas.len() != self.request_ids.len() || self.request_ids.is_empty() {
+            return Err(unreadable());
+        }
+        let mut value = self.value_before;
+        let at = Timestamp::from_unix_millis(self.at);
+        let mut records = Vec::with_capacity(self.request_ids.len());
+        for ((seq, delta), request_id) in (self.sk..).zip(self.deltas.bytes()).zip(self.request_ids.iter()) {
+            let delta = match delta {
+                b'+' => Delta::Increment,
+                b'-' => Delta::Decrement,
+                _ => return Err(unreadable()),
+            };
+            value = match delta {
+                Delta::Increment => value.checked_add(1),
+                Delta::Decrement => value.checked_sub(1),
+            }
+            .ok_or_else(unreadable)?;
+            records.push(AuditRecord { seq, delta, value, request_id: request_id.clone(), at });
+        }
+        Ok(records)
     }
 }
 
@@ -217,6 +301,28 @@ mod tests {
         ]);
         let record = AuditItem::from_item(&old_audit).unwrap().into_record().unwrap();
         assert_eq!((record.seq, record.delta, record.value), (7, Delta::Increment, 7));
+    }
+
+    #[test]
+    fn an_audit_page_holds_its_changes_records() {
+        let counter = CounterName::parse("page").unwrap();
+        let id = |n: &str| RequestId::parse(n).unwrap();
+        let records = [(1999, Delta::Increment, id("a")), (2000, Delta::Decrement, id("b"))];
+        let page = AuditPageItem::new(&counter, 7, 1_795_428_000_000, &records);
+        assert_eq!((page.pk.as_str(), page.sk, page.deltas.as_str()), ("audits#page#1", 1999, "+-"));
+        let read = AuditPageItem::from_item(&to_item(&page).unwrap()).unwrap();
+        assert_eq!(read.last_seq(), 2000);
+        let records: Vec<_> =
+            read.into_records().unwrap().into_iter().map(|r| (r.seq, r.delta, r.value, r.request_id)).collect();
+        assert_eq!(records, [(1999, Delta::Increment, 8, id("a")), (2000, Delta::Decrement, 7, id("b"))]);
+        let broken = AuditPageItem { deltas: "+".to_owned(), ..AuditPageItem::new(&counter, 0, 0, &records_of(2)) };
+        assert!(matches!(broken.into_records(), Err(StoreError::Corrupt(_))), "one delta for two ids");
+        let below_zero = AuditPageItem::new(&counter, 0, 0, &[(1, Delta::Decrement, id("c"))]);
+        assert!(matches!(below_zero.into_records(), Err(StoreError::Corrupt(_))));
+    }
+
+    fn records_of(n: u64) -> Vec<(u64, Delta, RequestId)> {
+        (1..=n).map(|seq| (seq, Delta::Increment, RequestId::parse(&format!("r{seq}")).unwrap())).collect()
     }
 
     #[test]

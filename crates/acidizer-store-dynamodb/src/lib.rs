@@ -1,20 +1,22 @@
-//! The DynamoDB store of acidizer: one `TransactWriteItems` per change — the counter conditioned on the state last
-//! seen, the audit record keyed by counter and `seq`, the remembered answer conditioned on its absence.
+//! The DynamoDB store of acidizer: the changes of a counter that wait while its transaction is in flight commit
+//! together in the next one (group commit) — the counter once, conditioned on the exact state the group was
+//! computed from, the group's audit records in one page, and each change's remembered answer, conditioned on its
+//! absence.
 
-mod change;
 mod connections;
+mod group;
+mod history;
 mod items;
+mod lanes;
 mod last_seen;
 pub mod layout;
 pub mod stream;
-mod turns;
 
 use acidizer_core::{
     AuditRecord, ChangeCommand, ChangeOutcome, CounterName, CounterSnapshot, CounterStore, HistoryQuery, StoreError,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
 use std::time::Duration;
 
 pub use aws_config;
@@ -31,7 +33,7 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     last_seen: last_seen::LastSeen,
-    turns: turns::Turns,
+    lanes: lanes::Lanes,
 }
 
 /// The longest any one DynamoDB operation may take, its retries included.
@@ -39,7 +41,7 @@ pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(7);
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into(), last_seen: last_seen::LastSeen::default(), turns: turns::Turns::default() }
+        Self { client, table: table.into(), last_seen: last_seen::LastSeen::default(), lanes: lanes::Lanes::default() }
     }
 
     pub fn client(&self) -> &Client {
@@ -90,40 +92,16 @@ fn retries() -> aws_config::retry::RetryConfig {
 
 impl CounterStore for DynamoStore {
     async fn change(&self, command: ChangeCommand) -> Result<ChangeOutcome, StoreError> {
-        let deadline = tokio::time::Instant::from_std(command.deadline);
-        let Ok(_turn) = tokio::time::timeout_at(deadline, self.turns.take(&command.counter)).await else {
-            return Err(StoreError::Contention);
-        };
-        change::run(self, command).await
+        self.lanes.change(self, command).await
     }
 
     async fn read(&self, counter: &CounterName) -> Result<CounterSnapshot, StoreError> {
-        let item = change::read_counter(self, counter, None).await?;
+        let item = group::read_counter(self, counter, None).await?;
         Ok(item.map_or_else(|| CounterSnapshot::zero(counter.clone()), items::CounterItem::into_snapshot))
     }
 
     async fn history(&self, counter: &CounterName, query: HistoryQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        let before = query.before.unwrap_or(u64::MAX);
-        if before <= 1 {
-            return Ok(Vec::new());
-        }
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
-            .expression_attribute_names("#pk", layout::PARTITION_KEY)
-            .expression_attribute_names("#sk", layout::SORT_KEY)
-            .expression_attribute_values(":pk", AttributeValue::S(items::counter_partition(counter)))
-            .expression_attribute_values(":first", AttributeValue::N("1".to_owned()))
-            .expression_attribute_values(":last", AttributeValue::N((before - 1).to_string()))
-            .scan_index_forward(false)
-            .limit(i32::from(query.limit.get()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        output.items().iter().map(|item| items::AuditItem::from_item(item)?.into_record()).collect()
+        history::read(self, counter, query).await
     }
 
     async fn health(&self) -> Result<(), StoreError> {
