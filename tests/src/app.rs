@@ -1,6 +1,6 @@
 //! A running acidizer to test against — `spawn_app`-style: every test gets its own server and its own data.
 
-use crate::{binaries, dynamodb_local, lambda};
+use crate::{binaries, dynamo_model, dynamodb_local, lambda};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -51,9 +51,10 @@ impl App {
                 let server = Server::start(&dir.path().join("data"), &[], &[], dir.path()).await;
                 App { base: server.base.clone(), target, http, _keep: Keep::Server { _server: server, _dir: dir } }
             }
-            Target::ServeDynamodb => Self::spawn_serve_dynamodb(&dynamodb_local::shared().endpoint).await,
+            // On DynamoDB Local behind the model of DynamoDB's latency, conflicts and partition budget.
+            Target::ServeDynamodb => Self::spawn_serve_dynamodb(dynamo_model::shared_endpoint()).await,
             // As many warm instances as the tests send concurrent clients: 16 requests really run at once.
-            Target::Lambda => Self::spawn_lambda(&dynamodb_local::shared().endpoint, 16, &[]).await,
+            Target::Lambda => Self::spawn_lambda(dynamo_model::shared_endpoint(), 16, &[]).await,
         }
     }
 
@@ -75,11 +76,17 @@ impl App {
 
     /// `acidizer serve --store dynamodb` on the DynamoDB endpoint `endpoint` (the emulator, or a proxy before it).
     pub async fn spawn_serve_dynamodb(endpoint: &str) -> App {
+        Self::spawn_serve_dynamodb_on(endpoint, &unique_table("counters"), &unique_table("connections")).await
+    }
+
+    /// `acidizer serve --store dynamodb` on `endpoint`, with the tables named (created if missing): several
+    /// servers on the same tables are the hosts of one deployment.
+    pub async fn spawn_serve_dynamodb_on(endpoint: &str, counter_table: &str, connections_table: &str) -> App {
         let http = pooled_client();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut env = dynamodb_local::aws_env(endpoint);
-        env.push(("COUNTER_TABLE", unique_table("counters")));
-        env.push(("CONNECTIONS_TABLE", unique_table("connections")));
+        env.push(("COUNTER_TABLE", counter_table.to_owned()));
+        env.push(("CONNECTIONS_TABLE", connections_table.to_owned()));
         let args = ["--store", "dynamodb", "--create-tables"];
         let server = Server::start(&dir.path().join("data"), &args, &env, dir.path()).await;
         let target = Target::ServeDynamodb;
@@ -136,7 +143,8 @@ fn pooled_client() -> reqwest::Client {
     reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("an HTTP client")
 }
 
-fn unique_table(prefix: &str) -> String {
+/// A table name no other test uses.
+pub fn unique_table(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 

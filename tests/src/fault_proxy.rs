@@ -1,7 +1,10 @@
 //! A proxy in front of DynamoDB Local that counts the requests it forwards and can inject faults into a share of
 //! the requests on the increment path (`GetItem`, `TransactWriteItems`): throttling answers, HTTP 500, a
-//! connection dropped after the request was applied, or an answer delayed past the SDK's attempt timeout.
+//! connection dropped after the request was applied, or an answer delayed past the SDK's attempt timeout. It can
+//! also behave as DynamoDB does under a hot item — latency, transactions cancelled by conflicts, a partition's
+//! write budget — which DynamoDB Local does not (dynamo_model.rs).
 
+use crate::dynamo_model::{DynamoModel, ModelCounts, ModelState};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -43,6 +46,8 @@ struct Shared {
     injected: AtomicUsize,
     /// Requests forwarded (or faulted), by operation (`GetItem`, `TransactWriteItems`, …).
     counts: Mutex<HashMap<String, usize>>,
+    /// What DynamoDB does that DynamoDB Local does not, when modelled.
+    model: Option<Arc<ModelState>>,
 }
 
 pub struct FaultProxy {
@@ -54,6 +59,16 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy to `upstream` that applies `fault` to about `rate` of the faultable requests.
     pub async fn start(upstream: &str, fault: Fault, rate: f64) -> FaultProxy {
+        Self::start_with(upstream, fault, rate, None).await
+    }
+
+    /// A proxy to `upstream` that behaves as DynamoDB does under `model`.
+    pub async fn start_modelled(upstream: &str, model: DynamoModel) -> FaultProxy {
+        Self::start_with(upstream, Fault::None, 0.0, Some(model)).await
+    }
+
+    /// A proxy to `upstream` that applies `fault` to about `rate` of the faultable requests, and `model` to all.
+    pub async fn start_with(upstream: &str, fault: Fault, rate: f64, model: Option<DynamoModel>) -> FaultProxy {
         let shared = Arc::new(Shared {
             upstream: upstream.to_owned(),
             http: reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("an HTTP client"),
@@ -62,6 +77,7 @@ impl FaultProxy {
             faulting: AtomicBool::new(fault != Fault::None),
             injected: AtomicUsize::new(0),
             counts: Mutex::new(HashMap::new()),
+            model: model.map(ModelState::new),
         });
         let app = Router::new().fallback(forward).with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
@@ -91,6 +107,11 @@ impl FaultProxy {
     pub fn reset_counts(&self) {
         self.shared.counts.lock().unwrap().clear();
     }
+
+    /// What the model counted so far (all zero without one).
+    pub fn model_counts(&self) -> ModelCounts {
+        self.shared.model.as_ref().map(|model| model.counts()).unwrap_or_default()
+    }
 }
 
 fn error_answer(status: StatusCode, kind: &str) -> Response {
@@ -103,9 +124,22 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
     let (parts, body) = request.into_parts();
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let operation = target.rsplit('.').next().unwrap_or("").to_owned();
-    *shared.counts.lock().unwrap().entry(operation).or_default() += 1;
+    *shared.counts.lock().unwrap().entry(operation.clone()).or_default() += 1;
     let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
         return StatusCode::BAD_REQUEST.into_response();
+    };
+    // Under the model, a call takes its latency, and a write holds its items meanwhile (or is refused as DynamoDB
+    // would refuse it).
+    let _held = match &shared.model {
+        Some(model) => {
+            let admitted = model.admit(&operation, &body);
+            tokio::time::sleep(model.latency(&operation)).await;
+            match admitted {
+                Ok(held) => Some(held),
+                Err(refused) => return *refused,
+            }
+        }
+        None => None,
     };
     let faulting = shared.faulting.load(Ordering::Relaxed);
     let picked = faulting && FAULTED.contains(&target.as_str()) && fastrand::f64() < shared.rate;

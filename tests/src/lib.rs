@@ -4,6 +4,7 @@
 pub mod app;
 pub mod binaries;
 pub mod contract;
+pub mod dynamo_model;
 pub mod dynamodb_local;
 pub mod emf;
 pub mod fault_proxy;

@@ -48,11 +48,16 @@ pub async fn change_with_retries(
 /// `tasks` concurrent clients, each sending `per_task` increments to `counter`; one in ten repeats a key the
 /// same client was already answered for. Asserts every answer on the way.
 pub async fn run(app: &App, counter: &str, tasks: usize, per_task: usize) -> LoadReport {
+    run_keyed(app, counter, "", tasks, per_task).await
+}
+
+/// [`run`], with every key starting with `prefix` (loads on several hosts of one counter need keys of their own).
+pub async fn run_keyed(app: &App, counter: &str, prefix: &str, tasks: usize, per_task: usize) -> LoadReport {
     let mut handles = Vec::new();
     for task in 0..tasks {
         let app_base = app.base.clone();
         let http = app.http.clone();
-        let counter = counter.to_owned();
+        let (counter, prefix) = (counter.to_owned(), prefix.to_owned());
         let target = app.target;
         handles.push(tokio::spawn(async move {
             let app = App::detached(app_base, target, http);
@@ -61,7 +66,7 @@ pub async fn run(app: &App, counter: &str, tasks: usize, per_task: usize) -> Loa
             let mut retried = 0;
             for i in 0..per_task {
                 let repeat = i % 10 == 9 && !seen.is_empty();
-                let key = if repeat { seen[(i * 7) % seen.len()].0.clone() } else { format!("t{task}-r{i}") };
+                let key = if repeat { seen[(i * 7) % seen.len()].0.clone() } else { format!("{prefix}t{task}-r{i}") };
                 let (status, replayed, body, retries) = change_with_retries(&app, &counter, "increment", &key).await;
                 retried += retries;
                 assert_eq!(status, 200, "increment {key}: {}", String::from_utf8_lossy(&body));

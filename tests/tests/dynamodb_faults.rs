@@ -46,8 +46,8 @@ async fn exact_when_answers_come_after_the_sdk_gave_up() {
 }
 
 /// DynamoDB requests (`GetItem` + `TransactWriteItems`) per increment request, and transaction attempts per
-/// commit: one client and 16 on one counter, on `acidizer serve` (one process: its changes of a counter take
-/// turns) and on the `acidizer-api` Lambda with as many warm instances as clients (Lambda runs one request per
+/// commit: one client and 16 on one counter, on `acidizer serve` (one process: its changes of a counter commit in
+/// groups) and on the `acidizer-api` Lambda with as many warm instances as clients (Lambda runs one request per
 /// instance: 16 clients are 16 processes racing). The figures go to
 /// BENCHMARKS.md: `cargo test -p acidizer-tests --test dynamodb_faults requests_per_increment -- --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

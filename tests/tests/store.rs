@@ -3,7 +3,7 @@
 
 use acidizer_store_dynamodb::{DynamoStore, create_missing_tables};
 use acidizer_store_sqlite::SqliteStore;
-use acidizer_tests::{dynamodb_local, store_contract};
+use acidizer_tests::{dynamo_model, dynamodb_local, store_contract};
 use std::sync::Arc;
 
 /// A SQLite store in its own directory (kept alive beside it).
@@ -12,9 +12,10 @@ fn sqlite() -> (SqliteStore, tempfile::TempDir) {
     (SqliteStore::open(dir.path()).unwrap(), dir)
 }
 
-/// A DynamoDB store on a fresh table of DynamoDB Local.
+/// A DynamoDB store on a fresh table of DynamoDB Local, behind the model of DynamoDB's latency, conflicts and
+/// partition budget.
 async fn dynamodb() -> DynamoStore {
-    let client = dynamodb_local::client(&dynamodb_local::shared().endpoint);
+    let client = dynamodb_local::client(dynamo_model::shared_endpoint());
     let table = format!("store-{}", uuid::Uuid::new_v4().simple());
     create_missing_tables(&client, &table, None).await.unwrap();
     DynamoStore::new(client, table)
