@@ -51,3 +51,19 @@ async fn hosts_racing_on_a_hot_counter_are_exact_and_each_is_answered() {
     println!("{counts:?}");
     assert!(counts.conflicts > 0, "the hosts' transactions met: {counts:?}");
 }
+
+/// One Lambda Managed Instances environment: one `acidizer-api` process that takes 32 invocations at once
+/// (`AWS_LAMBDA_MAX_CONCURRENCY`, from a Runtime API that hands them out as they come), whose changes of one
+/// counter commit in groups, exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_managed_instances_environment_commits_its_invocations_in_groups_exact() {
+    let proxy = FaultProxy::start_modelled(&dynamodb_local::shared().endpoint, DynamoModel::AWS).await;
+    let app = App::spawn_lambda(&proxy.endpoint, 1, &[("AWS_LAMBDA_MAX_CONCURRENCY", "32".to_owned())]).await;
+    assert_eq!(app.increment(Some("warm-up"), None).await.status(), 200);
+    proxy.reset_counts();
+    let report = load::run(&app, "managed", 32, 8).await;
+    load::assert_exact(&app, "managed", &report).await;
+    let (commits, transactions) = (report.first.len() as f64, proxy.count("TransactWriteItems") as f64);
+    println!("one environment, 32 at once: {commits} commits in {transactions} transactions");
+    assert!(transactions < commits / 2.0, "{transactions} transactions for {commits} changes: not at once, in groups");
+}

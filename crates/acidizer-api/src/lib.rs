@@ -6,6 +6,7 @@
 
 pub mod http_event;
 mod server_errors;
+mod whole_bodies;
 
 use acidizer_core::domain::COUNTER_MAX_ENV;
 use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins, CounterMax, Counters};
@@ -16,7 +17,9 @@ use acidizer_store_dynamodb::{COUNTER_TABLE_ENV, DynamoStore, lambda_sdk_config}
 
 pub use server_errors::count_server_errors;
 
-/// Runs the function: the router on DynamoDB, behind the mending of events lambda_http would panic on.
+/// Runs the function: the router on DynamoDB, behind the mending of events lambda_http would panic on; on Lambda
+/// Managed Instances, as many invocations at once as `AWS_LAMBDA_MAX_CONCURRENCY` says, on one store whose groups
+/// they share.
 pub async fn run() -> Result<(), lambda_http::Error> {
     let metrics = acidizer_lambda::init("acidizer-api")?;
     let table = required_env(COUNTER_TABLE_ENV)?;
@@ -26,6 +29,6 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     let client = Client::new(&lambda_sdk_config());
     let app = router(Counters::new(DynamoStore::new(client, table)).with_max(max), &origins);
     let app = count_server_errors(app);
-    let handler = http_event::Mended(lambda_http::Adapter::from(app));
-    acidizer_lambda::service::run(metrics, handler).await
+    let handler = http_event::Mended(lambda_http::Adapter::from(whole_bodies::whole_bodies(app)));
+    acidizer_lambda::concurrent::run(metrics, handler).await
 }

@@ -2,6 +2,8 @@
 //! JSON in the template), and the metrics of `acidizer_core::telemetry` in CloudWatch Embedded Metric Format,
 //! flushed to stdout after each invocation, under `METRICS_NAMESPACE` with a `Function` dimension.
 
+pub mod concurrent;
+
 pub use metrics_cloudwatch_embedded::Collector;
 pub use metrics_cloudwatch_embedded::lambda::{handler, service};
 
@@ -9,6 +11,10 @@ pub use metrics_cloudwatch_embedded::lambda::{handler, service};
 pub const METRICS_NAMESPACE_ENV: &str = "METRICS_NAMESPACE";
 /// The namespace when `METRICS_NAMESPACE` is not set.
 pub const DEFAULT_NAMESPACE: &str = "Acidizer";
+/// The metric of each cold start.
+const COLD_START_METRIC: &str = "ColdStart";
+/// The property that names the invocation a line of metrics is from.
+const REQUEST_ID_PROPERTY: &str = "RequestId";
 
 /// Why a function does not start: its metrics, or what its environment lacks or holds that it cannot use.
 #[derive(thiserror::Error)]
@@ -51,8 +57,6 @@ pub fn init(function: &'static str) -> Result<&'static Collector, StartError> {
     let collector = metrics_cloudwatch_embedded::Builder::new()
         .cloudwatch_namespace(namespace)
         .with_dimension("Function", function)
-        .lambda_cold_start_metric("ColdStart")
-        .with_lambda_request_id("RequestId")
         .init()
         .map_err(StartError::Metrics)?;
     Ok(collector)
