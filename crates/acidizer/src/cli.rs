@@ -40,7 +40,8 @@ pub struct BenchArgs {
     /// How many clients send at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// The counter to change (no one else should change it during the run: the final check reads its history).
+    /// The counter to change (others may change it too: the final check reads its history between the states read
+    /// before and after the run, and finds every change acknowledged to this run there).
     #[arg(long, default_value = "bench")]
     pub counter: String,
     /// Also measure the naive durable rate on this machine's temporary directory (one SQLite transaction per

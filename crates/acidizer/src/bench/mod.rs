@@ -247,7 +247,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         return Err(BenchError::Unanswered(all.failures));
     }
     let after = read_state(&http, &base, &counter).await?;
-    let history = read_history(&http, &base, &counter, before.seq).await?;
+    let history = read_history(&http, &base, &counter, before.seq, after.seq).await?;
     check_exact(before, after, &history, &all.acknowledged)?;
     report["exact"] = true.into();
     if text {
@@ -458,15 +458,19 @@ async fn read_state(http: &reqwest::Client, base: &str, counter: &CounterName) -
     }
 }
 
-/// The records with `seq`s after `after`, oldest first.
+/// The records with `seq`s after `after`, up to `upto`, oldest first (changes from other clients may go on meanwhile).
 async fn read_history(
     http: &reqwest::Client,
     base: &str,
     counter: &CounterName,
     after: u64,
+    upto: u64,
 ) -> Result<Vec<Record>, BenchError> {
     let mut records = Vec::new();
-    let mut url = format!("{base}/counters/{counter}/history?limit=100");
+    if upto <= after {
+        return Ok(records);
+    }
+    let mut url = format!("{base}/counters/{counter}/history?limit=100&before={}", upto + 1);
     'pages: loop {
         let page = get_json(http, &url).await?;
         for item in page["items"].as_array().map(Vec::as_slice).unwrap_or_default() {
