@@ -193,7 +193,7 @@ fn the_functions_get_the_environment_the_code_reads() {
     assert_eq!(acidizer_core::ALLOWED_ORIGINS_ENV, "ALLOWED_ORIGINS");
 }
 
-/// The template through the SAM transform, as CloudFormation receives it (`tests/support/sam_transform.py`).
+/// The template through its transforms, as CloudFormation deploys it (`tests/support/sam_transform.py`).
 fn transformed(parameters: &[&str]) -> serde_json::Value {
     let root = binaries::repo_root();
     let output = std::process::Command::new("python3")
@@ -207,12 +207,13 @@ fn transformed(parameters: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("the transform prints JSON")
 }
 
-/// The HTTP API's CORS configuration survives the SAM transform whole — origins, methods, headers, exposed
-/// headers and max age — for any origin and for a list of them.
+/// The HTTP API's CORS configuration survives the transforms whole — origins, methods, headers, exposed headers
+/// and max age — for the stack's own site, for any origin and for a list of them. (AWS::LanguageExtensions settles
+/// the template's one condition over the whole configuration, and splits the list, before SAM reads it.)
 #[test]
 fn cors_survives_the_sam_transform() {
     let site = serde_json::json!([{"Fn::Sub": "https://${SiteDistribution.DomainName}"}]);
-    let list = serde_json::json!({"Fn::Split": [",", "https://a.example,https://b.example"]});
+    let list = serde_json::json!(["https://a.example", "https://b.example"]);
     for (parameters, origins) in [
         (vec![], site),
         (vec!["AllowedOrigins=*"], serde_json::json!(["*"])),
@@ -220,24 +221,12 @@ fn cors_survives_the_sam_transform() {
     ] {
         let template = transformed(&parameters);
         let cors = &template["Resources"]["HttpApi"]["Properties"]["Body"]["x-amazon-apigateway-cors"];
-        // Fn::If [AnyOrigin, any, Fn::If [SiteOrigin, the site, the list]]
-        let outer = cors["Fn::If"].as_array().unwrap_or_else(|| panic!("one condition over the whole: {cors}"));
-        let inner = outer[2]["Fn::If"].as_array().unwrap_or_else(|| panic!("then one for the site: {cors}"));
-        assert_eq!((&outer[0], &inner[0]), (&serde_json::json!("AnyOrigin"), &serde_json::json!("SiteOrigin")));
-        let branches = [&outer[1], &inner[1], &inner[2]];
-        let chosen = match parameters.first().copied() {
-            None => branches[1],
-            Some("AllowedOrigins=*") => branches[0],
-            Some(_) => branches[2],
-        };
-        assert_eq!(chosen["allowOrigins"], origins, "{cors}");
-        for branch in branches {
-            assert_eq!(branch["allowMethods"], serde_json::json!(["GET", "POST", "OPTIONS"]), "{cors}");
-            assert_eq!(branch["allowHeaders"], serde_json::json!(["content-type", "idempotency-key"]), "{cors}");
-            let exposed = serde_json::json!(["idempotent-replayed", "x-request-id", "retry-after"]);
-            assert_eq!(branch["exposeHeaders"], exposed, "{cors}");
-            assert_eq!(branch["maxAge"], 600, "{cors}");
-        }
+        assert_eq!(cors["allowOrigins"], origins, "{parameters:?}: {cors}");
+        assert_eq!(cors["allowMethods"], serde_json::json!(["GET", "POST", "OPTIONS"]), "{cors}");
+        assert_eq!(cors["allowHeaders"], serde_json::json!(["content-type", "idempotency-key"]), "{cors}");
+        let exposed = serde_json::json!(["idempotent-replayed", "x-request-id", "retry-after"]);
+        assert_eq!(cors["exposeHeaders"], exposed, "{cors}");
+        assert_eq!(cors["maxAge"], 600, "{cors}");
         assert_eq!(template["Conditions"]["AnyOrigin"]["Fn::Equals"][1], "*", "AnyOrigin holds for * alone");
         assert_eq!(template["Conditions"]["SiteOrigin"]["Fn::Equals"][1], "", "SiteOrigin holds for nothing named");
     }
@@ -271,4 +260,124 @@ fn the_canary_rolls_back_on_the_new_versions_errors_and_5xx() {
     }
     assert_eq!(resources["ApiServerErrorsAlarm"]["Properties"]["MetricName"], acidizer_core::telemetry::SERVER_ERRORS);
     assert!(version("ApiServerErrorsAlarm").is_some());
+}
+
+/// The resource `logical_id` of a transformed template, which must exist.
+fn resource<'a>(template: &'a serde_json::Value, logical_id: &str) -> &'a serde_json::Value {
+    let resource = &template["Resources"][logical_id];
+    assert!(resource.is_object(), "{logical_id} exists");
+    resource
+}
+
+/// The published version acidizer-api's alias points at.
+fn api_version(template: &serde_json::Value) -> &serde_json::Value {
+    let version = &resource(template, "ApiFunctionAliaslive")["Properties"]["FunctionVersion"]["Fn::GetAtt"][0];
+    resource(template, version.as_str().expect("the alias names its version"))
+}
+
+/// Compute chooses where acidizer-api runs, on its one definition (alias, canary, events, alarms). OnDemand, the
+/// default, is Lambda's own fleet and nothing at rest: no capacity provider on the function, and the Managed
+/// Instances resources all stand under their condition. ManagedInstances puts the function on a capacity provider
+/// of its own, in a VPC whose only way out is the gateway endpoint to DynamoDB.
+#[test]
+fn compute_chooses_lambda_or_managed_instances_for_acidizer_api() {
+    use serde_json::json;
+    let managed_resource = |r: &serde_json::Value| {
+        let kind = r["Type"].as_str().unwrap_or_default();
+        kind.starts_with("AWS::EC2::") || kind == "AWS::Lambda::CapacityProvider"
+    };
+
+    // On demand, as every stage so far: Lambda's fleet, 256 MB, the reserved concurrency asked for.
+    let template = transformed(&["ApiReservedConcurrency=10"]);
+    assert_eq!(template["Parameters"]["Compute"]["Default"], "OnDemand");
+    let condition = json!({"Fn::Equals": [{"Ref": "Compute"}, "ManagedInstances"]});
+    assert_eq!(template["Conditions"]["ManagedInstances"], condition);
+    let function = &resource(&template, "ApiFunction")["Properties"];
+    assert_eq!(function["CapacityProviderConfig"], serde_json::Value::Null, "{function}");
+    assert_eq!(function["MemorySize"], 256);
+    assert_eq!(function["FunctionName"], json!({"Fn::Sub": "acidizer-${StageName}-api"}));
+    assert_eq!(function["ReservedConcurrentExecutions"], json!({"Ref": "ApiReservedConcurrency"}));
+    assert_eq!(api_version(&template)["DeletionPolicy"], "Retain", "versions stay, as before");
+    let resources = template["Resources"].as_object().unwrap();
+    let managed: Vec<&String> = resources.iter().filter(|(_, r)| managed_resource(r)).map(|(id, _)| id).collect();
+    assert!(managed.len() >= 8, "the capacity provider and its VPC are declared: {managed:?}");
+    for (id, r) in resources {
+        if managed_resource(r) || id.starts_with("ApiCapacityProvider") {
+            assert_eq!(r["Condition"], "ManagedInstances", "{id} exists only on ManagedInstances");
+        } else {
+            assert_ne!(r["Condition"], "ManagedInstances", "{id} exists on either compute");
+        }
+    }
+
+    // On Managed Instances: the same function, on the capacity provider, 2 GB environments of one vCPU taking
+    // ManagedInstancesConcurrency invocations each (32 unless set); no reserved concurrency (the vCPUs bound it).
+    let template = transformed(&["Compute=ManagedInstances", "ApiReservedConcurrency=10"]);
+    assert_eq!(template["Parameters"]["ManagedInstancesConcurrency"]["Default"], 32);
+    let function = &resource(&template, "ApiFunction")["Properties"];
+    let arn = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:capacity-provider:${ApiCapacityProvider}";
+    let config = json!({"LambdaManagedInstancesCapacityProviderConfig": {
+        "CapacityProviderArn": {"Fn::Sub": arn},
+        "PerExecutionEnvironmentMaxConcurrency": {"Ref": "ManagedInstancesConcurrency"},
+        "ExecutionEnvironmentMemoryGiBPerVCpu": 2,
+    }});
+    assert_eq!(function["CapacityProviderConfig"], config);
+    assert_eq!(function["MemorySize"], 2048);
+    assert_eq!(function["FunctionName"], json!({"Fn::Sub": "acidizer-${StageName}-api-mi"}), "a switch replaces it");
+    assert_eq!(function["ReservedConcurrentExecutions"], serde_json::Value::Null, "{function}");
+    assert_eq!(function["VpcConfig"], serde_json::Value::Null, "the capacity provider holds the network");
+    assert_eq!(api_version(&template)["DeletionPolicy"], "Delete", "a version gone takes its environments along");
+    let group = template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|r| r["Type"] == "AWS::CodeDeploy::DeploymentGroup")
+        .expect("the canary stays");
+    assert!(group["Properties"]["AlarmConfiguration"]["Alarms"].to_string().contains("ApiServerErrorsAlarm"));
+
+    let provider = resource(&template, "ApiCapacityProvider");
+    assert_eq!(provider["Type"], "AWS::Lambda::CapacityProvider");
+    assert_eq!(provider["Condition"], "ManagedInstances");
+    let properties = &provider["Properties"];
+    assert_eq!(properties["CapacityProviderName"], json!({"Fn::Sub": "acidizer-${StageName}-api"}));
+    let network = json!({"SubnetIds": [{"Ref": "ComputeSubnetA"}, {"Ref": "ComputeSubnetB"}],
+        "SecurityGroupIds": [{"Ref": "ComputeSecurityGroup"}]});
+    assert_eq!(properties["VpcConfig"], network);
+    assert_eq!(properties["InstanceRequirements"], json!({"Architectures": [{"Ref": "Architecture"}]}));
+    assert_eq!(properties["CapacityProviderScalingConfig"]["MaxVCpuCount"], json!({"Ref": "ManagedInstancesMaxVCpus"}));
+    let operator = json!({"Fn::GetAtt": ["ApiCapacityProviderOperatorRole", "Arn"]});
+    assert_eq!(properties["PermissionsConfig"]["CapacityProviderOperatorRoleArn"], operator);
+    assert_eq!(resource(&template, "ApiCapacityProviderOperatorRole")["Condition"], "ManagedInstances");
+
+    // Two private subnets in two Availability Zones, one route table, and no way to the internet.
+    for (subnet, zone) in [("ComputeSubnetA", 0), ("ComputeSubnetB", 1)] {
+        let properties = &resource(&template, subnet)["Properties"];
+        assert_eq!(properties["VpcId"], json!({"Ref": "ComputeVpc"}));
+        assert_eq!(properties["AvailabilityZone"], json!({"Fn::Select": [zone, {"Fn::GetAZs": ""}]}));
+        assert_eq!(properties["MapPublicIpOnLaunch"], false);
+        let association = &resource(&template, &format!("{subnet}Routes"))["Properties"];
+        assert_eq!(*association, json!({"SubnetId": {"Ref": subnet}, "RouteTableId": {"Ref": "ComputeRouteTable"}}));
+    }
+    for (id, r) in template["Resources"].as_object().unwrap() {
+        let kind = r["Type"].as_str().unwrap();
+        let no_way_out = ["AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::Route", "AWS::EC2::EIP"];
+        assert!(!no_way_out.contains(&kind), "{id}: {kind}");
+    }
+    let endpoint = resource(&template, "DynamoDbEndpoint");
+    assert_eq!(endpoint["Condition"], "ManagedInstances");
+    let properties = &endpoint["Properties"];
+    assert_eq!(properties["VpcEndpointType"], "Gateway");
+    assert_eq!(properties["ServiceName"], json!({"Fn::Sub": "com.amazonaws.${AWS::Region}.dynamodb"}));
+    assert_eq!(properties["RouteTableIds"], json!([{"Ref": "ComputeRouteTable"}]));
+    assert_eq!(
+        properties["PolicyDocument"]["Statement"][0]["Resource"],
+        json!({"Fn::GetAtt": ["CounterTable", "Arn"]})
+    );
+    let group = &resource(&template, "ComputeSecurityGroup")["Properties"];
+    assert_eq!(group["SecurityGroupIngress"], serde_json::Value::Null, "nothing comes in");
+    let egress = group["SecurityGroupEgress"].as_array().expect("egress rules");
+    assert_eq!(egress.len(), 1, "{egress:?}");
+    assert_eq!(
+        (&egress[0]["IpProtocol"], &egress[0]["FromPort"], &egress[0]["ToPort"]),
+        (&json!("tcp"), &json!(443), &json!(443))
+    );
 }

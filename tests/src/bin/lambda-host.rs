@@ -1,7 +1,8 @@
 //! A Lambda function run as Lambda runs it — a local Runtime API and, in front of it, a stand-in for API Gateway's
 //! HTTP API (`acidizer_tests::lambda`) — for the benchmarks of tests/perf: prints `listening on http://ADDR` once
-//! it listens, and runs until it is killed. The function gets this program's environment (its table,
-//! `AWS_ENDPOINT_URL`, `AWS_LAMBDA_MAX_CONCURRENCY` for a Lambda Managed Instances environment, …).
+//! it listens, and runs until SIGTERM or SIGINT, when it stops the function's processes with it. The function gets
+//! this program's environment (its table, `AWS_ENDPOINT_URL`, `AWS_LAMBDA_MAX_CONCURRENCY` for a Lambda Managed
+//! Instances environment, …).
 //!
 //! Usage: `lambda-host BOOTSTRAP INSTANCES`
 
@@ -26,5 +27,12 @@ async fn main() {
         .collect();
     let gateway = Gateway::start(&PathBuf::from(bootstrap), &env, instances).await;
     println!("listening on {}", gateway.base);
-    std::future::pending::<()>().await;
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    // The function's processes are killed with the gateway.
+    drop(gateway);
 }
