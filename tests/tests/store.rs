@@ -273,3 +273,69 @@ async fn on_dynamodb_groups_cross_a_thousand_and_the_history_reads_back_gap_free
     println!("{CHANGES} changes from {TASKS} tasks committed in {pages} audit pages");
     assert!(pages < CHANGES / 4, "{pages} pages for {CHANGES} changes: they did not commit in groups");
 }
+
+/// While hosts from before group commit still run beside the new ones (a deployment's canary), their one-record
+/// audit items land between the new hosts' pages: the history reads both, gap-free.
+#[tokio::test]
+async fn on_dynamodb_records_of_older_hosts_between_pages_read_in_order() {
+    use acidizer_core::{
+        ChangeCommand, ChangeOutcome, CounterMax, CounterName, CounterStore, Delta, HistoryLimit, HistoryQuery,
+        RequestId, Timestamp,
+    };
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    use std::time::{Duration, Instant};
+
+    let store = dynamodb().await;
+    let counter = CounterName::parse("mixed").unwrap();
+    let change = |key: &str| ChangeCommand {
+        counter: counter.clone(),
+        delta: Delta::Increment,
+        request_id: RequestId::parse(key).unwrap(),
+        max: CounterMax::DEFAULT,
+        at: Timestamp::now(),
+        deadline: Instant::now() + Duration::from_secs(10),
+    };
+    for key in ["new-1", "new-2"] {
+        assert!(matches!(store.change(change(key)).await.unwrap(), ChangeOutcome::Committed { .. }));
+    }
+    // An older host commits seq 3 as it did: the counter, and one audit record in the counter's partition.
+    let old_items = [
+        vec![
+            ("pk", S("counter#mixed".into())),
+            ("sk", N("0".into())),
+            ("kind", S("counter".into())),
+            ("counter", S("mixed".into())),
+            ("value", N("3".into())),
+            ("seq", N("3".into())),
+            ("updatedAt", N("1795428000300".into())),
+            ("requestId", S("old-3".into())),
+        ],
+        vec![
+            ("pk", S("counter#mixed".into())),
+            ("sk", N("3".into())),
+            ("kind", S("audit".into())),
+            ("counter", S("mixed".into())),
+            ("requestId", S("old-3".into())),
+            ("at", N("1795428000300".into())),
+            ("delta", N("1".into())),
+            ("value", N("3".into())),
+        ],
+    ];
+    for item in old_items {
+        let item = item.into_iter().map(|(name, value)| (name.to_owned(), value)).collect();
+        store.client().put_item().table_name(store.table()).set_item(Some(item)).send().await.unwrap();
+    }
+    for key in ["new-4", "new-5"] {
+        assert!(matches!(store.change(change(key)).await.unwrap(), ChangeOutcome::Committed { .. }));
+    }
+    for (before, limit, expected) in [
+        (None, "10", vec![(5, "new-5"), (4, "new-4"), (3, "old-3"), (2, "new-2"), (1, "new-1")]),
+        (Some(4), "2", vec![(3, "old-3"), (2, "new-2")]),
+        (Some(900), "1", vec![(5, "new-5")]),
+    ] {
+        let query = HistoryQuery { before, limit: HistoryLimit::parse(limit).unwrap() };
+        let history = store.history(&counter, query).await.unwrap();
+        let read: Vec<(u64, &str)> = history.iter().map(|r| (r.seq, r.request_id.as_str())).collect();
+        assert_eq!(read, expected, "before {before:?}, limit {limit}");
+    }
+}

@@ -26,9 +26,12 @@ use aws_sdk_dynamodb::types::{
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// The pauses between attempts: from under 5 ms, doubling, to at most 400 ms.
+/// The pauses between attempts: from under 5 ms, doubling, to at most 400 ms after a throttle, and 40 ms after a
+/// lost race — a few transactions' time: a host that waited longer would find the counter taken again by the hosts
+/// that did not, lose again, and starve while they go on.
 const RETRY_BASE: Duration = Duration::from_millis(5);
 const RETRY_CAP: Duration = Duration::from_millis(400);
+const CONTENDED_CAP: Duration = Duration::from_millis(40);
 
 /// The most changes one group carries: a transaction holds at most 100 items, and the counter and up to two audit
 /// pages go with the changes' answers.
@@ -115,13 +118,17 @@ enum Planned {
 
 /// Commits `group` (changes of `counter`, in the order they arrived, no request id twice) and answers each.
 pub(crate) async fn commit(store: &DynamoStore, counter: &CounterName, mut group: Vec<Pending>) {
-    let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
+    let (mut after_throttle, mut after_race) =
+        (Backoff::new(RETRY_BASE, RETRY_CAP), Backoff::new(RETRY_BASE, CONTENDED_CAP));
+    let mut last_throttled: bool;
     let (mut throttled, mut contended) = (false, false);
     // Try first from the state last seen here (zero for a counter never seen: a new counter then costs one request).
     let mut known = Some(Known::Hint(store.last_seen.get(counter).unwrap_or_default()));
     loop {
         group = answer_late(group, throttled, contended);
-        let Some(deadline) = group.iter().map(|pending| pending.command.deadline).min() else { return };
+        // An attempt may run until the last member's deadline: a member whose own deadline passes meanwhile has been
+        // answered by then (the use case gives up on it), and the others keep their chance.
+        let Some(deadline) = group.iter().map(|pending| pending.command.deadline).max() else { return };
         let (head, fact) = match known.take() {
             Some(Known::Fact(head)) => (head, true),
             Some(Known::Hint(head)) => (head, false),
@@ -196,6 +203,7 @@ pub(crate) async fn commit(store: &DynamoStore, counter: &CounterName, mut group
             Err(Attempt::InProgress) => return answer_all(group, &StoreError::Timeout),
             Err(Attempt::Retry { throttled: now, current }) => {
                 throttled |= now;
+                last_throttled = now;
                 if let Some(current) = current {
                     store.last_seen.set(counter, current);
                 }
@@ -208,9 +216,8 @@ pub(crate) async fn commit(store: &DynamoStore, counter: &CounterName, mut group
                 contended |= !now;
             }
         }
-        let pause = backoff.next_delay();
-        let latest = group.iter().map(|pending| pending.command.deadline).max().unwrap_or(deadline);
-        if Instant::now() + pause >= latest {
+        let pause = if last_throttled { after_throttle.next_delay() } else { after_race.next_delay() };
+        if Instant::now() + pause >= deadline {
             // Logged where it is answered (a 503), with its cause; here only how many attempts it took.
             tracing::debug!(%counter, changes = group.len(), "a group gave up on contention");
             let error = if throttled { StoreError::Overloaded } else { StoreError::Contention };

@@ -1,20 +1,21 @@
 //! A counter's history, newest first: from the audit pages of group commits (a partition of pages every thousand
-//! `seq`s) and, below the first page, from the one-record audit items written before group commit, in the
-//! counter's own partition. `seq`s are gap-free, so the record wanted next is always known: the page that ends with
-//! it, or, when there is none, the older items.
+//! `seq`s) and from the one-record audit items that hosts from before group commit write in the counter's own
+//! partition — below the first page, or between pages while both kinds of host run (a deployment's canary). `seq`s
+//! are gap-free, so the record wanted next is always known: each round reads the pages and the one-record items at
+//! and below it, and takes the records from it down for as long as they follow one another.
 
 use crate::items::{self, AuditItem, AuditPageItem};
 use crate::{DynamoStore, group, layout, sdk_error};
 use acidizer_core::{AuditRecord, CounterName, HistoryQuery, StoreError};
 use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::BTreeMap;
 
-/// A page of audit records that leaves a gap below the record wanted.
+/// A history without the record that `seq`s 1..N promise.
 #[derive(Debug, thiserror::Error)]
-#[error("the audit pages of {counter} skip from {wanted} to {found}")]
+#[error("the history of {counter} has no record {missing}")]
 struct Gap {
     counter: CounterName,
-    wanted: u64,
-    found: u64,
+    missing: u64,
 }
 
 pub(crate) async fn read(
@@ -32,9 +33,15 @@ pub(crate) async fn read(
     };
     let mut records: Vec<AuditRecord> = Vec::with_capacity(limit);
     while records.len() < limit && next >= 1 {
-        let pages = pages(store, counter, next, limit - records.len()).await?;
-        if pages.is_empty() {
+        let wanted = limit - records.len();
+        let mut found: BTreeMap<u64, AuditRecord> = BTreeMap::new();
+        for page in pages(store, counter, next, wanted).await? {
+            found.extend(page.into_records()?.into_iter().filter(|record| record.seq <= next).map(|r| (r.seq, r)));
+        }
+        found.extend(single_records(store, counter, next, wanted).await?.into_iter().map(|r| (r.seq, r)));
+        if !found.contains_key(&next) {
             if !exists {
+                // `next` may lie past the counter's last change: start from that change.
                 exists = true;
                 let last = newest().await?;
                 if last < next {
@@ -42,27 +49,15 @@ pub(crate) async fn read(
                     continue;
                 }
             }
-            // No page holds `next`: it is older than group commit.
-            records.extend(single_records(store, counter, next, limit - records.len()).await?);
-            break;
+            return Err(StoreError::corrupt(Gap { counter: counter.clone(), missing: next }));
         }
-        for page in pages {
-            if page.last_seq() < next {
-                if exists || !records.is_empty() {
-                    let gap = Gap { counter: counter.clone(), wanted: next, found: page.last_seq() };
-                    return Err(StoreError::corrupt(gap));
-                }
-                // `seq`s are gap-free: the newest page at or below `next` ends with the counter's last change.
-                next = page.last_seq();
-            }
-            exists = true;
-            let first = page.sk;
-            let newest_first = page.into_records()?.into_iter().rev().filter(|record| record.seq <= next);
-            records.extend(newest_first.take(limit - records.len()));
-            next = first.saturating_sub(1);
-            if records.len() == limit {
-                break;
-            }
+        exists = true;
+        // From `next` down, for as long as the records follow one another (the next round reads further down).
+        while records.len() < limit
+            && let Some(record) = found.remove(&next)
+        {
+            records.push(record);
+            next -= 1;
         }
     }
     Ok(records)

@@ -214,11 +214,6 @@ impl AuditPageItem {
         from_item(item)
     }
 
-    /// The `seq` after the page's last change.
-    pub(crate) fn last_seq(&self) -> u64 {
-        self.sk + self.request_ids.len() as u64 - 1
-    }
-
     /// The page's audit records, oldest first.
     pub(crate) fn into_records(self) -> Result<Vec<AuditRecord>, StoreError> {
         let unreadable = || StoreError::corrupt(ItemError::Page(self.counter.clone()));
@@ -311,7 +306,6 @@ mod tests {
         let page = AuditPageItem::new(&counter, 7, 1_795_428_000_000, &records);
         assert_eq!((page.pk.as_str(), page.sk, page.deltas.as_str()), ("audits#page#1", 1999, "+-"));
         let read = AuditPageItem::from_item(&to_item(&page).unwrap()).unwrap();
-        assert_eq!(read.last_seq(), 2000);
         let records: Vec<_> =
             read.into_records().unwrap().into_iter().map(|r| (r.seq, r.delta, r.value, r.request_id)).collect();
         assert_eq!(records, [(1999, Delta::Increment, 8, id("a")), (2000, Delta::Decrement, 7, id("b"))]);
