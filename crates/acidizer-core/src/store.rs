@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(48 * 60 * 60);
 
 /// One change to commit: the counter, +1 or -1, the request id it is known by, the ceiling it must stay under, and
-/// the instant of the request (the embedded store stamps the instant of its commit instead, so that `updatedAt`
-/// follows the `seq`s).
+/// the instant of the request (both stores stamp a change with the instant of the commit that carries it instead,
+/// so that `updatedAt` follows the `seq`s).
 #[derive(Debug, Clone)]
 pub struct ChangeCommand {
     pub counter: CounterName,
