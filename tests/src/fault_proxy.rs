@@ -57,7 +57,7 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// A proxy to `upstream` that applies `fault` to about `rate` of the faultable requests.
+    /// A proxy to `upstream` that applies `fault` to the first faultable request and about `rate` of the others.
     pub async fn start(upstream: &str, fault: Fault, rate: f64) -> FaultProxy {
         Self::start_with(upstream, fault, rate, None).await
     }
@@ -142,7 +142,10 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         None => None,
     };
     let faulting = shared.faulting.load(Ordering::Relaxed);
-    let picked = faulting && FAULTED.contains(&target.as_str()) && fastrand::f64() < shared.rate;
+    // The first faultable request is always picked (a group commit makes few requests: at a low rate, a run could
+    // meet no fault at all), then about `rate` of them.
+    let first = shared.injected.load(Ordering::Relaxed) == 0;
+    let picked = faulting && FAULTED.contains(&target.as_str()) && (first || fastrand::f64() < shared.rate);
     let fault = if picked { shared.fault } else { Fault::None };
     if picked {
         shared.injected.fetch_add(1, Ordering::Relaxed);
