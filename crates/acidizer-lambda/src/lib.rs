@@ -57,6 +57,10 @@ pub fn init(function: &'static str) -> Result<&'static Collector, StartError> {
     let collector = metrics_cloudwatch_embedded::Builder::new()
         .cloudwatch_namespace(namespace)
         .with_dimension("Function", function)
+        // What metrics_cloudwatch_embedded's own loop writes (acidizer-ws, acidizer-stream); `concurrent` writes the
+        // same for acidizer-api.
+        .lambda_cold_start_metric(COLD_START_METRIC)
+        .with_lambda_request_id(REQUEST_ID_PROPERTY)
         .init()
         .map_err(StartError::Metrics)?;
     Ok(collector)

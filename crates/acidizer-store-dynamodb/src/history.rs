@@ -70,22 +70,8 @@ async fn pages(
     seq: u64,
     limit: usize,
 ) -> Result<Vec<AuditPageItem>, StoreError> {
-    let output = store
-        .client
-        .query()
-        .table_name(&store.table)
-        .key_condition_expression("#pk = :pk AND #sk <= :seq")
-        .expression_attribute_names("#pk", layout::PARTITION_KEY)
-        .expression_attribute_names("#sk", layout::SORT_KEY)
-        .expression_attribute_values(":pk", AttributeValue::S(items::audits_partition(counter, seq)))
-        .expression_attribute_values(":seq", AttributeValue::N(seq.to_string()))
-        .scan_index_forward(false)
-        .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-        .consistent_read(true)
-        .send()
-        .await
-        .map_err(sdk_error)?;
-    output.items().iter().map(AuditPageItem::from_item).collect()
+    let items = newest_first(store, items::audits_partition(counter, seq), seq, limit).await?;
+    items.iter().map(AuditPageItem::from_item).collect()
 }
 
 /// Up to `limit` one-record audit items of `counter` (written before group commit), from `seq` down.
@@ -95,6 +81,18 @@ async fn single_records(
     seq: u64,
     limit: usize,
 ) -> Result<Vec<AuditRecord>, StoreError> {
+    let items = newest_first(store, items::counter_partition(counter), seq, limit).await?;
+    items.iter().map(|item| AuditItem::from_item(item)?.into_record()).collect()
+}
+
+/// Up to `limit` items of `partition` with sort keys from `seq` down to 1 (the counter's own item, at 0, is not
+/// one of them), strongly consistent.
+async fn newest_first(
+    store: &DynamoStore,
+    partition: String,
+    seq: u64,
+    limit: usize,
+) -> Result<Vec<items::Item>, StoreError> {
     let output = store
         .client
         .query()
@@ -102,7 +100,7 @@ async fn single_records(
         .key_condition_expression("#pk = :pk AND #sk BETWEEN :first AND :last")
         .expression_attribute_names("#pk", layout::PARTITION_KEY)
         .expression_attribute_names("#sk", layout::SORT_KEY)
-        .expression_attribute_values(":pk", AttributeValue::S(items::counter_partition(counter)))
+        .expression_attribute_values(":pk", AttributeValue::S(partition))
         .expression_attribute_values(":first", AttributeValue::N("1".to_owned()))
         .expression_attribute_values(":last", AttributeValue::N(seq.to_string()))
         .scan_index_forward(false)
@@ -111,5 +109,5 @@ async fn single_records(
         .send()
         .await
         .map_err(sdk_error)?;
-    output.items().iter().map(|item| AuditItem::from_item(item)?.into_record()).collect()
+    Ok(output.items.unwrap_or_default())
 }
