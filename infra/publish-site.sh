@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Publishes the page of a deployed stack: builds the SPA, writes its config.json from the stack's outputs (the HTTP
 # API, the WebSocket API, the ceiling), uploads both to the site bucket and invalidates CloudFront.
-# Usage: infra/publish-site.sh STACK_NAME   (AWS CLI credentials for the stack's account and region)
+# Usage: infra/publish-site.sh STACK_NAME   (AWS CLI credentials for the stack's account; the Region is
+# samconfig.toml's, where every stage is deployed)
 set -euo pipefail
 stack="${1:?usage: infra/publish-site.sh STACK_NAME}"
 cd "$(dirname "$0")/.."
+AWS_REGION="$(python3 -c 'import tomllib; print(tomllib.load(open("samconfig.toml", "rb"))["default"]["global"]["parameters"]["region"])')"
+export AWS_REGION AWS_DEFAULT_REGION="$AWS_REGION"
 output() {
     aws cloudformation describe-stacks --stack-name "$stack" \
         --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text

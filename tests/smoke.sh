@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The smoke test a deploy ends with, against the stage just deployed (or any running acidizer): /health answers,
-# `acidizer bench` makes a few hundred changes of a fresh counter and checks them exact, and a WebSocket subscriber
+# `acidizer bench` makes a few hundred changes of the smoke counter and checks them exact, and a WebSocket subscriber
 # sees the counter's last change. Any failure exits non-zero.
 # Usage: tests/smoke.sh HTTP_API_URL WEBSOCKET_URL
-# The bench is $ACIDIZER_BIN, or `acidizer` built here first (cargo build --release) when it is not set.
+# The bench is $ACIDIZER_BIN, or `acidizer` built here first (cargo build --release) when it is not set. Every run
+# changes the one counter $SMOKE_COUNTER ("smoke", which a stage's CounterNames always admits), so runs against
+# production do not pile up counters; the bench checks the changes it made, from the counter's state before it.
 set -euo pipefail
 api="${1:?usage: tests/smoke.sh HTTP_API_URL WEBSOCKET_URL}"
 ws="${2:?usage: tests/smoke.sh HTTP_API_URL WEBSOCKET_URL}"
 api="${api%/}"
 cd "$(dirname "$0")/.."
-counter="smoke-$(date +%s)-$RANDOM"
+counter="${SMOKE_COUNTER:-smoke}"
 requests="${SMOKE_REQUESTS:-300}"
 seen="$(mktemp)"
 subscriber=""

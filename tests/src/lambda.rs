@@ -40,7 +40,7 @@ pub struct Gateway {
     pub base: String,
     pub log: tempfile::NamedTempFile,
     shared: Arc<Shared>,
-    _functions: Vec<Child>,
+    functions: Vec<Child>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -96,7 +96,12 @@ impl Gateway {
                     .expect("the Lambda binary starts")
             })
             .collect();
-        Gateway { base: format!("http://{addr}"), log, shared, _functions: functions, _server: server }
+        Gateway { base: format!("http://{addr}"), log, shared, functions, _server: server }
+    }
+
+    /// The process ids of the function's copies.
+    pub fn pids(&self) -> Vec<u32> {
+        self.functions.iter().filter_map(Child::id).collect()
     }
 
     /// What the functions wrote to stdout and stderr so far.

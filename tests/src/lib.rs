@@ -14,6 +14,7 @@ pub mod management_api;
 pub mod mount;
 pub mod powercut;
 pub mod store_contract;
+pub mod stream_records;
 pub mod ws;
 
 pub use app::{App, Target};

@@ -1,7 +1,7 @@
 """The template as CloudFormation receives it: `infra/template.yaml` through its transforms — AWS::LanguageExtensions
 as far as this template needs it (below), then the SAM transform (the `aws-sam-translator` pinned in tests/tools) —
-printed as JSON. The function code is stood in for by S3 locations, as `sam package` writes them; no AWS account is
-asked anything.
+printed as JSON. The built functions' code is stood in for by S3 locations, as `sam package` writes them (inline
+code stays inline); no AWS account is asked anything.
 
 Of AWS::LanguageExtensions this does what the template relies on, before SAM reads it: each Fn::If whose condition
 the parameters decide (Fn::Equals, Fn::Not, Fn::And, Fn::Or and Condition over parameters and literals) becomes its
@@ -111,13 +111,13 @@ def language_extensions(template, parameters):
 
 
 def main():
-    os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # samconfig.toml's Region
     with open(sys.argv[1], encoding="utf-8") as source:
         template = yaml_parse(source.read())
     parameters = dict(argument.split("=", 1) for argument in sys.argv[2:])
     template = language_extensions(template, parameters)
     for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
+        if resource["Type"] == "AWS::Serverless::Function" and "InlineCode" not in resource["Properties"]:
             resource["Properties"]["CodeUri"] = "s3://acidizer-artifacts/function.zip"
     json.dump(transform(template, parameters, NoManagedPolicies()), sys.stdout, indent=1)
 

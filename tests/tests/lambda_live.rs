@@ -1,12 +1,17 @@
 //! The `acidizer-ws` and `acidizer-stream` Lambda binaries, run as Lambda runs them, against DynamoDB Local and a stand-in
 //! for the Management API that can answer 410, 500 or slowly.
 
+use acidizer_core::ConnectionId;
+use acidizer_core::live::ConnectionStore;
 use acidizer_core::{ChangeCommand, CounterMax, CounterName, CounterStore, Delta, RequestId, Timestamp};
+use acidizer_store_dynamodb::DynamoConnections;
 use acidizer_store_dynamodb::{DynamoStore, create_missing_tables};
 use acidizer_tests::lambda::Gateway;
 use acidizer_tests::management_api::ManagementApi;
+use acidizer_tests::stream_records::{self, StreamReader};
 use acidizer_tests::{binaries, dynamodb_local};
 use aws_sdk_dynamodb::types::AttributeValue;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -20,12 +25,16 @@ struct Stack {
 
 impl Stack {
     async fn new() -> Stack {
+        Self::with(ManagementApi::start().await).await
+    }
+
+    /// A stack whose Management API is `management`.
+    async fn with(management: ManagementApi) -> Stack {
         let emulator = dynamodb_local::shared();
         let suffix = uuid::Uuid::new_v4().simple();
         let (counter_table, connections_table) = (format!("counters-{suffix}"), format!("connections-{suffix}"));
         let dynamodb = dynamodb_local::client(&emulator.endpoint);
         create_missing_tables(&dynamodb, &counter_table, Some(&connections_table)).await.unwrap();
-        let management = ManagementApi::start().await;
         let mut env = dynamodb_local::aws_env(&emulator.endpoint);
         env.push(("COUNTER_TABLE", counter_table.clone()));
         env.push(("CONNECTIONS_TABLE", connections_table.clone()));
@@ -36,6 +45,22 @@ impl Stack {
 
     async fn function(&self, name: &str) -> Gateway {
         Gateway::start(&binaries::lambda(name), &self.env, 1).await
+    }
+
+    /// The connections table's item `connection_id`, if there is one.
+    async fn subscription_item(
+        &self,
+        connection_id: &str,
+    ) -> Option<std::collections::HashMap<String, AttributeValue>> {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.connections_table)
+            .key("connectionId", AttributeValue::S(connection_id.to_owned()))
+            .send()
+            .await
+            .unwrap();
+        item.item().cloned()
     }
 
     async fn subscription(&self, connection: &str) -> Option<String> {
@@ -74,66 +99,9 @@ impl Stack {
 
     /// Everything on the counter table's stream, as the event source mapping would hand it to `acidizer-stream`.
     async fn stream_event(&self) -> Value {
-        let config = aws_sdk_dynamodbstreams::Config::builder()
-            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
-            .endpoint_url(&dynamodb_local::shared().endpoint)
-            .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new("t", "t", None, None, "tests"))
-            .build();
-        let streams = aws_sdk_dynamodbstreams::Client::from_conf(config);
-        let table = self.dynamodb.describe_table().table_name(&self.counter_table).send().await.unwrap();
-        let arn = table.table().unwrap().latest_stream_arn().unwrap().to_owned();
-        let stream = streams.describe_stream().stream_arn(&arn).send().await.unwrap();
-        let shard = stream.stream_description().unwrap().shards()[0].shard_id().unwrap().to_owned();
-        let iterator = streams
-            .get_shard_iterator()
-            .stream_arn(&arn)
-            .shard_id(shard)
-            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap();
-        let records = streams.get_records().shard_iterator(iterator.shard_iterator().unwrap()).send().await.unwrap();
-        let records: Vec<Value> = records
-            .records()
-            .iter()
-            .map(|record| {
-                let change = record.dynamodb().unwrap();
-                json!({
-                    "eventID": record.event_id(),
-                    "eventName": record.event_name().unwrap().as_str(),
-                    "eventVersion": "1.1",
-                    "eventSource": "aws:dynamodb",
-                    "awsRegion": "us-east-1",
-                    "eventSourceARN": arn,
-                    "dynamodb": {
-                        "ApproximateCreationDateTime": 1_795_428_000.0,
-                        "Keys": image(change.keys().unwrap()),
-                        "NewImage": image(change.new_image().unwrap()),
-                        "SequenceNumber": change.sequence_number(),
-                        "SizeBytes": change.size_bytes(),
-                        "StreamViewType": "NEW_IMAGE",
-                    },
-                })
-            })
-            .collect();
-        json!({ "Records": records })
-    }
-}
-
-/// A stream image in DynamoDB JSON, as Lambda receives it.
-fn image(item: &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>) -> Value {
-    item.iter().map(|(name, value)| (name.clone(), attribute(value))).collect::<serde_json::Map<_, _>>().into()
-}
-
-/// One attribute in DynamoDB JSON: those the counter table's items hold (an audit page's request ids are a list).
-fn attribute(value: &aws_sdk_dynamodbstreams::types::AttributeValue) -> Value {
-    use aws_sdk_dynamodbstreams::types::AttributeValue as A;
-    match value {
-        A::S(s) => json!({ "S": s }),
-        A::N(n) => json!({ "N": n }),
-        A::L(list) => json!({ "L": list.iter().map(attribute).collect::<Vec<_>>() }),
-        other => panic!("unexpected attribute {other:?}"),
+        let endpoint = &dynamodb_local::shared().endpoint;
+        let mut stream = StreamReader::open(endpoint, &self.dynamodb, &self.counter_table).await;
+        stream_records::event(&stream.read().await)
     }
 }
 
@@ -375,4 +343,88 @@ async fn the_stream_function_reports_only_records_it_could_not_attempt() {
     others["Records"].as_array_mut().unwrap().retain(|r| r["dynamodb"]["NewImage"]["kind"]["S"] != "counter");
     let answer = stream.invoke(others).await.unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}), "records that are not counter changes are ignored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_subscribers_than_one_invocation_reaches_all_end_on_the_final_state() {
+    // 200 posts a second of 50 ms each; an invocation has 3 s to broadcast: not enough for 1 000 subscribers.
+    let stack = Stack::with(ManagementApi::start_limited(200.0, Duration::from_millis(50)).await).await;
+    let connections = DynamoConnections::new(stack.dynamodb.clone(), stack.connections_table.clone());
+    let ids: Vec<String> = (0..1000).map(|i| format!("sub-{i:04}=")).collect();
+    let tally = CounterName::parse("tally").unwrap();
+    futures::stream::iter(&ids)
+        .for_each_concurrent(16, |id| {
+            let (connections, tally) = (&connections, &tally);
+            async move { connections.subscribe(&ConnectionId::parse(id).unwrap(), tally).await.unwrap() }
+        })
+        .await;
+    stack.increment("tally", 3).await;
+    let event = stack.stream_event().await;
+    let stream =
+        Gateway::start_with_timeout(&binaries::lambda("acidizer-stream"), &stack.env, 1, Duration::from_secs(5)).await;
+
+    // Two more changes commit while the first invocation broadcasts.
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        stack.increment("tally", 2).await;
+    };
+    let (answer, ()) = tokio::join!(stream.invoke(event.clone()), later);
+    let answer = answer.unwrap();
+    assert_eq!(failures(&answer), [] as [Value; 0], "the newer state's records, later in the stream, take it on");
+    let kept = stack.subscription_item("broadcast#tally").await.expect("where the broadcast stopped is kept");
+    assert_eq!((kept["seq"].as_n().unwrap().as_str(), kept["finished"].as_bool().unwrap()), ("5", &false));
+
+    // The event source mapping sends the next batch (the two later changes), and again while it is reported.
+    let mut later = stack.stream_event().await;
+    let first_batch: Vec<Value> = event["Records"].as_array().unwrap().iter().map(|r| r["eventID"].clone()).collect();
+    later["Records"].as_array_mut().unwrap().retain(|r| !first_batch.contains(&r["eventID"]));
+    let later_records = Stack::counter_records(&later);
+    assert_eq!(later_records.len(), 2);
+    let mut invocations = 1;
+    loop {
+        invocations += 1;
+        assert!(invocations <= 6, "each invocation goes on where the last stopped");
+        let answer = stream.invoke(later.clone()).await.unwrap();
+        if failures(&answer).is_empty() {
+            break;
+        }
+        assert_eq!(failures(&answer), later_records, "the newest state not yet everywhere: its records, again");
+    }
+    assert!(invocations >= 3, "{invocations} invocations");
+    let kept = stack.subscription_item("broadcast#tally").await.unwrap();
+    assert!(kept["finished"].as_bool().unwrap(), "kept as finished");
+
+    // The first batch again (a retry, or a late copy): nothing to add.
+    let posts_before = stack.management.all_delivered().values().map(Vec::len).sum::<usize>();
+    assert_eq!(failures(&stream.invoke(event.clone()).await.unwrap()), [] as [Value; 0]);
+    let posts_after = stack.management.all_delivered().values().map(Vec::len).sum::<usize>();
+    assert_eq!(posts_after, posts_before, "a state everyone has is not sent again");
+
+    let delivered = stack.management.all_delivered();
+    // A post that timed out may still have arrived: its outcome is unknown, and it is sent again (an equal
+    // message, never an older one). Only then may a subscriber see a state twice.
+    let timed_out = stream.logs().matches("send timed out").count();
+    let (mut both, mut only_final) = (0, 0);
+    for id in &ids {
+        let seqs: Vec<u64> = delivered[id].iter().map(|(m, _)| m["seq"].as_u64().unwrap()).collect();
+        let increasing = seqs.windows(2).all(|w| w[0] < w[1] || (w[0] == w[1] && timed_out > 0));
+        assert!(increasing, "{id}: strictly increasing {seqs:?}");
+        assert_eq!(seqs.last(), Some(&5), "{id} ends on the final state: {seqs:?}");
+        match seqs.as_slice() {
+            [5] => only_final += 1,
+            _ => both += 1,
+        }
+    }
+    assert!(only_final > 0 && both > 0, "reached before the new state: {both}; after: {only_final}");
+    let (to_one, to_all) = stack.management.most_in_flight();
+    assert_eq!(to_one, 1, "at most one post in flight to a subscriber");
+    let posts = ids.len() + both;
+    let throttled = stack.management.throttled();
+    assert!(
+        throttled > 0 && throttled < posts / 4,
+        "{throttled} of {posts} posts throttled; {to_all} in flight at most"
+    );
+    let totals = acidizer_tests::emf::totals(&stream.logs());
+    assert!(totals.get("PostsThrottled").is_some_and(|n| *n > 0.0), "{totals:?}");
+    assert!(totals.contains_key("PostsInFlight"), "{totals:?}");
 }

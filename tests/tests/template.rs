@@ -141,10 +141,20 @@ fn the_alarms_and_dashboard_watch_the_metrics_the_functions_emit() {
     let resources = template["Resources"].as_mapping().unwrap();
     let mut alarmed = Vec::new();
     for (_, resource) in resources {
-        let namespace = resource["Properties"]["Namespace"].as_str();
-        let aws_metric = namespace.is_some_and(|namespace| namespace.starts_with("AWS/"));
-        if resource["Type"] == "AWS::CloudWatch::Alarm" && !aws_metric {
-            alarmed.push(text(&resource["Properties"]["MetricName"]));
+        if resource["Type"] != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        // An alarm watches one metric, or several through metric math.
+        let watched: Vec<&Value> = match properties["Metrics"].as_sequence() {
+            Some(metrics) => metrics.iter().map(|m| &m["MetricStat"]["Metric"]).filter(|m| !m.is_null()).collect(),
+            None => vec![properties],
+        };
+        for metric in watched {
+            let aws_metric = metric["Namespace"].as_str().is_some_and(|namespace| namespace.starts_with("AWS/"));
+            if !aws_metric {
+                alarmed.push(text(&metric["MetricName"]));
+            }
         }
     }
     assert!(!alarmed.is_empty(), "some alarms watch the functions' own metrics");
@@ -161,13 +171,24 @@ fn the_alarms_and_dashboard_watch_the_metrics_the_functions_emit() {
 fn the_functions_get_the_environment_the_code_reads() {
     let template = template();
     let expected = [
-        ("ApiFunction", "acidizer-api", vec!["ALLOWED_ORIGINS", "COUNTER_MAX", "COUNTER_TABLE"]),
+        ("ApiFunction", "acidizer-api", vec!["ALLOWED_ORIGINS", "COUNTER_MAX", "COUNTER_NAMES", "COUNTER_TABLE"]),
         (
             "WsFunction",
             "acidizer-ws",
-            vec!["ALLOWED_ORIGINS", "CONNECTIONS_TABLE", "COUNTER_TABLE", "WEBSOCKET_ENDPOINT"],
+            vec![
+                "ALLOWED_ORIGINS",
+                "CONNECTIONS_TABLE",
+                "COUNTER_NAMES",
+                "COUNTER_TABLE",
+                "MAX_SUBSCRIBERS_PER_COUNTER",
+                "WEBSOCKET_ENDPOINT",
+            ],
         ),
-        ("StreamFunction", "acidizer-stream", vec!["CONNECTIONS_TABLE", "WEBSOCKET_ENDPOINT"]),
+        (
+            "StreamFunction",
+            "acidizer-stream",
+            vec!["CONNECTIONS_TABLE", "COUNTER_TABLE", "MAX_POSTS_IN_FLIGHT", "WEBSOCKET_ENDPOINT"],
+        ),
     ];
     let by_template: Vec<(&str, &str)> = expected.iter().map(|(id, binary, _)| (*binary, *id)).collect();
     assert_eq!(by_template, binaries::TEMPLATE_FUNCTIONS, "sam build puts each bootstrap under its logical id");
@@ -195,10 +216,15 @@ fn the_functions_get_the_environment_the_code_reads() {
 
 /// The template through its transforms, as CloudFormation deploys it (`tests/support/sam_transform.py`).
 fn transformed(parameters: &[&str]) -> serde_json::Value {
+    transformed_file(&binaries::repo_root().join("infra/template.yaml"), parameters)
+}
+
+/// The template at `path` through its transforms.
+fn transformed_file(path: &std::path::Path, parameters: &[&str]) -> serde_json::Value {
     let root = binaries::repo_root();
     let output = std::process::Command::new("python3")
         .arg(root.join("tests/support/sam_transform.py"))
-        .arg(root.join("infra/template.yaml"))
+        .arg(path)
         .args(parameters)
         .output()
         .expect("python3 runs");
@@ -380,4 +406,561 @@ fn compute_chooses_lambda_or_managed_instances_for_acidizer_api() {
         (&egress[0]["IpProtocol"], &egress[0]["FromPort"], &egress[0]["ToPort"]),
         (&json!("tcp"), &json!(443), &json!(443))
     );
+}
+
+// ---------------------------------------------------------------- the deployment and the pipeline
+
+/// A CloudFormation template of the repository as JSON, its short-form functions (`!Sub`, `!Ref`, …) in their
+/// long form, as SAM's own YAML reader gives them.
+fn cloudformation(relative: &str) -> serde_json::Value {
+    let path = binaries::repo_root().join(relative);
+    let script = "import json, sys\nfrom samtranslator.yaml_helper import yaml_parse\n\
+                  json.dump(yaml_parse(open(sys.argv[1], encoding='utf-8').read()), sys.stdout)";
+    let output = std::process::Command::new("python3").args(["-c", script]).arg(&path).output().expect("python3 runs");
+    assert!(output.status.success(), "{relative}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+fn read(relative: &str) -> String {
+    std::fs::read_to_string(binaries::repo_root().join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+/// The deploy job of `.github/workflows/deploy.yml`.
+fn deploy_job() -> Value {
+    let workflow: Value = serde_norway::from_str(&read(".github/workflows/deploy.yml")).expect("YAML");
+    workflow["jobs"]["deploy"].clone()
+}
+
+/// The `run` script of the deploy job's step whose name starts with `name`.
+fn deploy_step(name: &str) -> String {
+    let job = deploy_job();
+    let step = job["steps"]
+        .as_sequence()
+        .expect("steps")
+        .iter()
+        .find(|step| step["name"].as_str().is_some_and(|n| n.starts_with(name)))
+        .unwrap_or_else(|| panic!("a step named {name}…"))
+        .clone();
+    text(&step["run"])
+}
+
+/// The statements of the inline policies of `role` (a resource of a template as JSON), each with its policy's name.
+fn statements(role: &serde_json::Value) -> Vec<serde_json::Value> {
+    role["Properties"]["Policies"]
+        .as_array()
+        .map(|policies| {
+            policies
+                .iter()
+                .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().cloned().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A statement's actions or resources, one or a list, as a list.
+fn listed(value: &serde_json::Value) -> Vec<serde_json::Value> {
+    match value {
+        serde_json::Value::Array(items) => items.clone(),
+        serde_json::Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+fn actions(statement: &serde_json::Value) -> Vec<String> {
+    listed(&statement["Action"]).iter().map(|a| a.as_str().expect("an action").to_owned()).collect()
+}
+
+/// Whether the IAM action pattern `pattern` (with `*` wildcards, case-insensitive) matches `action`.
+fn matches(pattern: &str, action: &str) -> bool {
+    let (pattern, action) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = action.as_str();
+    for (index, part) in parts.iter().enumerate() {
+        if index == 0 {
+            let Some(after) = rest.strip_prefix(part) else { return false };
+            rest = after;
+        } else if index == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(at) = rest.find(part) else { return false };
+            rest = &rest[at + part.len()..];
+        }
+    }
+    rest.is_empty()
+}
+
+/// A stage's first deployment can fail and be tried again. Nothing of it is retained: the counter table goes with a
+/// rolled-back first deployment (RetainExceptOnCreate), and that deployment makes it without deletion protection,
+/// which would otherwise stop the rollback (ROLLBACK_FAILED); the connections table has no protection that its
+/// Delete policy contradicts; the logging role of infra/github-oidc.yaml, whose name is fixed, is not retained from a
+/// failed create either. deploy.yml deploys a new stage twice, unprotected then protected, and refuses a stack a
+/// failed first deployment left behind.
+#[test]
+fn a_first_deployment_can_fail_and_be_tried_again() {
+    let template = transformed(&[]);
+    let resources = template["Resources"].as_object().unwrap();
+    let counters = resource(&template, "CounterTable");
+    assert_eq!(counters["DeletionPolicy"], "RetainExceptOnCreate");
+    assert_eq!(counters["Properties"]["DeletionProtectionEnabled"], true, "protected unless told otherwise");
+    let first = transformed(&["TableDeletionProtection=false"]);
+    assert_eq!(resource(&first, "CounterTable")["Properties"]["DeletionProtectionEnabled"], false);
+    for (id, r) in resources {
+        let protected = r["Properties"]["DeletionProtectionEnabled"] == true;
+        assert!(!(protected && r["DeletionPolicy"] == "Delete"), "{id}: deleted with the stack, yet protected");
+        if r["Type"] != "AWS::Lambda::Version" {
+            assert_ne!(r["DeletionPolicy"], "Retain", "{id} would outlive a failed first deployment");
+        }
+    }
+    assert_eq!(resource(&template, "ConnectionsTable")["Properties"]["DeletionProtectionEnabled"], false);
+    let roles = cloudformation("infra/github-oidc.yaml");
+    for (id, r) in roles["Resources"].as_object().unwrap() {
+        assert_ne!(r["DeletionPolicy"], "Retain", "{id} would outlive a failed first deployment of the roles");
+    }
+    assert_eq!(roles["Resources"]["ApiGatewayLogsRoleResource"]["DeletionPolicy"], "RetainExceptOnCreate");
+    assert_eq!(roles["Resources"]["ApiGatewayAccount"]["DeletionPolicy"], "RetainExceptOnCreate");
+
+    let first_step = deploy_step("Is this the stage's first deployment?");
+    assert!(first_step.contains("ROLLBACK_COMPLETE") && first_step.contains("exit 1"), "{first_step}");
+    assert!(first_step.contains("does not exist"), "{first_step}");
+    let deploy = deploy_step("sam deploy");
+    assert!(deploy.contains("\"TableDeletionProtection=$1\""), "{deploy}");
+    let unprotected = deploy.find("deploy false").expect("a first deployment without protection");
+    let protected = deploy.rfind("deploy true").expect("then with it");
+    assert!(deploy[..unprotected].contains("if [ \"$FIRST\" = true ]"), "{deploy}");
+    assert!(unprotected < protected && deploy[protected..].trim() == "deploy true", "{deploy}");
+}
+
+/// The Region is set once, in samconfig.toml: deploy.yml reads it from there (no default of its own), and every
+/// command of the README's deployment names the same one.
+#[test]
+fn the_region_is_pinned_in_one_place() {
+    let samconfig = read("samconfig.toml");
+    let section = samconfig.split("[default.global.parameters]").nth(1).expect("the default global parameters");
+    let region = section
+        .lines()
+        .find_map(|line| line.strip_prefix("region = "))
+        .map(|value| value.trim_matches('"').to_owned())
+        .expect("samconfig.toml pins the region");
+    assert_eq!(region, "us-east-1", "where a CloudFront web ACL can be made in the same stack");
+    let workflow = read(".github/workflows/deploy.yml");
+    assert!(!workflow.contains("AWS_REGION"), "deploy.yml takes the region from samconfig.toml alone");
+    let step = deploy_step("The Region");
+    assert!(step.contains("samconfig.toml") && step.contains("[\"region\"]"), "{step}");
+    let job = deploy_job();
+    let credentials = job["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("aws-actions/configure-aws-credentials")))
+        .expect("the credentials step")
+        .clone();
+    assert_eq!(credentials["with"]["aws-region"], "${{ steps.region.outputs.value }}");
+    assert!(deploy_step("sam deploy").contains("--region \"${REGION}\""));
+
+    // The README's deployment: each command of its code blocks that reaches AWS names the region.
+    let deploying = readme_deploying();
+    let mut checked = 0;
+    for block in deploying.split("```sh").skip(1) {
+        let block = block.split("```").next().unwrap().replace("\\\n", " ");
+        for command in block.lines().filter(|line| line.contains("aws ") || line.contains("sam deploy")) {
+            checked += 1;
+            assert!(command.contains(&format!("--region {region}")), "no --region {region}: {command}");
+        }
+    }
+    assert!(checked >= 5, "the README's deployment has its commands ({checked})");
+    for other in ["eu-west-1", "us-west-2", "eu-central-1"] {
+        assert!(!deploying.contains(other), "the README names {other}");
+    }
+    let publish = read("infra/publish-site.sh");
+    assert!(publish.contains("samconfig.toml") && publish.contains("export AWS_REGION"), "{publish}");
+}
+
+/// The README's deployment section.
+fn readme_deploying() -> String {
+    let readme = read("README.md");
+    let deploying = readme.split("## Deploy to AWS").nth(1).expect("a deployment section");
+    deploying.split("\n## ").next().unwrap().to_owned()
+}
+
+/// The README's first-deploy checklist: what a new account needs first (CloudFront's verification, an existing OIDC
+/// provider, the environment made before the first push), and each step with what it prints.
+#[test]
+fn the_readme_has_a_first_deploy_checklist() {
+    let deploying = readme_deploying();
+    assert!(deploying.contains("CloudFront") && deploying.contains("verif"), "the README tells of CloudFront's check");
+    assert!(deploying.contains("OidcProvider=existing"), "the README tells how to use an existing OIDC provider");
+    assert!(deploying.contains("before the first push"), "the README has the environment made before the first push");
+
+    // The first-deploy checklist: every step says what it prints.
+    let checklist = deploying.split("### The first deploy").nth(1).expect("a first-deploy checklist");
+    let checklist = checklist.split("\nOutputs:").next().unwrap();
+    let mut starts = Vec::new();
+    let mut offset = 0;
+    for line in checklist.split_inclusive('\n') {
+        if line.len() > 2 && line.as_bytes()[0].is_ascii_digit() && line[1..].starts_with(". ") {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    assert_eq!(starts.len(), 5, "five steps:\n{checklist}");
+    starts.push(checklist.len());
+    for (index, range) in starts.windows(2).enumerate() {
+        let step = &checklist[range[0]..range[1]];
+        assert!(step.contains("print"), "step {} says what it prints:\n{step}", index + 1);
+    }
+}
+
+/// Any change of a function's configuration publishes a new version, so that the alias (and the canary) moves to
+/// it: SAM names a version after every property of its function (AutoPublishAliasAllProperties) when no digest is
+/// given, and deploy.yml's digest, which names the versions when it is given, covers the built template and every
+/// parameter value it passes.
+#[test]
+fn a_configuration_change_publishes_new_versions() {
+    let source = read("infra/template.yaml");
+    let versions = |template: &serde_json::Value| -> BTreeMap<String, String> {
+        ["ApiFunction", "WsFunction", "StreamFunction"]
+            .into_iter()
+            .map(|function| {
+                let alias = resource(template, &format!("{function}Aliaslive"));
+                let version = text_json(&alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]);
+                assert!(version.starts_with(&format!("{function}Version")), "{version}");
+                (function.to_owned(), version)
+            })
+            .collect()
+    };
+    let directory = tempfile::tempdir().unwrap();
+    let changed = |from: &str, to: &str, name: &str| {
+        assert_eq!(source.matches(from).count(), 1, "{from:?} once in the template");
+        let path = directory.path().join(name);
+        std::fs::write(&path, source.replace(from, to)).unwrap();
+        path
+    };
+    let before = versions(&transformed(&[]));
+
+    // The memory of every function (Globals): every version is new.
+    let memory = changed("    MemorySize: 256\n", "    MemorySize: 512\n", "memory.yaml");
+    let after = versions(&transformed_file(&memory, &[]));
+    for (function, version) in &after {
+        assert_ne!(version, &before[function], "{function}: a new MemorySize, a new version");
+    }
+    // acidizer-ws's timeout alone: its version alone is new.
+    let timeout = changed("      Timeout: 10\n", "      Timeout: 12\n", "timeout.yaml");
+    let after = versions(&transformed_file(&timeout, &[]));
+    assert_ne!(after["WsFunction"], before["WsFunction"]);
+    assert_eq!(after["ApiFunction"], before["ApiFunction"]);
+    assert_eq!(after["StreamFunction"], before["StreamFunction"]);
+
+    // With a digest, the digest alone names the versions (SAM's own hash is set aside): deploy.yml's must see
+    // every configuration (the built template) and every parameter value it deploys with.
+    let digested = versions(&transformed(&["FunctionsDigest=0123456789abcdef"]));
+    let redigested = versions(&transformed_file(&memory, &["FunctionsDigest=0123456789abcdef"]));
+    assert_eq!(digested, redigested, "the digest alone names the versions");
+    let digest = deploy_step("A digest");
+    assert!(digest.contains("target/sam-arm64/template.yaml"), "the digest covers the template: {digest}");
+    assert!(digest.contains("target/sam-arm64/*/bootstrap"), "the digest covers the code: {digest}");
+    let deploy = deploy_step("sam deploy");
+    let mut passed = 0;
+    for (at, _) in deploy.match_indices("=\\\"${") {
+        let variable = &deploy[at + 5..];
+        let variable = &variable[..variable.find('}').unwrap()];
+        passed += 1;
+        assert!(digest.contains(&format!("\"${variable}\"")), "the digest misses {variable}: {digest}");
+    }
+    assert!(passed >= 4, "the deploy passes its parameters ({passed})");
+    assert!(deploy.contains("\"FunctionsDigest=${DIGEST}\""));
+}
+
+fn text_json(value: &serde_json::Value) -> String {
+    value.as_str().unwrap_or_else(|| panic!("a string, not {value}")).to_owned()
+}
+
+/// The smoke test runs inside the deployment: each function's alias moves only through CodeDeploy, whose PreTraffic
+/// hook invokes the new version of every function before any traffic reaches it. A failure rolls the deployment
+/// back within the stack update, so nothing outside CloudFormation moves an alias (deploy.yml has no alias to move,
+/// and its role could not). The smoke checks change the one counter `smoke`, which every stage admits.
+#[test]
+fn the_smoke_test_runs_inside_the_deployment() {
+    let template = transformed(&["CounterNames=global,team"]);
+    let hook = resource(&template, "SmokeHookFunction");
+    let name = text_json(&hook["Properties"]["FunctionName"]["Fn::Sub"]);
+    assert!(name.starts_with("CodeDeployHook_acidizer-${StageName}-"), "CodeDeploy's role invokes only these: {name}");
+    let variables = &hook["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["SMOKE_COUNTER"], "smoke");
+    for (function, variable) in
+        [("ApiFunction", "API_VERSION"), ("WsFunction", "WS_VERSION"), ("StreamFunction", "STREAM_VERSION")]
+    {
+        let alias = resource(&template, &format!("{function}Aliaslive"));
+        let policy = &alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"];
+        assert_eq!(policy["BeforeAllowTrafficHook"], serde_json::json!({"Ref": "SmokeHookFunction"}), "{function}");
+        let version = &alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0];
+        assert_eq!(variables[variable], serde_json::json!({"Ref": version}), "the hook tests {function}'s new version");
+        let group = resource(&template, &format!("{function}DeploymentGroup"));
+        let role = serde_json::json!({"Fn::GetAtt": ["CodeDeployRole", "Arn"]});
+        assert_eq!(group["Properties"]["ServiceRoleArn"], role, "{function}");
+    }
+    // The hook may invoke the stage's function versions and report to CodeDeploy; CodeDeploy may run the hook.
+    let hook_role = resource(&template, "SmokeHookFunctionRole");
+    let granted: Vec<String> = statements(hook_role).iter().flat_map(actions).collect();
+    assert!(granted.contains(&"lambda:InvokeFunction".to_owned()), "{granted:?}");
+    assert!(granted.contains(&"codedeploy:PutLifecycleEventHookExecutionStatus".to_owned()), "{granted:?}");
+    let codedeploy = statements(resource(&template, "CodeDeployRole"));
+    let runs_hook = codedeploy.iter().any(|s| {
+        actions(s).contains(&"lambda:InvokeFunction".to_owned())
+            && s["Resource"] == serde_json::json!({"Fn::GetAtt": ["SmokeHookFunction", "Arn"]})
+    });
+    assert!(runs_hook, "CodeDeploy's role runs the hook: {codedeploy:?}");
+    // The counters a stage admits always include the smoke counter.
+    let default = transformed(&[]);
+    for function in ["ApiFunction", "WsFunction"] {
+        let names = &resource(&template, function)["Properties"]["Environment"]["Variables"]["COUNTER_NAMES"];
+        assert_eq!(names, &serde_json::json!({"Fn::Sub": "${CounterNames},smoke"}), "{function}");
+        let any = &resource(&default, function)["Properties"]["Environment"]["Variables"]["COUNTER_NAMES"];
+        assert_eq!(any, "", "{function}: an empty list admits any name");
+    }
+
+    let workflow = read(".github/workflows/deploy.yml");
+    for outside in ["update-alias", "get-alias"] {
+        assert!(!workflow.contains(outside), "deploy.yml moves no alias itself ({outside})");
+    }
+    let roles = cloudformation("infra/github-oidc.yaml");
+    for statement in statements(&roles["Resources"]["DeployRole"]) {
+        for action in actions(&statement) {
+            assert!(!action.starts_with("lambda:"), "the deploy role touches no function: {action}");
+        }
+    }
+    let smoke = read("tests/smoke.sh");
+    assert!(smoke.contains("counter=\"${SMOKE_COUNTER:-smoke}\""), "tests/smoke.sh changes one counter, every run");
+    assert!(!smoke.contains("$RANDOM") && !smoke.contains("date +%s"), "no counter per run");
+}
+
+/// The pipeline's least privilege. Every role the stack makes has the stage's permissions boundary, and the
+/// CloudFormation role can make roles and write or attach their policies only with it (and never take it off);
+/// it passes roles only to Lambda and CodeDeploy; no service is granted whole on every resource. The boundary
+/// allows every action the stack's roles ask for (or the functions would fail). The deploy role trusts deploy.yml
+/// run from main in the environment production, by the exact subject.
+#[test]
+fn the_pipeline_has_least_privilege() {
+    let boundary_arn = serde_json::json!({"Fn::Sub":
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/boundary-acidizer-${StageName}"});
+    let template = transformed(&[]);
+    let roles_of_stack: Vec<(&String, &serde_json::Value)> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        // The capacity provider's operator role exists on ManagedInstances alone, which these roles do not deploy.
+        .filter(|(_, r)| r["Type"] == "AWS::IAM::Role" && r["Condition"] != "ManagedInstances")
+        .collect();
+    assert!(roles_of_stack.len() >= 5, "the functions', the hook's and CodeDeploy's roles: {}", roles_of_stack.len());
+    let roles = cloudformation("infra/github-oidc.yaml");
+    let resources = &roles["Resources"];
+    assert_eq!(
+        text_json(&resources["StageBoundary"]["Properties"]["ManagedPolicyName"]["Fn::Sub"]),
+        "boundary-acidizer-${StageName}"
+    );
+    let boundary: Vec<serde_json::Value> =
+        resources["StageBoundary"]["Properties"]["PolicyDocument"]["Statement"].as_array().unwrap().clone();
+    let bounded: Vec<String> = boundary.iter().flat_map(actions).collect();
+    for (id, role) in &roles_of_stack {
+        assert_eq!(role["Properties"]["PermissionsBoundary"], boundary_arn, "{id} is made under the boundary");
+        for action in statements(role).iter().flat_map(actions) {
+            assert!(bounded.iter().any(|b| matches(b, &action)), "{id} asks for {action}, which the boundary denies");
+        }
+    }
+    // The managed policies SAM attaches: what they grant that the functions use is in the boundary.
+    for action in ["logs:PutLogEvents", "xray:PutTraceSegments", "dynamodb:GetRecords", "dynamodb:ListStreams"] {
+        assert!(bounded.iter().any(|b| matches(b, action)), "the boundary allows {action}");
+    }
+
+    let cloudformation_role = statements(&resources["CloudFormationRole"]);
+    let boundary_ref = serde_json::json!({"Ref": "StageBoundary"});
+    for statement in &cloudformation_role {
+        let granted = actions(statement);
+        for action in &granted {
+            let gated_actions = [
+                "iam:CreateRole",
+                "iam:PutRolePolicy",
+                "iam:AttachRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:PutRolePermissionsBoundary",
+            ];
+            for gated in gated_actions {
+                if matches(action, gated) {
+                    let condition = &statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"];
+                    assert_eq!(condition, &boundary_ref, "{gated} only under the boundary: {statement}");
+                }
+            }
+            for never in ["iam:DeleteRolePermissionsBoundary", "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion"]
+            {
+                assert!(!matches(action, never), "{action} would let the stack widen its roles");
+            }
+            if matches(action, "iam:PassRole") {
+                let services = &statement["Condition"]["StringEquals"]["iam:PassedToService"];
+                let expected = serde_json::json!(["lambda.amazonaws.com", "codedeploy.amazonaws.com"]);
+                assert_eq!(services, &expected, "roles go to Lambda and CodeDeploy only: {statement}");
+            }
+            let on_everything = listed(&statement["Resource"]).contains(&serde_json::json!("*"));
+            assert!(!(on_everything && action.ends_with(":*")), "{action} on every resource: {statement}");
+            let mapping_change = ["Create", "Update", "Delete"]
+                .iter()
+                .any(|verb| matches(action, &format!("lambda:{verb}EventSourceMapping")));
+            // On mappings (ids generated: "*" or an event-source-mapping ARN), not on the functions themselves.
+            let on_mappings = on_everything || statement["Resource"].to_string().contains("event-source-mapping");
+            if mapping_change && on_mappings {
+                let function = &statement["Condition"]["ArnLike"]["lambda:FunctionArn"]["Fn::Sub"];
+                assert!(
+                    function.as_str().is_some_and(|arn| arn.ends_with(":function:acidizer-${StageName}-*")),
+                    "{action} for the stage's functions only: {statement}"
+                );
+            }
+        }
+    }
+    let deploy_role = &resources["DeployRole"];
+    let trust = &deploy_role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    let subject = &trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"];
+    let expected = "repo:${GitHubRepository}:environment:${GitHubEnvironment}:job_workflow_ref:\
+                    ${GitHubRepository}/.github/workflows/deploy.yml@refs/heads/${GitHubBranch}";
+    assert_eq!(subject, &serde_json::json!({"Fn::Sub": expected}), "{trust}");
+    assert_eq!(trust["Condition"].as_object().unwrap().len(), 1, "exact values only (StringEquals): {trust}");
+    assert_eq!(roles["Parameters"]["GitHubEnvironment"]["Default"], "production");
+    assert_eq!(roles["Parameters"]["GitHubBranch"]["Default"], "main");
+    assert_eq!(deploy_job()["environment"], "production", "deploy.yml's job runs in the environment the role trusts");
+    for statement in statements(deploy_role) {
+        if actions(&statement).contains(&"iam:PassRole".to_owned()) {
+            assert_eq!(statement["Condition"]["StringEquals"]["iam:PassedToService"], "cloudformation.amazonaws.com");
+        }
+    }
+}
+
+/// What one client can cost everyone, bounded: reserved concurrency on every function (the ceiling of what a
+/// flood takes of the account and the bill), a cap on subscribers per counter and the counters that exist (for the
+/// functions to enforce), a monthly budget that writes to the alarm topic, and a loud warning when no one reads it.
+#[test]
+fn what_one_client_can_cost_is_bounded() {
+    let template = transformed(&[]);
+    for (function, parameter) in [
+        ("ApiFunction", "ApiReservedConcurrency"),
+        ("WsFunction", "WsReservedConcurrency"),
+        ("StreamFunction", "StreamReservedConcurrency"),
+    ] {
+        let properties = &resource(&template, function)["Properties"];
+        assert_eq!(properties["ReservedConcurrentExecutions"], serde_json::json!({"Ref": parameter}), "{function}");
+        let declared = &template["Parameters"][parameter];
+        assert!(declared["MinValue"].as_u64() >= Some(1), "{parameter} reserves something: {declared}");
+    }
+    assert!(resource(&template, "SmokeHookFunction")["Properties"]["ReservedConcurrentExecutions"].is_number());
+    let ws = &resource(&template, "WsFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(ws["MAX_SUBSCRIBERS_PER_COUNTER"], serde_json::json!({"Ref": "MaxSubscribersPerCounter"}));
+    assert!(template["Parameters"]["MaxSubscribersPerCounter"]["MinValue"].as_u64() >= Some(1));
+    let names = text_json(&template["Parameters"]["CounterNames"]["AllowedPattern"]);
+    assert!(names.contains("[a-z0-9][a-z0-9_-]{0,63}"), "a list of valid counter names: {names}");
+
+    let budget = resource(&template, "Budget");
+    assert_eq!(budget["Type"], "AWS::Budgets::Budget");
+    let limit = &budget["Properties"]["Budget"]["BudgetLimit"];
+    assert_eq!(limit["Amount"], serde_json::json!({"Ref": "MonthlyBudget"}));
+    let notifications = budget["Properties"]["NotificationsWithSubscribers"].as_array().unwrap();
+    assert!(notifications.len() >= 2, "{notifications:?}");
+    for notification in notifications {
+        let subscriber = &notification["Subscribers"][0];
+        assert_eq!(
+            (&subscriber["SubscriptionType"], &subscriber["Address"]),
+            (&"SNS".into(), &serde_json::json!({"Ref": "AlarmTopic"}))
+        );
+    }
+    let topic_policy = resource(&template, "AlarmTopicPolicy").to_string();
+    assert!(topic_policy.contains("budgets.amazonaws.com"), "Budgets may publish to the topic: {topic_policy}");
+
+    // No alarm email: the stack says so in its outputs, and deploy.yml warns on every run.
+    assert_eq!(template["Outputs"]["AlarmEmailMissing"]["Condition"], "NoAlarmEmail");
+    assert_eq!(template["Conditions"]["NoAlarmEmail"], serde_json::json!({"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}));
+    let job = deploy_job();
+    let warning = job["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["if"].as_str() == Some("env.ALARM_EMAIL == ''"))
+        .expect("a step for an empty ALARM_EMAIL")
+        .clone();
+    let run = text(&warning["run"]);
+    assert!(run.contains("::warning") && run.contains("GITHUB_STEP_SUMMARY"), "{run}");
+}
+
+/// The live broadcast at scale: acidizer-stream reads a counter's newest state and keeps its broadcast's progress
+/// in the connections table, bounds its posts in flight, and an alarm tells of sustained throttling (over 10 % of
+/// the posts for five minutes running), by metric math over the function's own metrics.
+#[test]
+fn the_broadcast_reads_its_state_and_alarms_on_sustained_throttling() {
+    let template = transformed(&[]);
+    let function = resource(&template, "StreamFunction");
+    let variables = &function["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["COUNTER_TABLE"], serde_json::json!({"Ref": "CounterTable"}));
+    assert_eq!(variables["MAX_POSTS_IN_FLIGHT"], serde_json::json!({"Ref": "StreamMaxPostsInFlight"}));
+    let limit = &template["Parameters"]["StreamMaxPostsInFlight"];
+    assert_eq!((&limit["Default"], &limit["MinValue"], &limit["MaxValue"]), (&500.into(), &1.into(), &5000.into()));
+    assert_eq!(function["Properties"]["MemorySize"], 256, "the stream's memory is set where it is measured");
+    let granted = statements(resource(&template, "StreamFunctionRole"));
+    let allows = |action: &str, table: &str| {
+        granted.iter().any(|s| {
+            actions(s).iter().any(|a| a == action) && s["Resource"] == serde_json::json!({"Fn::GetAtt": [table, "Arn"]})
+        })
+    };
+    assert!(allows("dynamodb:GetItem", "CounterTable"), "{granted:?}");
+    for action in ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"] {
+        assert!(allows(action, "ConnectionsTable"), "{action} on the connections table: {granted:?}");
+    }
+
+    let alarm = &resource(&template, "StreamThrottlingAlarm")["Properties"];
+    let metrics = alarm["Metrics"].as_array().expect("metric math");
+    let named = |name: &str| {
+        metrics
+            .iter()
+            .find(|m| m["MetricStat"]["Metric"]["MetricName"] == name)
+            .unwrap_or_else(|| panic!("the alarm reads {name}"))
+    };
+    for name in [acidizer_core::telemetry::POSTS_THROTTLED, acidizer_core::telemetry::SUBSCRIBERS_REACHED] {
+        let metric = named(name);
+        assert_eq!(metric["MetricStat"]["Metric"]["Dimensions"][0]["Value"], "acidizer-stream");
+        assert_eq!((&metric["MetricStat"]["Period"], &metric["MetricStat"]["Stat"]), (&60.into(), &"Sum".into()));
+    }
+    let expression = metrics.iter().find(|m| m["ReturnData"] == true).expect("one expression answers");
+    let (throttled, reached) =
+        (text_json(&named("PostsThrottled")["Id"]), text_json(&named("SubscribersReached")["Id"]));
+    let formula = text_json(&expression["Expression"]);
+    assert!(formula.contains(&throttled) && formula.contains(&reached), "{formula}");
+    assert_eq!((&alarm["Threshold"], &alarm["ComparisonOperator"]), (&10.into(), &"GreaterThanThreshold".into()));
+    assert_eq!((&alarm["EvaluationPeriods"], &alarm["DatapointsToAlarm"]), (&5.into(), &5.into()));
+    assert_eq!(alarm["TreatMissingData"], "notBreaching");
+}
+
+/// The page's security headers: CloudFront adds a Content-Security-Policy that the built page can live with (its
+/// scripts are files of the site, none inline), HSTS, nosniff and no framing, to every answer of the site.
+#[test]
+fn the_page_has_security_headers() {
+    let template = transformed(&[]);
+    let behavior = &resource(&template, "SiteDistribution")["Properties"]["DistributionConfig"]["DefaultCacheBehavior"];
+    assert_eq!(behavior["ResponseHeadersPolicyId"], serde_json::json!({"Ref": "SiteHeadersPolicy"}));
+    let headers = &resource(&template, "SiteHeadersPolicy")["Properties"]["ResponseHeadersPolicyConfig"];
+    let security = &headers["SecurityHeadersConfig"];
+    let policy = text_json(&security["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]);
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "https://*.execute-api.${AWS::Region}.amazonaws.com",
+        "wss://*.execute-api.${AWS::Region}.amazonaws.com",
+    ] {
+        assert!(policy.contains(directive), "the CSP has {directive}: {policy}");
+    }
+    assert!(!policy.contains("unsafe"), "{policy}");
+    let hsts = &security["StrictTransportSecurity"];
+    assert!(hsts["AccessControlMaxAgeSec"].as_u64() >= Some(31_536_000), "{hsts}");
+    assert_eq!(security["FrameOptions"]["FrameOption"], "DENY");
+    assert_eq!(security["ContentTypeOptions"]["Override"], true);
+    // The page the CSP must admit: no inline script, no style element.
+    let page = read("frontend/index.html");
+    for script in page.split("<script").skip(1) {
+        assert!(script.split('>').next().unwrap().contains("src="), "an inline script: {script}");
+    }
+    assert!(!page.contains("<style"), "an inline style element");
 }

@@ -1,5 +1,5 @@
-//! The notifier of the Lambda functions: API Gateway's Management API `post_to_connection`, with `410 Gone` told
-//! apart from other failures.
+//! The notifier of the Lambda functions: API Gateway's Management API `post_to_connection`, with `410 Gone` and
+//! throttling (429, `LimitExceededException`) told apart from other failures.
 
 use acidizer_core::ConnectionId;
 use acidizer_core::live::{Notifier, NotifyError, Outbound};
@@ -41,9 +41,17 @@ impl Notifier for ManagementApi {
         match sent {
             Ok(_) => Ok(()),
             Err(error) => {
-                let gone = matches!(error.as_service_error(), Some(PostToConnectionError::GoneException(_)))
-                    || error.raw_response().is_some_and(|response| response.status().as_u16() == 410);
-                if gone { Err(NotifyError::Gone) } else { Err(NotifyError::failed(error)) }
+                let status = error.raw_response().map(|response| response.status().as_u16());
+                let service_error = error.as_service_error();
+                if matches!(service_error, Some(PostToConnectionError::GoneException(_))) || status == Some(410) {
+                    Err(NotifyError::Gone)
+                } else if matches!(service_error, Some(PostToConnectionError::LimitExceededException(_)))
+                    || status == Some(429)
+                {
+                    Err(NotifyError::throttled(error))
+                } else {
+                    Err(NotifyError::failed(error))
+                }
             }
         }
     }

@@ -23,9 +23,15 @@ pub const GONE_CONNECTIONS: &str = "GoneConnections";
 pub const POSTS_FAILED: &str = "PostsFailed";
 /// How long a broadcast took, in milliseconds.
 pub const BROADCAST_DURATION: &str = "BroadcastDuration";
+/// Posts the Management API answered "throttled" (each is tried again).
+pub const POSTS_THROTTLED: &str = "PostsThrottled";
+/// How many posts a broadcast allowed in flight (sampled once per page of subscribers).
+pub const POSTS_IN_FLIGHT: &str = "PostsInFlight";
+/// How old the state a broadcast sends is, from its commit, in milliseconds (sampled once per page).
+pub const BROADCAST_STALENESS: &str = "BroadcastStaleness";
 
 /// Every metric above.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 14] = [
     INCREMENTS,
     DECREMENTS,
     BOUND_REFUSALS,
@@ -37,6 +43,9 @@ pub const ALL: [&str; 11] = [
     GONE_CONNECTIONS,
     POSTS_FAILED,
     BROADCAST_DURATION,
+    POSTS_THROTTLED,
+    POSTS_IN_FLIGHT,
+    BROADCAST_STALENESS,
 ];
 
 /// An error and its causes on one line, each said once (`outer: cause: root cause`): what logs and internal error

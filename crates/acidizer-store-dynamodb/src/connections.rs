@@ -1,8 +1,9 @@
 //! WebSocket subscriptions in the connections table: one item per connection (found from its id alone), listed
-//! per counter through the `byCounter` index — a Query, never a Scan.
+//! per counter through the `byCounter` index — a Query, never a Scan. Where the last broadcast of a counter stood
+//! is kept there too, in an item of its own outside the index (`broadcast#{counter}`, no `counter`).
 
 use crate::layout::{CONNECTION_KEY, SUBSCRIBERS_INDEX, SUBSCRIBERS_INDEX_KEY, TTL_ATTRIBUTE};
-use acidizer_core::live::{ConnectionStore, ConnectionStoreError, SUBSCRIPTION_TTL, SubscriberPage};
+use acidizer_core::live::{BroadcastProgress, ConnectionStore, ConnectionStoreError, SUBSCRIPTION_TTL, SubscriberPage};
 use acidizer_core::{ConnectionId, CounterName, Timestamp};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -43,6 +44,64 @@ enum UnreadableSubscription {
 
 fn connection_key(connection: &ConnectionId) -> HashMap<String, AttributeValue> {
     HashMap::from([(CONNECTION_KEY.to_owned(), AttributeValue::S(connection.to_string()))])
+}
+
+/// The key of the item that keeps where a broadcast of `counter` stopped. `#` is in no connection id API Gateway
+/// gives.
+fn progress_key(counter: &CounterName) -> HashMap<String, AttributeValue> {
+    HashMap::from([(CONNECTION_KEY.to_owned(), AttributeValue::S(format!("broadcast#{counter}")))])
+}
+
+/// A broadcast's progress as an item (the key aside).
+fn progress_item(progress: &BroadcastProgress) -> HashMap<String, AttributeValue> {
+    let expires_at = Timestamp::now().unix_seconds() + SUBSCRIPTION_TTL.as_secs() as i64;
+    let id = |connection: &ConnectionId| AttributeValue::S(connection.to_string());
+    let mut item = HashMap::from([
+        ("seq".to_owned(), AttributeValue::N(progress.seq.to_string())),
+        ("finished".to_owned(), AttributeValue::Bool(progress.finished)),
+        ("wrapped".to_owned(), AttributeValue::Bool(progress.wrapped)),
+        ("pending".to_owned(), AttributeValue::L(progress.pending.iter().map(id).collect())),
+        (TTL_ATTRIBUTE.to_owned(), AttributeValue::N(expires_at.to_string())),
+    ]);
+    if let Some(lap_start) = &progress.lap_start {
+        item.insert("lapStart".to_owned(), id(lap_start));
+    }
+    if let Some(cursor) = &progress.cursor {
+        item.insert("cursor".to_owned(), id(cursor));
+    }
+    item
+}
+
+/// A broadcast's progress from its item.
+fn progress_from(item: &HashMap<String, AttributeValue>) -> Result<BroadcastProgress, ConnectionStoreError> {
+    let connection = |value: &AttributeValue| {
+        let id = value.as_s().map_err(|_| corrupt_progress("a connection id"))?;
+        ConnectionId::parse(id).map_err(|invalid| {
+            ConnectionStoreError::corrupt(UnreadableSubscription::Connection(id.to_owned(), invalid))
+        })
+    };
+    let seq = item
+        .get("seq")
+        .and_then(|seq| seq.as_n().ok())
+        .and_then(|seq| seq.parse().ok())
+        .ok_or_else(|| corrupt_progress("seq"))?;
+    let flag = |name: &str| item.get(name).and_then(|flag| flag.as_bool().ok()).copied().unwrap_or(false);
+    let pending = match item.get("pending") {
+        Some(pending) => pending.as_l().map_err(|_| corrupt_progress("pending"))?.iter().map(connection).collect(),
+        None => Ok(Vec::new()),
+    }?;
+    Ok(BroadcastProgress {
+        seq,
+        finished: flag("finished"),
+        lap_start: item.get("lapStart").map(connection).transpose()?,
+        cursor: item.get("cursor").map(connection).transpose()?,
+        wrapped: flag("wrapped"),
+        pending,
+    })
+}
+
+fn corrupt_progress(what: &str) -> ConnectionStoreError {
+    ConnectionStoreError::corrupt(UnreadableSubscription::Missing(format!("{what} in a broadcast's progress")))
 }
 
 fn string<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&'a str, ConnectionStoreError> {
@@ -134,5 +193,68 @@ impl ConnectionStore for DynamoConnections {
         let next =
             output.last_evaluated_key().and_then(|key| key.get(CONNECTION_KEY)).and_then(|id| id.as_s().ok()).cloned();
         Ok(SubscriberPage { connections, next })
+    }
+
+    async fn progress(&self, counter: &CounterName) -> Result<Option<BroadcastProgress>, ConnectionStoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(progress_key(counter)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.item().map(progress_from).transpose()
+    }
+
+    async fn keep_progress(
+        &self,
+        counter: &CounterName,
+        progress: &BroadcastProgress,
+    ) -> Result<(), ConnectionStoreError> {
+        let mut item = progress_item(progress);
+        item.extend(progress_key(counter));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_progress_reads_back_as_it_was_kept() {
+        let id = |raw: &str| ConnectionId::parse(raw).unwrap();
+        for progress in [
+            BroadcastProgress {
+                seq: 7,
+                finished: true,
+                lap_start: None,
+                cursor: None,
+                wrapped: false,
+                pending: vec![],
+            },
+            BroadcastProgress {
+                seq: 12,
+                finished: false,
+                lap_start: Some(id("Ab3=")),
+                cursor: Some(id("Zz9+/=")),
+                wrapped: true,
+                pending: vec![id("a="), id("b=")],
+            },
+        ] {
+            assert_eq!(progress_from(&progress_item(&progress)).unwrap(), progress);
+        }
+        let mut broken = progress_item(&BroadcastProgress {
+            seq: 1,
+            finished: false,
+            lap_start: None,
+            cursor: None,
+            wrapped: false,
+            pending: vec![],
+        });
+        broken.insert("seq".to_owned(), AttributeValue::S("x".to_owned()));
+        assert!(matches!(progress_from(&broken), Err(ConnectionStoreError::Corrupt(_))));
     }
 }

@@ -3,12 +3,21 @@
 //! backoff while the invocation's time lasts; the records of every counter whose latest value did not reach all
 //! its subscribers are reported as batch item failures, so that Lambda sends them again.
 //!
-//! Environment: `CONNECTIONS_TABLE`, `WEBSOCKET_ENDPOINT`, and the AWS SDK's standard variables.
+//! A counter with more subscribers than one invocation reaches is taken up where it stopped by the next invocation
+//! (the reported records, sent again). While it broadcasts, the function reads the counter's newest state from
+//! `COUNTER_TABLE` every quarter of a second: the subscribers not yet reached get that one instead.
+//!
+//! Environment: `CONNECTIONS_TABLE`, `WEBSOCKET_ENDPOINT`, `COUNTER_TABLE` (optional: without it, each broadcast
+//! sends the newest state of its batch), `MAX_POSTS_IN_FLIGHT` (optional, 500 unless set: the ceiling of the
+//! adaptive number of posts in flight), and the AWS SDK's standard variables.
 
 use acidizer_apigw::{ManagementApi, WEBSOCKET_ENDPOINT_ENV};
-use acidizer_core::live::{Broadcaster, failed_records};
+use acidizer_core::live::{Broadcaster, DEFAULT_MAX_IN_FLIGHT, failed_records};
+use acidizer_lambda::StartError;
 use acidizer_store_dynamodb::stream::stream_record;
-use acidizer_store_dynamodb::{CONNECTIONS_TABLE_ENV, DynamoConnections, lambda_sdk_config};
+use acidizer_store_dynamodb::{
+    CONNECTIONS_TABLE_ENV, COUNTER_TABLE_ENV, DynamoConnections, DynamoStore, lambda_sdk_config,
+};
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{Error, LambdaEvent};
@@ -23,14 +32,35 @@ const ANSWER_MARGIN: Duration = Duration::from_secs(2);
 /// The longest one batch keeps retrying: past it, Lambda's own retry of the reported records takes over.
 const MAX_BROADCAST: Duration = Duration::from_secs(20);
 
+/// The environment variable with the most posts in flight at once.
+const MAX_POSTS_IN_FLIGHT_ENV: &str = "MAX_POSTS_IN_FLIGHT";
+
+/// Not a whole number from 1 to 10 000.
+#[derive(Debug, thiserror::Error)]
+#[error("expected a whole number from 1 to 10000, not {0:?}")]
+struct InvalidWidth(String);
+
+fn max_in_flight() -> Result<usize, StartError> {
+    let Ok(raw) = std::env::var(MAX_POSTS_IN_FLIGHT_ENV) else { return Ok(DEFAULT_MAX_IN_FLIGHT) };
+    match raw.trim().parse::<usize>() {
+        Ok(width @ 1..=10_000) => Ok(width),
+        _ => Err(StartError::invalid(MAX_POSTS_IN_FLIGHT_ENV, InvalidWidth(raw))),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let metrics = acidizer_lambda::init("acidizer-stream")?;
     let table = acidizer_lambda::required_env(CONNECTIONS_TABLE_ENV)?;
     let endpoint = acidizer_lambda::required_env(WEBSOCKET_ENDPOINT_ENV)?;
     let config = lambda_sdk_config();
-    let connections = DynamoConnections::new(acidizer_store_dynamodb::aws_sdk_dynamodb::Client::new(&config), table);
-    let broadcaster = Broadcaster::new(Arc::new(connections), Arc::new(ManagementApi::new(&config, &endpoint)));
+    let client = acidizer_store_dynamodb::aws_sdk_dynamodb::Client::new(&config);
+    let connections = DynamoConnections::new(client.clone(), table);
+    let mut broadcaster = Broadcaster::new(Arc::new(connections), Arc::new(ManagementApi::new(&config, &endpoint)))
+        .with_max_in_flight(max_in_flight()?);
+    if let Ok(counters) = std::env::var(COUNTER_TABLE_ENV) {
+        broadcaster = broadcaster.with_newest_state(Arc::new(DynamoStore::new(client, counters)));
+    }
     let broadcaster = &broadcaster;
     acidizer_lambda::handler::run(metrics, move |event: LambdaEvent<Event>| handle(broadcaster, event)).await
 }
@@ -60,6 +90,7 @@ async fn handle(broadcaster: &Broadcast, event: LambdaEvent<Event>) -> Result<Dy
         reached = report.reached,
         gone = report.gone,
         failed = report.failed,
+        throttled = report.throttled,
         undelivered = report.undelivered.len(),
         "broadcast"
     );

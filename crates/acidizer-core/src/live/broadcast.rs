@@ -1,17 +1,33 @@
 //! The broadcast use case: the latest value of each changed counter to each of its subscribers.
+//!
+//! Each counter is swept lap by lap ([`Sweep`]), its subscribers listed a page at a time while the posts go out,
+//! so memory holds a page and the posts in flight, not every subscriber. The posts in flight are as many as the
+//! Management API takes ([`PostWidth`]); a throttled or failing post is retried with backoff while the time lasts,
+//! with at most one post in flight to a subscriber. Every so often the counter's newest state is read
+//! ([`NewestState`]): the subscribers not yet reached get it instead, and those already reached get it next. When
+//! the time runs out, where the broadcast stood is kept ([`ConnectionStore::keep_progress`]) and the counter is
+//! reported undelivered: the next broadcast goes on from there, the subscribers that missed the state first.
 
-use super::{ConnectionStore, Notifier, NotifyError, Outbound, SubscriberPage};
+use super::sweep::Sweep;
+use super::width::{PostWidth, Slot};
+use super::{BroadcastProgress, ConnectionStore, NewestState, Notifier, NotifyError, Outbound};
 use crate::backoff::Backoff;
-use crate::domain::{ConnectionId, CounterChange, CounterName};
+use crate::domain::{ConnectionId, CounterChange, CounterName, Timestamp};
 use crate::telemetry::{self, error_chain};
-use futures::StreamExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// How many subscribers a broadcast hands a message at once before letting other tasks run.
 const YIELD_EVERY: usize = 1024;
+
+/// The most posts in flight at once, unless set: 500 posts of 20 ms are 25 000 a second, past any account's rate.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 500;
+
+/// How often a long broadcast reads the counter's newest state.
+const REFRESH_EVERY: Duration = Duration::from_millis(250);
 
 /// What a broadcast did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,11 +38,37 @@ pub struct BroadcastReport {
     pub reached: usize,
     /// Subscribers found gone, and forgotten.
     pub gone: usize,
-    /// Subscribers given up on after retries.
+    /// Subscribers that did not get the state before the time ran out (failing, throttled or slow): the next
+    /// broadcast serves them first.
     pub failed: usize,
-    /// Counters whose latest value did not reach every subscriber: their subscribers could not be listed, or a
-    /// subscriber still failed when the time ran out. Their records are worth another broadcast later.
+    /// Posts answered "throttled" (each is tried again).
+    pub throttled: usize,
+    /// Counters whose latest value did not reach every subscriber: their subscribers could not be listed, or
+    /// some were not reached when the time ran out. Their records are worth another broadcast later.
     pub undelivered: Vec<CounterName>,
+}
+
+impl BroadcastReport {
+    fn add(&mut self, counter: &CounterName, sweep: CounterReport) {
+        self.counters += 1;
+        self.reached += sweep.reached;
+        self.gone += sweep.gone;
+        self.failed += sweep.failed;
+        self.throttled += sweep.throttled;
+        if !sweep.finished {
+            self.undelivered.push(counter.clone());
+        }
+    }
+}
+
+/// What a broadcast did for one counter.
+#[derive(Debug, Default)]
+struct CounterReport {
+    reached: usize,
+    gone: usize,
+    failed: usize,
+    throttled: usize,
+    finished: bool,
 }
 
 enum Delivery {
@@ -50,16 +92,22 @@ pub fn coalesce(changes: impl IntoIterator<Item = CounterChange>) -> Vec<Counter
     latest.into_values().collect()
 }
 
-/// Sends committed changes to subscribers through a [`Notifier`], with bounded concurrency; a subscriber that is
-/// gone is forgotten, one that fails (a throttled or failing Management API) is retried with backoff until the
-/// broadcast's time runs out, and then reported in [`BroadcastReport::undelivered`].
+/// How a subscriber's post is retried.
+#[derive(Debug, Clone, Copy)]
+struct Retries {
+    attempt_timeout: Duration,
+    first_pause: Duration,
+    max_pause: Duration,
+}
+
+/// Sends committed changes to subscribers through a [`Notifier`] (see the module's documentation).
 pub struct Broadcaster<C, N> {
     connections: Arc<C>,
     notifier: Arc<N>,
-    concurrency: usize,
-    attempt_timeout: Duration,
-    retry_pause: Duration,
-    max_retry_pause: Duration,
+    newest: Option<Arc<dyn NewestState>>,
+    width: Arc<PostWidth>,
+    max_in_flight: usize,
+    retries: Retries,
     time_budget: Duration,
 }
 
@@ -68,10 +116,10 @@ impl<C, N> Clone for Broadcaster<C, N> {
         Self {
             connections: Arc::clone(&self.connections),
             notifier: Arc::clone(&self.notifier),
-            concurrency: self.concurrency,
-            attempt_timeout: self.attempt_timeout,
-            retry_pause: self.retry_pause,
-            max_retry_pause: self.max_retry_pause,
+            newest: self.newest.clone(),
+            width: Arc::clone(&self.width),
+            max_in_flight: self.max_in_flight,
+            retries: self.retries,
             time_budget: self.time_budget,
         }
     }
@@ -82,17 +130,34 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
         Self {
             connections,
             notifier,
-            concurrency: 64,
-            attempt_timeout: Duration::from_secs(2),
-            retry_pause: Duration::from_millis(25),
-            max_retry_pause: Duration::from_secs(1),
+            newest: None,
+            width: PostWidth::new(DEFAULT_MAX_IN_FLIGHT),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            retries: Retries {
+                attempt_timeout: Duration::from_secs(2),
+                first_pause: Duration::from_millis(25),
+                max_pause: Duration::from_secs(1),
+            },
             time_budget: Duration::from_secs(5),
         }
     }
 
-    /// How long a [`Broadcaster::broadcast`] may keep retrying failing subscribers (5 s unless set).
+    /// How long a [`Broadcaster::broadcast`] may go on (5 s unless set).
     pub fn with_time_budget(mut self, budget: Duration) -> Self {
         self.time_budget = budget;
+        self
+    }
+
+    /// At most `max` posts in flight at once ([`DEFAULT_MAX_IN_FLIGHT`] unless set).
+    pub fn with_max_in_flight(mut self, max: usize) -> Self {
+        self.width = PostWidth::new(max);
+        self.max_in_flight = max.max(1);
+        self
+    }
+
+    /// Reads each counter's newest state from `newest` while broadcasting it.
+    pub fn with_newest_state(mut self, newest: Arc<dyn NewestState>) -> Self {
+        self.newest = Some(newest);
         self
     }
 
@@ -109,121 +174,383 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
         self.broadcast_until(changes, Instant::now() + self.time_budget).await
     }
 
-    /// Broadcasts the latest change of each counter; failing subscribers are retried until `deadline`.
+    /// Broadcasts the latest change of each counter, the counters side by side, until `deadline`.
     pub async fn broadcast_until(
         &self,
         changes: impl IntoIterator<Item = CounterChange>,
         deadline: Instant,
     ) -> BroadcastReport {
         let started = Instant::now();
+        let latest = coalesce(changes);
+        let swept =
+            futures::future::join_all(latest.iter().map(|change| self.broadcast_counter(change.clone(), deadline)))
+                .await;
         let mut report = BroadcastReport::default();
-        for change in coalesce(changes) {
-            report.counters += 1;
-            let message = Outbound::change(&change);
-            let failed_before = report.failed;
-            let mut page = None;
-            loop {
-                if Instant::now() >= deadline {
-                    // Out of time: this counter is left to the next broadcast, unsent rather than late.
-                    tracing::info!(counter = %change.counter, "no time left to broadcast");
-                    report.undelivered.push(change.counter.clone());
-                    break;
-                }
-                let SubscriberPage { connections, next } =
-                    match self.connections.subscribers(&change.counter, page.take()).await {
-                        Ok(found) => found,
-                        Err(error) => {
-                            let error = error_chain(&error);
-                            tracing::warn!(counter = %change.counter, error, "cannot list subscribers");
-                            report.undelivered.push(change.counter.clone());
-                            break;
-                        }
-                    };
-                // What the notifier sends at once is counted here; the rest is sent concurrently, and retried.
-                let mut waiting = Vec::new();
-                for (handed, connection) in connections.into_iter().enumerate() {
-                    if handed % YIELD_EVERY == YIELD_EVERY - 1 {
-                        // Thousands of subscribers take milliseconds: other tasks on this thread get a turn.
-                        tokio::task::yield_now().await;
-                    }
-                    match self.notifier.send_now(&connection, &message) {
-                        Some(Ok(())) => report.reached += 1,
-                        Some(Err(NotifyError::Gone)) => {
-                            self.forget(&connection).await;
-                            report.gone += 1;
-                        }
-                        Some(Err(error @ NotifyError::Failed(_))) => {
-                            tracing::debug!(%connection, error = error_chain(&error), "send failed");
-                            waiting.push(connection);
-                        }
-                        None => waiting.push(connection),
-                    }
-                }
-                let deliveries: Vec<Delivery> = futures::stream::iter(waiting)
-                    .map(|connection| self.deliver(connection, &message, deadline))
-                    .buffer_unordered(self.concurrency)
-                    .collect()
-                    .await;
-                for delivery in deliveries {
-                    match delivery {
-                        Delivery::Reached => report.reached += 1,
-                        Delivery::Gone => report.gone += 1,
-                        Delivery::Failed => report.failed += 1,
-                    }
-                }
-
-                match next {
-                    Some(next) => page = Some(next),
-                    None => break,
-                }
-            }
-            if report.failed > failed_before && report.undelivered.last() != Some(&change.counter) {
-                report.undelivered.push(change.counter.clone());
-            }
+        for (change, swept) in latest.iter().zip(swept) {
+            report.add(&change.counter, swept);
         }
         tracing::debug!(?report, "broadcast");
         metrics::counter!(telemetry::SUBSCRIBERS_REACHED).increment(report.reached as u64);
         metrics::counter!(telemetry::GONE_CONNECTIONS).increment(report.gone as u64);
         metrics::counter!(telemetry::POSTS_FAILED).increment(report.failed as u64);
+        metrics::counter!(telemetry::POSTS_THROTTLED).increment(report.throttled as u64);
         metrics::histogram!(telemetry::BROADCAST_DURATION).record(started.elapsed().as_secs_f64() * 1000.0);
         report
     }
 
-    /// Forgets a connection that is gone.
-    async fn forget(&self, connection: &ConnectionId) {
-        if let Err(error) = self.connections.unsubscribe(connection).await {
-            tracing::warn!(%connection, error = error_chain(&error), "cannot forget a gone connection");
+    /// The counter's newest state, if one is known newer than `than`.
+    async fn newer(&self, than: &CounterChange) -> Option<CounterChange> {
+        let newest = self.newest.as_ref()?.newest(&than.counter).await?;
+        (newest.seq > than.seq).then_some(newest)
+    }
+
+    /// Where an earlier broadcast of `counter` stopped, if it did.
+    async fn progress(&self, counter: &CounterName) -> Option<BroadcastProgress> {
+        self.connections.progress(counter).await.unwrap_or_else(|error| {
+            tracing::warn!(%counter, error = error_chain(&error), "cannot read where the last broadcast stopped");
+            None
+        })
+    }
+
+    async fn broadcast_counter(&self, change: CounterChange, deadline: Instant) -> CounterReport {
+        let (counter, change_seq) = (change.counter.clone(), change.seq);
+        let earlier = self.progress(&counter).await;
+        let state = self.newer(&change).await.unwrap_or(change);
+        let (sweep, first) = match &earlier {
+            None => (Sweep::new(state), Vec::new()),
+            Some(progress) => match Sweep::resume(state, progress) {
+                Some(sweep) if sweep.state().seq == progress.seq => (sweep, progress.pending.clone()),
+                Some(sweep) => (sweep, Vec::new()),
+                None => {
+                    // An earlier broadcast sent this state, or a newer one, to everyone already, or is sending a
+                    // newer one, which its own records (later in the stream) take on.
+                    tracing::debug!(%counter, "a broadcast of this state or a newer one was made already");
+                    return CounterReport { finished: true, ..CounterReport::default() };
+                }
+            },
+        };
+        let mut run = Run::new(self, sweep, deadline);
+        let listed = run.sweep(first).await;
+        let pending = run.finish().await;
+        let Run { sweep, mut report, lost, .. } = run;
+        let everyone = listed && !lost && sweep.is_done() && pending.is_empty();
+        // A newer state than the batch's own was sent: its records follow in the stream, and the broadcast they
+        // start goes on from here. Only a broadcast of the newest state known is worth a retry of its records.
+        let taken_on = listed && !lost && sweep.state().seq > change_seq;
+        report.finished = everyone || taken_on;
+        report.failed = pending.len();
+        if let Err(error) = self.connections.keep_progress(&counter, &sweep.progress(pending, everyone)).await {
+            tracing::warn!(%counter, error = error_chain(&error), "cannot keep where the broadcast stopped");
+        }
+        report
+    }
+}
+
+/// One counter's broadcast under way.
+struct Run<'a, C, N> {
+    broadcaster: &'a Broadcaster<C, N>,
+    sweep: Sweep,
+    message: Arc<Outbound>,
+    deadline: Instant,
+    /// No post starts after this, so that those in flight can end by the deadline.
+    last_post: Instant,
+    refreshed: Instant,
+    /// Subscribers with a post in flight, and those of them the sweep has reached again meanwhile.
+    in_flight: HashSet<ConnectionId>,
+    revisit: HashSet<ConnectionId>,
+    /// Subscribers whose post has ended that are due the newer state.
+    again: Vec<ConnectionId>,
+    posts: JoinSet<Ended>,
+    /// Subscribers reached that did not get the state.
+    pending: Vec<ConnectionId>,
+    handed: usize,
+    report: CounterReport,
+    /// A post's task ended without telling which subscriber it was for.
+    lost: bool,
+}
+
+impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
+    fn new(broadcaster: &'a Broadcaster<C, N>, sweep: Sweep, deadline: Instant) -> Self {
+        let message = Arc::new(Outbound::change(sweep.state()));
+        let left = deadline.saturating_duration_since(Instant::now());
+        let last_post = deadline - broadcaster.retries.attempt_timeout.min(left / 4);
+        Self {
+            broadcaster,
+            sweep,
+            message,
+            deadline,
+            last_post,
+            refreshed: Instant::now(),
+            in_flight: HashSet::new(),
+            revisit: HashSet::new(),
+            again: Vec::new(),
+            posts: JoinSet::new(),
+            pending: Vec::new(),
+            handed: 0,
+            report: CounterReport::default(),
+            lost: false,
         }
     }
 
-    async fn deliver(&self, connection: ConnectionId, message: &Outbound, deadline: Instant) -> Delivery {
-        let mut backoff = Backoff::new(self.retry_pause, self.max_retry_pause);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Delivery::Failed;
+    fn counter(&self) -> &CounterName {
+        &self.sweep.state().counter
+    }
+
+    /// Serves `first`, then sweeps the subscribers page by page until the lap ends or the time runs out. `false`
+    /// if the subscribers could not be listed.
+    async fn sweep(&mut self, first: Vec<ConnectionId>) -> bool {
+        self.hand_all(first, false).await;
+        while !self.sweep.is_done() {
+            if Instant::now() >= self.last_post {
+                // Out of time: the rest is left to the next broadcast, unsent rather than late.
+                tracing::info!(counter = %self.counter(), "no time left to broadcast");
+                return true;
             }
-            match tokio::time::timeout(self.attempt_timeout.min(left), self.notifier.send(&connection, message)).await {
-                Ok(Ok(())) => return Delivery::Reached,
+            self.refresh().await;
+            let listed = self.broadcaster.connections.subscribers(self.counter(), self.sweep.listing_from()).await;
+            let page = match listed {
+                Ok(page) => page,
+                Err(error) => {
+                    let error = error_chain(&error);
+                    tracing::warn!(counter = %self.counter(), error, "cannot list subscribers");
+                    return false;
+                }
+            };
+            let taken = self.sweep.take(page.connections, page.next.is_none());
+            if !taken.is_empty() {
+                let staleness = Timestamp::now().unix_millis() - self.sweep.state().updated_at.unix_millis();
+                metrics::histogram!(telemetry::BROADCAST_STALENESS).record(staleness.max(0) as f64);
+                metrics::histogram!(telemetry::POSTS_IN_FLIGHT).record(self.broadcaster.width.limit() as f64);
+            }
+            self.hand_all(taken, true).await;
+            self.collect_finished();
+            let again = std::mem::take(&mut self.again);
+            self.hand_all(again, false).await;
+        }
+        true
+    }
+
+    /// Reads the counter's newest state, at most every [`REFRESH_EVERY`]: a newer one is sent from here on, in a
+    /// new lap. Returns whether there was one.
+    async fn refresh(&mut self) -> bool {
+        if self.refreshed.elapsed() < REFRESH_EVERY {
+            return false;
+        }
+        self.refreshed = Instant::now();
+        let Some(newer) = self.broadcaster.newer(self.sweep.state()).await else { return false };
+        if !self.sweep.offer(newer) {
+            return false;
+        }
+        self.message = Arc::new(Outbound::change(self.sweep.state()));
+        // The new lap goes round every subscriber: those that missed the older state get the newer one in it.
+        self.pending.clear();
+        true
+    }
+
+    /// Hands the current message to each of `connections` until the time runs out; if they are of a page the sweep
+    /// took (`from_page`), also until a newer state begins a new lap, which reaches the rest.
+    async fn hand_all(&mut self, connections: Vec<ConnectionId>, from_page: bool) {
+        let mut connections = connections.into_iter();
+        while let Some(connection) = connections.next() {
+            if Instant::now() >= self.last_post {
+                self.pending.push(connection);
+                self.pending.extend(connections);
+                return;
+            }
+            if from_page {
+                if self.refresh().await {
+                    return;
+                }
+                self.sweep.reached(&connection);
+            }
+            self.hand(connection).await;
+        }
+    }
+
+    /// Hands the current message to `connection`: at once if the notifier can, else as a post in flight.
+    async fn hand(&mut self, connection: ConnectionId) {
+        if self.in_flight.contains(&connection) {
+            // At most one post in flight to a subscriber: it gets the current state once that one ends.
+            self.revisit.insert(connection);
+            return;
+        }
+        self.handed += 1;
+        if self.handed.is_multiple_of(YIELD_EVERY) {
+            // Thousands of subscribers take milliseconds: other tasks on this thread get a turn.
+            tokio::task::yield_now().await;
+        }
+        let notifier = &self.broadcaster.notifier;
+        match notifier.send_now(&connection, &self.message) {
+            Some(Ok(())) => {
+                self.report.reached += 1;
+                return;
+            }
+            Some(Err(NotifyError::Gone)) => {
+                forget(&*self.broadcaster.connections, &connection).await;
+                self.report.gone += 1;
+                return;
+            }
+            Some(Err(error)) => {
+                self.report.throttled += usize::from(matches!(error, NotifyError::Throttled(_)));
+                tracing::debug!(%connection, error = error_chain(&error), "send failed");
+            }
+            None => {}
+        }
+        // Posts waiting to be tried again hold no slot; they are bounded too.
+        while self.posts.len() >= 2 * self.broadcaster.max_in_flight {
+            let Ok(Some(ended)) = tokio::time::timeout_at(self.last_post, self.posts.join_next()).await else { break };
+            self.ended(ended);
+        }
+        let Ok(slot) = tokio::time::timeout_at(self.last_post, self.broadcaster.width.acquire()).await else {
+            self.pending.push(connection);
+            return;
+        };
+        self.in_flight.insert(connection.clone());
+        let post = Post {
+            connections: Arc::clone(&self.broadcaster.connections),
+            notifier: Arc::clone(&self.broadcaster.notifier),
+            width: Arc::clone(&self.broadcaster.width),
+            message: Arc::clone(&self.message),
+            retries: self.broadcaster.retries,
+            last_post: self.last_post,
+            deadline: self.deadline,
+        };
+        self.posts.spawn(post.deliver(connection, slot));
+    }
+
+    /// Takes in the posts that have ended, without waiting.
+    fn collect_finished(&mut self) {
+        while let Some(ended) = self.posts.try_join_next() {
+            self.ended(ended);
+        }
+    }
+
+    /// Takes in a post that has ended.
+    fn ended(&mut self, ended: Result<Ended, tokio::task::JoinError>) {
+        let Ended { connection, delivery, throttled, seq } = match ended {
+            Ok(ended) => ended,
+            Err(error) => {
+                tracing::error!(%error, "a post's task failed");
+                self.lost = true;
+                return;
+            }
+        };
+        self.in_flight.remove(&connection);
+        self.report.throttled += throttled;
+        let again = self.revisit.remove(&connection);
+        match delivery {
+            Delivery::Reached => self.report.reached += 1,
+            Delivery::Gone => {
+                self.report.gone += 1;
+                return;
+            }
+            // A post of an older lap: the present lap reaches this subscriber (or has, and `again` is set).
+            Delivery::Failed if !again && seq == self.sweep.state().seq => self.pending.push(connection.clone()),
+            Delivery::Failed => {}
+        }
+        if again {
+            // Reached again by a newer lap while its post was in flight: it gets the newer state next.
+            self.again.push(connection);
+        }
+    }
+
+    /// Waits for the posts in flight to end (each gives up at the deadline), handing the newest state to those the
+    /// sweep reached again meanwhile; returns the subscribers that did not get the state.
+    async fn finish(&mut self) -> Vec<ConnectionId> {
+        while let Some(ended) = self.posts.join_next().await {
+            self.ended(ended);
+            let again = std::mem::take(&mut self.again);
+            self.hand_all(again, false).await;
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable();
+        pending.dedup();
+        pending
+    }
+}
+
+/// Forgets a connection that is gone.
+async fn forget<C: ConnectionStore>(connections: &C, connection: &ConnectionId) {
+    if let Err(error) = connections.unsubscribe(connection).await {
+        tracing::warn!(%connection, error = error_chain(&error), "cannot forget a gone connection");
+    }
+}
+
+/// How a post ended: to whom, how, how many times it was throttled, and the state it carried.
+struct Ended {
+    connection: ConnectionId,
+    delivery: Delivery,
+    throttled: usize,
+    seq: u64,
+}
+
+/// One subscriber's post, retried with backoff while the broadcast's time lasts.
+struct Post<C, N> {
+    connections: Arc<C>,
+    notifier: Arc<N>,
+    width: Arc<PostWidth>,
+    message: Arc<Outbound>,
+    retries: Retries,
+    last_post: Instant,
+    deadline: Instant,
+}
+
+impl<C: ConnectionStore, N: Notifier> Post<C, N> {
+    /// Returns the subscriber, how its post ended, and how many times it was throttled.
+    /// Holds a slot of the width while a post is in flight, not while it waits to be tried again.
+    async fn deliver(self, connection: ConnectionId, slot: Slot) -> Ended {
+        let seq = self.message.seq().unwrap_or_default();
+        let (connection, delivery, throttled) = self.attempts(connection, slot).await;
+        Ended { connection, delivery, throttled, seq }
+    }
+
+    async fn attempts(&self, connection: ConnectionId, slot: Slot) -> (ConnectionId, Delivery, usize) {
+        let Retries { attempt_timeout, first_pause, max_pause } = self.retries;
+        let mut backoff = Backoff::new(first_pause, max_pause);
+        let mut throttled = 0;
+        let mut slot = Some(slot);
+        loop {
+            let slot = match slot.take() {
+                Some(slot) => slot,
+                None => match tokio::time::timeout_at(self.last_post, self.width.acquire()).await {
+                    Ok(slot) => slot,
+                    Err(_) => return (connection, Delivery::Failed, throttled),
+                },
+            };
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if Instant::now() >= self.last_post {
+                return (connection, Delivery::Failed, throttled);
+            }
+            let sent = Instant::now();
+            match tokio::time::timeout(attempt_timeout.min(left), self.notifier.send(&connection, &self.message)).await
+            {
+                Ok(Ok(())) => {
+                    slot.succeeded(sent);
+                    return (connection, Delivery::Reached, throttled);
+                }
                 Ok(Err(NotifyError::Gone)) => {
-                    self.forget(&connection).await;
-                    return Delivery::Gone;
+                    forget(&*self.connections, &connection).await;
+                    return (connection, Delivery::Gone, throttled);
+                }
+                Ok(Err(NotifyError::Throttled(_))) => {
+                    throttled += 1;
+                    slot.throttled(sent);
                 }
                 Ok(Err(error @ NotifyError::Failed(_))) => {
                     tracing::debug!(%connection, error = error_chain(&error), "send failed");
                 }
                 Err(_) => {
-                    // A slow send may still arrive: the next broadcast (a retried batch) sends it again.
+                    // A slow send may still arrive: the next broadcast sends it again.
                     tracing::info!(%connection, "send timed out; leaving this subscriber to the next broadcast");
-                    return Delivery::Failed;
+                    return (connection, Delivery::Failed, throttled);
                 }
             }
-            // While the broadcast's time lasts.
             let pause = backoff.next_delay();
-            if Instant::now() + pause + self.attempt_timeout.min(Duration::from_millis(100)) >= deadline {
+            if Instant::now() + pause >= self.last_post {
                 tracing::info!(%connection, "giving up on a subscriber for this broadcast");
-                return Delivery::Failed;
+                return (connection, Delivery::Failed, throttled);
             }
+            drop(slot);
             tokio::time::sleep(pause).await;
         }
     }
@@ -233,7 +560,7 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
 mod tests {
     use super::*;
     use crate::domain::Timestamp;
-    use crate::live::ConnectionStoreError;
+    use crate::live::{ConnectionStoreError, SubscriberPage};
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -257,6 +584,18 @@ mod tests {
     #[derive(Default)]
     struct Connections {
         subscribed: Mutex<BTreeMap<String, String>>,
+        progress: Mutex<HashMap<String, BroadcastProgress>>,
+    }
+
+    impl Connections {
+        async fn with(counter: &str, ids: impl IntoIterator<Item = String>) -> Arc<Self> {
+            let connections = Arc::new(Connections::default());
+            for id in ids {
+                let (id, counter) = (ConnectionId::parse(&id).unwrap(), CounterName::parse(counter).unwrap());
+                connections.subscribe(&id, &counter).await.unwrap();
+            }
+            connections
+        }
     }
 
     impl ConnectionStore for Connections {
@@ -291,6 +630,17 @@ mod tests {
             let connections: Vec<ConnectionId> = after.iter().take(2).cloned().collect();
             let next = (after.len() > 2).then(|| connections[1].to_string());
             Ok(SubscriberPage { connections, next })
+        }
+        async fn progress(&self, counter: &CounterName) -> Result<Option<BroadcastProgress>, ConnectionStoreError> {
+            Ok(self.progress.lock().unwrap().get(counter.as_str()).cloned())
+        }
+        async fn keep_progress(
+            &self,
+            counter: &CounterName,
+            progress: &BroadcastProgress,
+        ) -> Result<(), ConnectionStoreError> {
+            self.progress.lock().unwrap().insert(counter.to_string(), progress.clone());
+            Ok(())
         }
     }
 
@@ -389,7 +739,7 @@ mod tests {
     impl Notifier for ThrottledUntil {
         async fn send(&self, c: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
             if Instant::now() < self.until {
-                return Err(NotifyError::failed(std::io::Error::other("429 Too Many Requests")));
+                return Err(NotifyError::throttled(std::io::Error::other("429 Too Many Requests")));
             }
             self.received.lock().unwrap().entry(c.to_string()).or_default().push(message.seq().unwrap());
             Ok(())
@@ -420,5 +770,146 @@ mod tests {
         let report = broadcaster.broadcast([change("a", 10)]).await;
         assert_eq!(report.failed, 3);
         assert_eq!(report.undelivered, [CounterName::parse("a").unwrap()]);
+    }
+
+    /// A Management API of `latency` a post that takes `rate` posts a second (a token bucket holding a tenth of a
+    /// second's worth) and throttles past it; after `bump_after` deliveries the counter's newest state becomes
+    /// `bumped`. It checks that no subscriber ever has two posts in flight.
+    struct RateLimited {
+        latency: Duration,
+        rate: f64,
+        bucket: Mutex<(f64, Instant)>,
+        in_flight: Mutex<HashSet<String>>,
+        received: Mutex<HashMap<String, Vec<u64>>>,
+        delivered: Mutex<usize>,
+        bump: Option<(usize, CounterChange)>,
+        newest: Mutex<Option<CounterChange>>,
+    }
+
+    impl RateLimited {
+        fn new(latency: Duration, rate: f64, bump: Option<(usize, CounterChange)>) -> Arc<Self> {
+            Arc::new(Self {
+                latency,
+                rate,
+                bucket: Mutex::new((rate / 10.0, Instant::now())),
+                in_flight: Mutex::default(),
+                received: Mutex::default(),
+                delivered: Mutex::default(),
+                bump,
+                newest: Mutex::default(),
+            })
+        }
+
+        fn take_token(&self) -> bool {
+            let mut bucket = self.bucket.lock().unwrap();
+            let now = Instant::now();
+            let tokens = (bucket.0 + (now - bucket.1).as_secs_f64() * self.rate).min(self.rate / 10.0);
+            *bucket = (tokens, now);
+            if tokens >= 1.0 {
+                bucket.0 -= 1.0;
+                true
+            } else {
+                false
+            }
+        }
+    }
+
+    impl Notifier for RateLimited {
+        async fn send(&self, c: &ConnectionId, message: &Outbound) -> Result<(), NotifyError> {
+            assert!(self.in_flight.lock().unwrap().insert(c.to_string()), "two posts in flight to {c}");
+            let admitted = self.take_token();
+            tokio::time::sleep(if admitted { self.latency } else { Duration::from_millis(1) }).await;
+            self.in_flight.lock().unwrap().remove(c.as_str());
+            if !admitted {
+                return Err(NotifyError::throttled(std::io::Error::other("429")));
+            }
+            self.received.lock().unwrap().entry(c.to_string()).or_default().push(message.seq().unwrap());
+            let mut delivered = self.delivered.lock().unwrap();
+            *delivered += 1;
+            if let Some((after, bumped)) = &self.bump
+                && *delivered == *after
+            {
+                *self.newest.lock().unwrap() = Some(bumped.clone());
+            }
+            Ok(())
+        }
+    }
+
+    impl NewestState for RateLimited {
+        fn newest<'a>(&'a self, _counter: &'a CounterName) -> futures::future::BoxFuture<'a, Option<CounterChange>> {
+            Box::pin(async move { self.newest.lock().unwrap().clone() })
+        }
+    }
+
+    fn ids(n: usize) -> impl Iterator<Item = String> {
+        (0..n).map(|i| format!("s-{i:04}"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn posts_at_the_rate_the_api_takes_with_few_throttled() {
+        // 2 000 subscribers, 120 ms a post, 500 posts a second: the ideal is 4 s.
+        let connections = Connections::with("a", ids(2000)).await;
+        let api = RateLimited::new(Duration::from_millis(120), 500.0, None);
+        let broadcaster = Broadcaster::new(connections, Arc::clone(&api)).with_time_budget(Duration::from_secs(20));
+        let started = Instant::now();
+        let report = broadcaster.broadcast([change("a", 5)]).await;
+        let took = started.elapsed();
+        assert_eq!((report.reached, report.failed), (2000, 0), "{report:?}");
+        assert!(report.undelivered.is_empty());
+        assert!(took <= Duration::from_secs(6), "within 1.5 × subscribers ÷ rate: {took:?}");
+        let throttled = report.throttled as f64 / (report.reached + report.throttled) as f64;
+        assert!(throttled <= 0.10, "{} throttled of {}", report.throttled, report.reached + report.throttled);
+        assert!(report.throttled > 0, "the width grew until the API pushed back");
+        assert!(api.received.lock().unwrap().values().all(|seqs| seqs == &[5]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_newer_state_mid_broadcast_goes_to_those_not_reached_first_then_to_the_rest() {
+        let connections = Connections::with("a", ids(300)).await;
+        let bumped = change("a", 9);
+        let api = RateLimited::new(Duration::from_millis(50), 400.0, Some((100, bumped)));
+        let broadcaster = Broadcaster::new(connections, Arc::clone(&api))
+            .with_newest_state(Arc::clone(&api) as Arc<dyn NewestState>)
+            .with_time_budget(Duration::from_secs(20));
+        let report = broadcaster.broadcast([change("a", 3)]).await;
+        assert!(report.undelivered.is_empty(), "{report:?}");
+        let received = api.received.lock().unwrap().clone();
+        assert_eq!(received.len(), 300);
+        let (mut both, mut only_newer) = (0, 0);
+        for (id, seqs) in &received {
+            match seqs.as_slice() {
+                [3, 9] => both += 1,
+                [9] => only_newer += 1,
+                other => panic!("{id} got {other:?}: each state once, increasing, ending on the newest"),
+            }
+        }
+        assert!(both >= 100 && only_newer > 0, "{both} got both, {only_newer} only the newer");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broadcast_longer_than_its_budget_goes_on_where_it_stopped() {
+        // 400 subscribers at 100 posts a second, 1 s a broadcast: four or five broadcasts reach them all.
+        let connections = Connections::with("a", ids(400)).await;
+        let api = RateLimited::new(Duration::from_millis(100), 100.0, None);
+        let broadcaster = Broadcaster::new(Arc::clone(&connections), Arc::clone(&api))
+            .with_max_in_flight(10)
+            .with_time_budget(Duration::from_secs(1));
+        let mut broadcasts = 0;
+        loop {
+            broadcasts += 1;
+            assert!(broadcasts <= 6, "each broadcast goes on from the last");
+            let report = broadcaster.broadcast([change("a", 7)]).await;
+            if report.undelivered.is_empty() {
+                break;
+            }
+            let kept = connections.progress.lock().unwrap()["a"].clone();
+            assert!(!kept.finished, "where it stopped is kept: {kept:?}");
+        }
+        assert!(connections.progress.lock().unwrap()["a"].finished, "and that it finished");
+        let again = broadcaster.broadcast([change("a", 7)]).await;
+        assert_eq!((again.reached, again.undelivered.len()), (0, 0), "a finished state is not sent again");
+        let received = api.received.lock().unwrap().clone();
+        assert_eq!(received.len(), 400);
+        assert!(received.values().all(|seqs| seqs == &[7]), "each subscriber got the state once");
     }
 }

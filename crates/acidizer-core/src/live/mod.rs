@@ -6,9 +6,14 @@ mod ports;
 mod protocol;
 mod session;
 mod stream_batch;
+mod sweep;
+mod width;
 
-pub use broadcast::{BroadcastReport, Broadcaster, coalesce};
-pub use ports::{ConnectionStore, ConnectionStoreError, Notifier, NotifyError, SUBSCRIPTION_TTL, SubscriberPage};
+pub use broadcast::{BroadcastReport, Broadcaster, DEFAULT_MAX_IN_FLIGHT, coalesce};
+pub use ports::{
+    BroadcastProgress, ConnectionStore, ConnectionStoreError, NewestState, Notifier, NotifyError, SUBSCRIPTION_TTL,
+    SubscriberPage,
+};
 pub use protocol::{ClientAction, MAX_CLIENT_FRAME_BYTES, Outbound, ProtocolError, parse_client_message};
 pub use session::answer;
 pub use stream_batch::{StreamRecord, failed_records};

@@ -1,0 +1,162 @@
+//! The deploy job's own scripts (`.github/workflows/deploy.yml`), run as GitHub runs them (`bash -eo pipefail`)
+//! with stand-ins for the `aws` and `sam` commands: a new stage is deployed twice, unprotected then protected; a
+//! stack that a failed first deployment left stops the job; the digest that names the versions changes with the
+//! template and with every parameter; the Region comes from samconfig.toml.
+
+use acidizer_tests::binaries;
+use serde_norway::Value;
+use std::path::Path;
+
+/// The `run` script of the deploy job's step whose name starts with `name`.
+fn step(name: &str) -> String {
+    let text = std::fs::read_to_string(binaries::repo_root().join(".github/workflows/deploy.yml")).unwrap();
+    let workflow: Value = serde_norway::from_str(&text).unwrap();
+    let steps = workflow["jobs"]["deploy"]["steps"].as_sequence().unwrap();
+    let step = steps.iter().find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)));
+    step.unwrap_or_else(|| panic!("a step named {name}…"))["run"].as_str().unwrap().to_owned()
+}
+
+/// What a step did: whether it succeeded, what it wrote to `$GITHUB_OUTPUT`, its output, and the calls the stand-ins
+/// recorded (one line each).
+struct Ran {
+    success: bool,
+    outputs: String,
+    printed: String,
+    calls: Vec<String>,
+}
+
+/// Runs `script` in `dir` (the workspace), with `aws` and `sam` stand-ins that record their arguments and run
+/// `aws_body`, `sam_body` (shell, "$@" their arguments).
+fn run(script: &str, dir: &Path, env: &[(&str, &str)], aws_body: &str, sam_body: &str) -> Ran {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = dir.join("calls");
+    let _ = std::fs::remove_file(&calls);
+    for (command, body) in [("aws", aws_body), ("sam", sam_body)] {
+        let path = bin.join(command);
+        let stand_in = format!("#!/usr/bin/env bash\necho \"{command} $*\" >> '{}'\n{body}\n", calls.display());
+        std::fs::write(&path, stand_in).unwrap();
+        std::process::Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+    }
+    let outputs = dir.join("github-output");
+    std::fs::write(&outputs, "").unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let output = std::process::Command::new("bash")
+        .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("GITHUB_OUTPUT", &outputs)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    Ran {
+        success: output.status.success(),
+        outputs: std::fs::read_to_string(&outputs).unwrap(),
+        printed: format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+        calls: std::fs::read_to_string(&calls).unwrap_or_default().lines().map(str::to_owned).collect(),
+    }
+}
+
+const STAGE: [(&str, &str); 1] = [("STAGE_NAME", "prod")];
+
+#[test]
+fn a_new_stage_is_deployed_unprotected_then_protected() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = step("Is this the stage's first deployment?");
+    let missing =
+        "echo 'An error occurred (ValidationError): Stack with id acidizer-prod does not exist' >&2; exit 254";
+    let ran = run(&first, dir.path(), &STAGE, missing, "");
+    assert!(ran.success, "{}", ran.printed);
+    assert_eq!(ran.outputs, "value=true\n");
+    let ran = run(&first, dir.path(), &STAGE, "echo UPDATE_COMPLETE", "");
+    assert!(ran.success, "{}", ran.printed);
+    assert_eq!(ran.outputs, "value=false\n");
+    let ran = run(&first, dir.path(), &STAGE, "echo REVIEW_IN_PROGRESS", "");
+    assert_eq!(ran.outputs, "value=true\n", "a change set never executed: still the first deployment");
+    for left in ["ROLLBACK_COMPLETE", "ROLLBACK_FAILED"] {
+        let ran = run(&first, dir.path(), &STAGE, &format!("echo {left}"), "");
+        assert!(!ran.success, "{left}: the job stops");
+        assert!(ran.printed.contains("aws cloudformation delete-stack --stack-name acidizer-prod"), "{}", ran.printed);
+    }
+    let denied = "echo 'An error occurred (AccessDenied)' >&2; exit 254";
+    assert!(!run(&first, dir.path(), &STAGE, denied, "").success, "any other error stops the job");
+
+    let deploy = step("sam deploy");
+    let env = |first: &'static str| {
+        [("STAGE_NAME", "prod"), ("DIGEST", "0123456789abcdef"), ("REGION", "us-east-1"), ("FIRST", first)]
+    };
+    let account = "echo 123456789012";
+    let protection = |calls: &[String]| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|c| c.starts_with("sam deploy"))
+            .map(|c| c.split_whitespace().find(|w| w.starts_with("TableDeletionProtection=")).unwrap().to_owned())
+            .collect()
+    };
+    let ran = run(&deploy, dir.path(), &env("true"), account, "");
+    assert!(ran.success, "{}", ran.printed);
+    let expected = ["TableDeletionProtection=false", "TableDeletionProtection=true"];
+    assert_eq!(protection(&ran.calls), expected, "a new stage: unprotected, then protected");
+    for call in ran.calls.iter().filter(|c| c.starts_with("sam deploy")) {
+        assert!(call.contains("--region us-east-1") && call.contains("FunctionsDigest=0123456789abcdef"), "{call}");
+        assert!(call.contains("--role-arn arn:aws:iam::123456789012:role/cloudformation-acidizer-prod"), "{call}");
+    }
+    let ran = run(&deploy, dir.path(), &env("false"), account, "");
+    assert_eq!(protection(&ran.calls), ["TableDeletionProtection=true"], "an existing stage stays protected");
+    // A first deployment that fails is not followed by the protected one.
+    let fails_unprotected = r#"case "$*" in *TableDeletionProtection=false*) exit 1 ;; esac"#;
+    let ran = run(&deploy, dir.path(), &env("true"), account, fails_unprotected);
+    assert!(!ran.success);
+    assert_eq!(protection(&ran.calls), ["TableDeletionProtection=false"]);
+}
+
+#[test]
+fn the_digest_changes_with_the_template_and_every_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = dir.path().join("target/sam-arm64");
+    for function in ["ApiFunction", "WsFunction", "StreamFunction"] {
+        std::fs::create_dir_all(build.join(function)).unwrap();
+        std::fs::write(build.join(function).join("bootstrap"), function).unwrap();
+    }
+    let script = step("A digest");
+    let parameters = ["STAGE_NAME", "ALLOWED_ORIGINS", "COUNTER_MAX", "COUNTER_NAMES", "ALARM_EMAIL"];
+    let digest = |template: &str, changed: Option<&str>| {
+        std::fs::write(build.join("template.yaml"), template).unwrap();
+        let env: Vec<(&str, &str)> =
+            parameters.iter().map(|name| (*name, if Some(*name) == changed { "other" } else { "" })).collect();
+        let ran = run(&script, dir.path(), &env, "", "");
+        assert!(ran.success, "{}", ran.printed);
+        let value = ran.outputs.trim().strip_prefix("value=").unwrap().to_owned();
+        assert_eq!(value.len(), 16, "{value}");
+        value
+    };
+    let base = digest("MemorySize: 256", None);
+    assert_eq!(digest("MemorySize: 256", None), base, "the same build, the same digest");
+    assert_ne!(digest("MemorySize: 512", None), base, "a configuration change");
+    for parameter in parameters {
+        assert_ne!(digest("MemorySize: 256", Some(parameter)), base, "{parameter}");
+    }
+    std::fs::write(build.join("WsFunction/bootstrap"), "changed").unwrap();
+    assert_ne!(digest("MemorySize: 256", None), base, "a code change");
+}
+
+#[test]
+fn the_region_is_samconfig_tomls() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(binaries::repo_root().join("samconfig.toml"), dir.path().join("samconfig.toml")).unwrap();
+    // GitHub runs it with setup-python's `python`; here python3 stands for it.
+    std::os::unix::fs::symlink(which("python3"), dir.path().join("python")).unwrap();
+    let script = step("The Region");
+    let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
+    let ran = run(&script, dir.path(), &[("PATH", path.as_str())], "", "");
+    assert!(ran.success, "{}", ran.printed);
+    assert_eq!(ran.outputs, "value=us-east-1\n");
+}
+
+fn which(command: &str) -> std::path::PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(command))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{command} on PATH"))
+}

@@ -1,0 +1,149 @@
+//! The deployment's smoke test: the CodeDeploy PreTraffic hook inlined in `infra/template.yaml`, run with Python
+//! as Lambda runs it, against the three Lambda binaries on DynamoDB Local. A stand-in for the Lambda Invoke API
+//! hands its invocations to the binaries (each "version" is a binary), and a stand-in for CodeDeploy's API records
+//! the status the hook reports. A hook that passes a broken version, or fails a sound one, or reports nothing,
+//! would let a bad deployment through or stop every good one.
+
+use acidizer_store_dynamodb::create_missing_tables;
+use acidizer_tests::lambda::Gateway;
+use acidizer_tests::{binaries, dynamodb_local};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The functions the stand-in invokes, by the name (a "version") the hook is given; and what CodeDeploy was told.
+struct Aws {
+    functions: HashMap<&'static str, Gateway>,
+    reports: Mutex<Vec<Value>>,
+}
+
+async fn invoke(State(aws): State<Arc<Aws>>, Path(name): Path<String>, body: Bytes) -> Response {
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let answer = match aws.functions.get(name.as_str()) {
+        Some(function) => function.invoke(event).await,
+        None => Err(format!("{name} crashed")),
+    };
+    match answer {
+        Ok(payload) => payload.to_string().into_response(),
+        Err(error) => {
+            let payload = json!({"errorMessage": error, "errorType": "Runtime.ExitError"}).to_string();
+            (StatusCode::OK, [("X-Amz-Function-Error", "Unhandled")], payload).into_response()
+        }
+    }
+}
+
+async fn codedeploy(State(aws): State<Arc<Aws>>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers.get("x-amz-target").and_then(|t| t.to_str().ok()).unwrap_or_default();
+    if target != "CodeDeploy_20141006.PutLifecycleEventHookExecutionStatus" {
+        return (StatusCode::BAD_REQUEST, format!("unexpected {target}")).into_response();
+    }
+    let report: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let id = report["lifecycleEventHookExecutionId"].clone();
+    aws.reports.lock().unwrap().push(report);
+    json!({"lifecycleEventHookExecutionId": id}).to_string().into_response()
+}
+
+/// The hook's code, as the template inlines it.
+fn hook_code() -> String {
+    let template = std::fs::read_to_string(binaries::repo_root().join("infra/template.yaml")).expect("the template");
+    let template: serde_norway::Value = serde_norway::from_str(&template).expect("YAML");
+    let code = &template["Resources"]["SmokeHookFunction"]["Properties"]["InlineCode"];
+    code.as_str().expect("the hook's inline code").to_owned()
+}
+
+/// Runs the hook's handler once for a deployment, the versions it tests named as `versions`; the status reported.
+fn run_hook(aws_url: &str, code_dir: &std::path::Path, deployment: &str, versions: [&str; 3]) -> String {
+    let script = "import sys\nsys.path.insert(0, sys.argv[1])\nimport index\n\
+                  print(index.handler({'DeploymentId': sys.argv[2], 'LifecycleEventHookExecutionId': 'hook-' + sys.argv[2]}, None))";
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(code_dir)
+        .arg(deployment)
+        .env("AWS_ENDPOINT_URL", aws_url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("API_VERSION", versions[0])
+        .env("WS_VERSION", versions[1])
+        .env("STREAM_VERSION", versions[2])
+        .env("SMOKE_COUNTER", "smoke")
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the hook itself never fails:\n{stdout}\n{stderr}");
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hook_passes_sound_versions_and_fails_a_broken_one() {
+    let emulator = dynamodb_local::shared();
+    let dynamodb = dynamodb_local::client(&emulator.endpoint);
+    let suffix = uuid::Uuid::new_v4().simple();
+    let (counter_table, connections_table) = (format!("hook-c-{suffix}"), format!("hook-w-{suffix}"));
+    create_missing_tables(&dynamodb, &counter_table, Some(&connections_table)).await.unwrap();
+    let mut env = dynamodb_local::aws_env(&emulator.endpoint);
+    env.push(("COUNTER_TABLE", counter_table));
+    env.push(("CONNECTIONS_TABLE", connections_table));
+    // Neither check posts to a connection.
+    env.push(("WEBSOCKET_ENDPOINT", format!("http://127.0.0.1:{}/prod", binaries::free_port())));
+    let mut functions = HashMap::new();
+    for (version, binary) in [("api:7", "acidizer-api"), ("ws:3", "acidizer-ws"), ("stream:5", "acidizer-stream")] {
+        functions.insert(version, Gateway::start(&binaries::lambda(binary), &env, 1).await);
+    }
+    let aws = Arc::new(Aws { functions, reports: Mutex::new(Vec::new()) });
+    let app = Router::new()
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/", post(codedeploy))
+        .with_state(Arc::clone(&aws));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let aws_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let code_dir = tempfile::tempdir().unwrap();
+    std::fs::write(code_dir.path().join("index.py"), hook_code()).unwrap();
+
+    let cases = [
+        ("sound", ["api:7", "ws:3", "stream:5"], "Succeeded"),
+        ("again", ["api:7", "ws:3", "stream:5"], "Succeeded"),
+        ("api-crashes", ["broken:1", "ws:3", "stream:5"], "Failed"),
+        // acidizer-api given a WebSocket event does not answer $connect's refusal, nor a stream batch.
+        ("ws-is-not-ws", ["api:7", "api:7", "stream:5"], "Failed"),
+        ("stream-is-not-stream", ["api:7", "ws:3", "api:7"], "Failed"),
+    ];
+    for (deployment, versions, expected) in cases {
+        let url = aws_url.clone();
+        let dir = code_dir.path().to_owned();
+        let printed = tokio::task::spawn_blocking(move || run_hook(&url, &dir, deployment, versions)).await.unwrap();
+        let reports = aws.reports.lock().unwrap().clone();
+        let report = reports
+            .iter()
+            .find(|r| r["deploymentId"] == deployment)
+            .unwrap_or_else(|| panic!("{deployment}: the hook reports to CodeDeploy: {reports:?}\n{printed}"));
+        assert_eq!(report["lifecycleEventHookExecutionId"], format!("hook-{deployment}"));
+        assert_eq!(report["status"], expected, "{deployment}:\n{printed}");
+    }
+    // The smoke counter went up and back down each time the api's checks ran through.
+    let answer = aws.functions["api:7"]
+        .invoke(json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/counters/smoke", "rawQueryString": "",
+            "headers": {"host": "smoke.invalid"}, "isBase64Encoded": false,
+            "requestContext": {"accountId": "0", "apiId": "smoke", "domainName": "smoke.invalid",
+                "domainPrefix": "smoke", "requestId": "read", "routeKey": "$default", "stage": "$default",
+                "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0,
+                "http": {"method": "GET", "path": "/counters/smoke", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+                    "userAgent": "test"}}
+        }))
+        .await
+        .unwrap();
+    let counter: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(counter["value"], 0, "each run puts the smoke counter back: {counter}");
+    assert_eq!(counter["seq"], 8, "two changes for each of the four runs that reached the api: {counter}");
+}
