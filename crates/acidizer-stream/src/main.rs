@@ -48,7 +48,7 @@ fn max_in_flight() -> Result<usize, StartError> {
     }
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let metrics = acidizer_lambda::init("acidizer-stream")?;
     let table = acidizer_lambda::required_env(CONNECTIONS_TABLE_ENV)?;

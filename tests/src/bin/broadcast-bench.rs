@@ -180,6 +180,9 @@ async fn main() {
         messages.push(got.len());
     }
     let posts: usize = messages.iter().sum();
+    let first_commit = committed.first_key_value().map_or(final_at, |(_, at)| *at);
+    let while_changing = delivered.values().flatten().filter(|(_, at)| *at >= first_commit && *at <= final_at).count();
+    let changing_for = final_at.saturating_duration_since(first_commit).as_secs_f64();
     let throttled = management.throttled();
     let (_, most_in_flight) = management.most_in_flight();
     stale_views.sort_by(f64::total_cmp);
@@ -204,6 +207,12 @@ async fn main() {
         "posts: {posts} delivered, {throttled} throttled ({:.1} %), at most {most_in_flight} in flight",
         100.0 * throttled as f64 / (posts + throttled).max(1) as f64
     );
+    if changing_for > 0.0 {
+        println!(
+            "while the counter changed ({changing_for:.1} s): {while_changing} posts delivered, {:.0} a second",
+            while_changing as f64 / changing_for
+        );
+    }
     println!(
         "messages per subscriber: min {} median {} max {}",
         messages[0],

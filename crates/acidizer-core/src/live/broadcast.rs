@@ -353,8 +353,11 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
         let mut connections = connections.into_iter();
         while let Some(connection) = connections.next() {
             if Instant::now() >= self.last_post {
-                self.pending.push(connection);
-                self.pending.extend(connections);
+                // A page's rest is listed again from the last subscriber reached; others are served first.
+                if !from_page {
+                    self.pending.push(connection);
+                    self.pending.extend(connections);
+                }
                 return;
             }
             if from_page {

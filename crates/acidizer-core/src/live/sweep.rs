@@ -19,12 +19,26 @@ pub struct Sweep {
     listed: Option<ConnectionId>,
     wrapped: bool,
     done: bool,
+    /// While a page taken is not all reached: where the listing stood before it, whether the lap had wrapped, and
+    /// whether any of the page has been reached.
+    page_start: Option<(Option<ConnectionId>, bool, bool)>,
+    /// The last subscriber of the page taken.
+    page_last: Option<ConnectionId>,
 }
 
 impl Sweep {
     /// A lap of `state` over every subscriber, from the first.
     pub fn new(state: CounterChange) -> Self {
-        Self { state, lap_start: None, cursor: None, listed: None, wrapped: false, done: false }
+        Self {
+            state,
+            lap_start: None,
+            cursor: None,
+            listed: None,
+            wrapped: false,
+            done: false,
+            page_start: None,
+            page_last: None,
+        }
     }
 
     /// A lap of `state` that goes on from where an earlier broadcast stopped: the same lap if that one was
@@ -41,6 +55,8 @@ impl Sweep {
             listed: progress.cursor.clone(),
             wrapped: progress.wrapped,
             done: false,
+            page_start: None,
+            page_last: None,
         };
         if state.seq > progress.seq {
             sweep.begin_lap();
@@ -53,9 +69,9 @@ impl Sweep {
         &self.state
     }
 
-    /// Whether every subscriber has been listed for the current state (once those listed are reached, all are).
+    /// Whether every subscriber has been reached with the current state.
     pub fn is_done(&self) -> bool {
-        self.done
+        self.done && self.page_start.is_none()
     }
 
     /// Takes `state` if it is newer than the one being sent: the subscribers after the last one reached get it,
@@ -74,6 +90,7 @@ impl Sweep {
         self.listed = self.cursor.clone();
         self.wrapped = false;
         self.done = false;
+        self.page_start = None;
     }
 
     /// Where to list the next page from: after the last subscriber listed (`None`: from the first).
@@ -92,6 +109,7 @@ impl Sweep {
         if let Some(listed) = &self.listed {
             page.retain(|id| id > listed);
         }
+        let start = (self.listed.clone(), self.wrapped, false);
         if self.wrapped {
             // Round again from the first: up to where the lap began.
             let start = self.lap_start.as_ref();
@@ -111,25 +129,33 @@ impl Sweep {
                 self.done = true;
             }
         }
+        self.page_last = page.last().cloned();
+        self.page_start = self.page_last.is_some().then_some(start);
         page
     }
 
     /// `connection`, of a page taken, has been handed the state.
     pub fn reached(&mut self, connection: &ConnectionId) {
         self.cursor = Some(connection.clone());
+        if self.page_last.as_ref() == Some(connection) {
+            self.page_start = None;
+        } else if let Some((_, _, reached)) = &mut self.page_start {
+            *reached = true;
+        }
     }
 
-    /// What to keep so that a later broadcast goes on from here, with `pending`: the subscribers taken this lap
-    /// that did not get the state; `finished` when every subscriber has it.
+    /// What to keep so that a later broadcast goes on from here, with `pending`: the subscribers reached this lap
+    /// that did not get the state; `finished` when every subscriber has it. A page left part-way is listed again
+    /// from the last subscriber reached.
     pub fn progress(&self, pending: Vec<ConnectionId>, finished: bool) -> BroadcastProgress {
-        BroadcastProgress {
-            seq: self.state.seq,
-            finished,
-            lap_start: self.lap_start.clone(),
-            cursor: self.listed.clone(),
-            wrapped: self.wrapped,
-            pending,
-        }
+        let (cursor, wrapped) = match &self.page_start {
+            None => (self.listed.clone(), self.wrapped),
+            Some((listed, wrapped, reached)) => {
+                let cursor = if *reached { self.cursor.clone() } else { listed.clone() };
+                (cursor, *wrapped)
+            }
+        };
+        BroadcastProgress { seq: self.state.seq, finished, lap_start: self.lap_start.clone(), cursor, wrapped, pending }
     }
 }
 
@@ -229,10 +255,45 @@ mod tests {
     }
 
     #[test]
+    fn a_broadcast_stopped_mid_page_goes_on_after_the_last_subscriber_reached() {
+        // Pages of 4 of 6 subscribers; the second page (the last, so the listing has ended) is left after one.
+        let mut first = Sweep::new(state(5));
+        for connection in first.take((0..4).map(id).collect(), false) {
+            first.reached(&connection);
+        }
+        let rest = first.take((4..6).map(id).collect(), true);
+        first.reached(&rest[0]);
+        assert!(!first.is_done(), "not done while a page is left part-way");
+        let progress = first.progress(Vec::new(), false);
+        assert_eq!((progress.cursor.clone(), progress.wrapped), (Some(id(4)), false));
+        let (got, _) = run(Sweep::resume(state(5), &progress).unwrap(), 6, 4, &BTreeMap::new());
+        assert_eq!(got.keys().cloned().collect::<Vec<_>>(), [id(5)], "the one left, only");
+
+        // A lap that had wrapped: the page after the wrap left before any was reached.
+        let mut wrapped = Sweep::new(state(5));
+        for connection in wrapped.take((0..3).map(id).collect(), false) {
+            wrapped.reached(&connection);
+        }
+        wrapped.offer(state(6));
+        for connection in wrapped.take((3..6).map(id).collect(), true) {
+            wrapped.reached(&connection);
+        }
+        let _untouched = wrapped.take((0..6).map(id).collect(), true);
+        let progress = wrapped.progress(Vec::new(), false);
+        assert_eq!((progress.cursor.clone(), progress.wrapped), (None, true));
+        let (got, _) = run(Sweep::resume(state(6), &progress).unwrap(), 6, 4, &BTreeMap::new());
+        assert_eq!(got.keys().cloned().collect::<Vec<_>>(), (0..3).map(id).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn a_store_that_lists_everyone_at_once_is_swept_in_id_order() {
         let mut sweep = Sweep::new(state(1));
         let everyone: Vec<ConnectionId> = [3, 1, 2, 0].map(id).to_vec();
-        assert_eq!(sweep.take(everyone.clone(), true), (0..4).map(id).collect::<Vec<_>>());
+        let taken = sweep.take(everyone.clone(), true);
+        assert_eq!(taken, (0..4).map(id).collect::<Vec<_>>());
+        for connection in &taken {
+            sweep.reached(connection);
+        }
         assert!(sweep.is_done());
         assert!(sweep.take(everyone, true).is_empty());
     }
