@@ -5,9 +5,9 @@
 //! dynamodb` read them. Nothing panics, nothing answers 5xx, every refusal is a typed problem
 //! (`application/problem+json` with its `status`), protocol error or refused event.
 
-use acidizer_core::AllowedOrigins;
 use acidizer_core::Counters;
 use acidizer_core::live::{ClientAction, ProtocolError, parse_client_message};
+use acidizer_core::{AllowedOrigins, CounterName, KnownCounters};
 use acidizer_http::router;
 use acidizer_store_dynamodb::stream::stream_record;
 use acidizer_store_sqlite::SqliteStore;
@@ -140,12 +140,14 @@ proptest! {
     #[test]
     fn any_websocket_event_is_routed_or_refused_with_a_status(event in websocket_event()) {
         let origins = AllowedOrigins::parse("https://app.example").unwrap();
+        let known = KnownCounters::parse("tally").unwrap();
         let request = serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(event.clone());
         prop_assert!(request.is_ok(), "API Gateway's event shape: {event}: {request:?}");
         let request = request.unwrap();
         let route_key = request.request_context.route_key.clone();
-        match acidizer_ws::route(&request, &origins) {
+        match acidizer_ws::route(&request, &origins, &known) {
             Route::Connect { counter, .. } => {
+                prop_assert!(known.admits(&counter));
                 prop_assert_eq!(route_key.as_deref(), Some("$connect"));
                 let origin = event["headers"]["Origin"].as_str().or(event["headers"]["origin"].as_str());
                 prop_assert!(origin.is_none_or(|origin| origin == "https://app.example"), "{event}");
@@ -153,7 +155,11 @@ proptest! {
                 prop_assert_eq!(counter.as_str(), asked);
             }
             Route::Refuse { status, reason } => {
-                prop_assert!(matches!(status, 400 | 403), "{event}: {status}");
+                prop_assert!(matches!(status, 400 | 403 | 404), "{event}: {status}");
+                if status == 404 {
+                    let asked = event["queryStringParameters"]["counter"].as_str().unwrap_or("global");
+                    prop_assert!(!known.admits(&CounterName::parse(asked).unwrap()), "{event}");
+                }
                 prop_assert!(!reason.is_empty());
             }
             Route::Disconnect { .. } => prop_assert_eq!(route_key.as_deref(), Some("$disconnect")),

@@ -95,3 +95,25 @@ async fn counts_its_5xx_answers_by_version() {
     assert_eq!(dimensions, &serde_json::json!(["Function", "Version"]));
     assert_eq!(emf::totals(&app.logs()).get("ServerErrors"), Some(&2.0));
 }
+
+/// A stage that lists its counters (`COUNTER_NAMES`) has those and `global`: any other valid name is not found,
+/// and commits nothing; an invalid one is still refused as invalid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_that_lists_its_counters_has_no_others() {
+    use acidizer_tests::dynamodb_local;
+
+    let endpoint = &dynamodb_local::shared().endpoint;
+    let app = App::spawn_lambda(endpoint, 1, &[("COUNTER_NAMES", "clicks,smoke".to_owned())]).await;
+    assert_eq!(app.increment(Some("clicks"), None).await.status(), 200);
+    assert_eq!(app.increment(None, None).await.status(), 200, "global is always there");
+    let refused = app.increment(Some("elsewhere"), Some("elsewhere-1")).await;
+    assert_eq!(refused.status(), 404);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:acidizer:problem:not-found");
+    assert!(problem["detail"].as_str().unwrap().contains("'elsewhere'"), "{problem}");
+    for path in ["/counters/elsewhere", "/counters/elsewhere/history"] {
+        assert_eq!(app.get(path).await.status(), 404, "{path}");
+    }
+    assert_eq!(app.get("/counters/Bad").await.status(), 422);
+    assert_eq!(app.get("/counters/clicks").await.status(), 200);
+}

@@ -428,3 +428,30 @@ async fn more_subscribers_than_one_invocation_reaches_all_end_on_the_final_state
     assert!(totals.get("PostsThrottled").is_some_and(|n| *n > 0.0), "{totals:?}");
     assert!(totals.contains_key("PostsInFlight"), "{totals:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ws_function_takes_only_the_listed_counters_and_as_many_subscribers_as_set() {
+    let stack = Stack::new().await;
+    let mut env = stack.env.clone();
+    env.push(("COUNTER_NAMES", "tally".to_owned()));
+    env.push(("MAX_SUBSCRIBERS_PER_COUNTER", "2".to_owned()));
+    let ws = Gateway::start(&binaries::lambda("acidizer-ws"), &env, 1).await;
+    let connect =
+        |id: &str, counter: &str| ws.invoke(websocket_event("$connect", id, Some(json!({ "counter": counter })), None));
+    for (id, counter, status) in [
+        ("tally-1", "tally", 200),
+        ("tally-2", "tally", 200),
+        ("tally-3", "tally", 503),
+        ("other-1", "other", 404),
+        ("global-1", "global", 200),
+        ("bad-1", "Bad", 400),
+    ] {
+        let answer = connect(id, counter).await.unwrap();
+        assert_eq!(answer["statusCode"], status, "{id} to {counter}: {answer}");
+        assert_eq!(stack.subscription(id).await.is_some(), status == 200, "{id} subscribed only when taken");
+    }
+    // Room again once a subscriber leaves.
+    let bye = ws.invoke(websocket_event("$disconnect", "tally-1", None, None)).await.unwrap();
+    assert_eq!(bye["statusCode"], 200);
+    assert_eq!(connect("tally-3", "tally").await.unwrap()["statusCode"], 200);
+}

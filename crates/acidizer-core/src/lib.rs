@@ -11,8 +11,8 @@ pub mod usecase;
 
 pub use domain::{
     ALLOWED_ORIGINS_ENV, AllowedOrigins, AuditRecord, Bound, Change, ConnectionId, CounterChange, CounterMax,
-    CounterName, CounterSnapshot, CounterValue, Delta, HistoryLimit, IdempotencyKey, InvalidOrigin, RequestId, Seq,
-    Timestamp,
+    CounterName, CounterSnapshot, CounterValue, Delta, HistoryLimit, IdempotencyKey, InvalidOrigin, KnownCounters,
+    RequestId, Seq, Timestamp,
 };
 pub use store::{ChangeCommand, ChangeOutcome, CounterStore, HistoryQuery, StoreError};
 pub use usecase::Counters;

@@ -2,7 +2,8 @@
 //! failures with their causes; the host that answers the request logs them, once.
 
 use crate::domain::{
-    AuditRecord, Bound, CounterMax, CounterName, CounterSnapshot, Delta, IdempotencyKey, RequestId, Seq, Timestamp,
+    AuditRecord, Bound, CounterMax, CounterName, CounterSnapshot, Delta, IdempotencyKey, KnownCounters, RequestId, Seq,
+    Timestamp,
 };
 use crate::store::{ChangeCommand, ChangeOutcome, CounterStore, HistoryQuery, StoreError};
 use crate::telemetry;
@@ -60,27 +61,40 @@ pub struct HistoryPage {
     pub next: Option<Seq>,
 }
 
-/// The counters, over one store, each kept between 0 and `max`.
+/// The counters, over one store, each kept between 0 and `max`; those that exist are `known`.
 pub struct Counters<S> {
     store: Arc<S>,
     max: CounterMax,
+    known: KnownCounters,
 }
 
 impl<S> Clone for Counters<S> {
     fn clone(&self) -> Self {
-        Self { store: Arc::clone(&self.store), max: self.max }
+        Self { store: Arc::clone(&self.store), max: self.max, known: self.known.clone() }
+    }
+}
+
+impl<S> Counters<S> {
+    /// The counters that exist: a host answers any other as it answers an unknown path.
+    pub fn known(&self) -> &KnownCounters {
+        &self.known
     }
 }
 
 impl<S: CounterStore> Counters<S> {
-    /// The counters with the default ceiling.
+    /// The counters with the default ceiling, every valid name existing.
     pub fn new(store: S) -> Self {
-        Self { store: Arc::new(store), max: CounterMax::DEFAULT }
+        Self { store: Arc::new(store), max: CounterMax::DEFAULT, known: KnownCounters::any() }
     }
 
     /// The same counters with another ceiling.
     pub fn with_max(self, max: CounterMax) -> Self {
         Self { max, ..self }
+    }
+
+    /// The same counters, only `known` ones existing.
+    pub fn with_known(self, known: KnownCounters) -> Self {
+        Self { known, ..self }
     }
 
     pub fn max(&self) -> CounterMax {

@@ -2,6 +2,7 @@
 //! with the [`ApiError`] the client gets.
 
 use crate::{ApiError, IDEMPOTENCY_KEY, MAX_BODY_BYTES};
+use acidizer_core::Counters;
 use acidizer_core::domain::{
     CounterName, HistoryLimit, IdempotencyKey, InvalidCounterName, InvalidIdempotencyKey, Seq,
 };
@@ -12,17 +13,22 @@ use http::request::Parts;
 use http::{HeaderMap, header};
 
 /// The counter a route is about: its `{name}`, or `global` on the routes without one (`/value`, `/increment`, …).
+/// A valid name of a counter that does not exist on this host (`COUNTER_NAMES`) is not found.
 pub(crate) struct RouteCounter(pub(crate) CounterName);
 
-impl<S: Send + Sync> FromRequestParts<S> for RouteCounter {
+impl<S: Send + Sync> FromRequestParts<Counters<S>> for RouteCounter {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let params = RawPathParams::from_request_parts(parts, state).await.map_err(|_| InvalidCounterName)?;
-        match params.iter().find(|(key, _)| *key == "name") {
-            Some((_, raw)) => Ok(Self(CounterName::parse(raw)?)),
-            None => Ok(Self(CounterName::global())),
+    async fn from_request_parts(parts: &mut Parts, counters: &Counters<S>) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, counters).await.map_err(|_| InvalidCounterName)?;
+        let counter = match params.iter().find(|(key, _)| *key == "name") {
+            Some((_, raw)) => CounterName::parse(raw)?,
+            None => CounterName::global(),
+        };
+        if !counters.known().admits(&counter) {
+            return Err(ApiError::UnknownCounter(counter));
         }
+        Ok(Self(counter))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP boundary's one error type, and the one place it becomes a status and an RFC 9457 body.
 
-use acidizer_core::domain::{Bound, InvalidCounterName, InvalidHistoryLimit, InvalidIdempotencyKey};
+use acidizer_core::domain::{Bound, CounterName, InvalidCounterName, InvalidHistoryLimit, InvalidIdempotencyKey};
 use acidizer_core::store::StoreError;
 use acidizer_core::telemetry::error_chain;
 use acidizer_core::usecase::ChangeError;
@@ -14,6 +14,8 @@ pub enum ApiError {
     MalformedBody(String),
     #[error("there is nothing at this path")]
     NotFound,
+    #[error("there is no counter '{0}' here")]
+    UnknownCounter(CounterName),
     #[error("this path takes WebSocket connections only: {0}")]
     NotWebSocket(String),
     #[error("pages from this origin may not open a WebSocket here")]
@@ -146,7 +148,7 @@ impl ApiError {
     fn problem(&self) -> Problem {
         match self {
             Self::MalformedBody(_) => Problem::MalformedBody,
-            Self::NotFound => Problem::NotFound,
+            Self::NotFound | Self::UnknownCounter(_) => Problem::NotFound,
             Self::NotWebSocket(_) => Problem::NotWebSocket,
             Self::OriginNotAllowed => Problem::OriginNotAllowed,
             Self::MethodNotAllowed => Problem::MethodNotAllowed,

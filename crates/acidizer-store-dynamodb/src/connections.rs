@@ -25,6 +25,38 @@ impl DynamoConnections {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
     }
+
+    /// How many subscribers `counter` has, counted up to `at_most` (a count through the `byCounter` index, which
+    /// reads its keys only: at most about 75 read units for 10 000 subscribers). The index follows the table within
+    /// a second or so, so two subscriptions at once may both find room for one.
+    pub async fn count_subscribers(
+        &self,
+        counter: &CounterName,
+        at_most: usize,
+    ) -> Result<usize, ConnectionStoreError> {
+        let mut counted = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(SUBSCRIBERS_INDEX)
+                .key_condition_expression("#counter = :counter")
+                .expression_attribute_names("#counter", SUBSCRIBERS_INDEX_KEY)
+                .expression_attribute_values(":counter", AttributeValue::S(counter.to_string()))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            counted += usize::try_from(output.count()).unwrap_or_default();
+            start = output.last_evaluated_key().cloned();
+            if counted >= at_most || start.is_none() {
+                return Ok(counted);
+            }
+        }
+    }
 }
 
 fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> ConnectionStoreError {

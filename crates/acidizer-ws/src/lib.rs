@@ -1,7 +1,7 @@
 //! What an API Gateway WebSocket event asks of `acidizer-ws`, read from the event alone: a `$connect` to subscribe
 //! (or to refuse, and why), a `$disconnect`, or a client message on `$default`. The binary carries it out.
 
-use acidizer_core::AllowedOrigins;
+use acidizer_core::{AllowedOrigins, KnownCounters};
 use acidizer_core::{ConnectionId, CounterName};
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 
@@ -18,9 +18,13 @@ pub enum Route<'a> {
     Message { connection: ConnectionId, body: &'a str },
 }
 
-/// Reads `request`: its route, connection id, `counter` query parameter, `Origin` (for `$connect`: a browser page
-/// must be of one of `origins`) and body.
-pub fn route<'a>(request: &'a ApiGatewayWebsocketProxyRequest, origins: &AllowedOrigins) -> Route<'a> {
+/// Reads `request`: its route, connection id, `counter` query parameter (for `$connect`: a counter that exists,
+/// one of `known`), `Origin` (for `$connect`: a browser page must be of one of `origins`) and body.
+pub fn route<'a>(
+    request: &'a ApiGatewayWebsocketProxyRequest,
+    origins: &AllowedOrigins,
+    known: &KnownCounters,
+) -> Route<'a> {
     let context = &request.request_context;
     let Some(connection) = context.connection_id.as_deref().and_then(|id| ConnectionId::parse(id).ok()) else {
         return Route::Refuse { status: 400, reason: "no connection id".to_owned() };
@@ -36,11 +40,15 @@ pub fn route<'a>(request: &'a ApiGatewayWebsocketProxyRequest, origins: &Allowed
             if !origins.admits(origin, None) {
                 return Route::Refuse { status: 403, reason: "origin not allowed".to_owned() };
             }
-            match request.query_string_parameters.first("counter").map(CounterName::parse) {
-                None => Route::Connect { connection, counter: CounterName::global() },
-                Some(Ok(counter)) => Route::Connect { connection, counter },
-                Some(Err(invalid)) => Route::Refuse { status: 400, reason: invalid.to_string() },
+            let counter = match request.query_string_parameters.first("counter").map(CounterName::parse) {
+                None => CounterName::global(),
+                Some(Ok(counter)) => counter,
+                Some(Err(invalid)) => return Route::Refuse { status: 400, reason: invalid.to_string() },
+            };
+            if !known.admits(&counter) {
+                return Route::Refuse { status: 404, reason: format!("there is no counter '{counter}' here") };
             }
+            Route::Connect { connection, counter }
         }
         "$disconnect" => Route::Disconnect { connection },
         _ => Route::Message { connection, body: request.body.as_deref().unwrap_or("") },

@@ -6,13 +6,18 @@
 //! taken only from the origins it lists (403 otherwise; clients that send no `Origin` are not pages, and are not
 //! checked); without it, from any.
 //!
+//! When `COUNTER_NAMES` lists counters, `$connect` to any other than those and `global` answers 404. When
+//! `MAX_SUBSCRIBERS_PER_COUNTER` is set, `$connect` to a counter that has that many subscribers answers 503.
+//!
 //! Environment: `CONNECTIONS_TABLE`, `COUNTER_TABLE`, `WEBSOCKET_ENDPOINT` (optional: else from the request
-//! context), `ALLOWED_ORIGINS` (optional), and the AWS SDK's standard variables.
+//! context), `ALLOWED_ORIGINS`, `COUNTER_NAMES` and `MAX_SUBSCRIBERS_PER_COUNTER` (optional), and the AWS SDK's
+//! standard variables.
 
 use acidizer_apigw::{ManagementApi, WEBSOCKET_ENDPOINT_ENV};
+use acidizer_core::domain::COUNTER_NAMES_ENV;
 use acidizer_core::live::{ConnectionStore, Notifier, Outbound, answer};
 use acidizer_core::telemetry::error_chain;
-use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins};
+use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins, KnownCounters};
 use acidizer_core::{ConnectionId, CounterName, Counters};
 use acidizer_lambda::{StartError, required_env};
 use acidizer_store_dynamodb::aws_sdk_dynamodb::Client;
@@ -32,8 +37,30 @@ struct Routes {
     endpoint: Option<String>,
     /// The pages that may connect.
     origins: AllowedOrigins,
+    /// The counters that exist, and the most subscribers one takes.
+    known: KnownCounters,
+    max_subscribers: Option<usize>,
     /// Management API clients by endpoint, made on first use.
     notifiers: Mutex<Vec<(String, ManagementApi)>>,
+}
+
+/// The environment variable with the most subscribers one counter takes.
+const MAX_SUBSCRIBERS_ENV: &str = "MAX_SUBSCRIBERS_PER_COUNTER";
+
+/// Not a whole number of at least 1.
+#[derive(Debug, thiserror::Error)]
+#[error("expected a whole number of at least 1, not {0:?}")]
+struct InvalidMaxSubscribers(String);
+
+fn max_subscribers() -> Result<Option<usize>, StartError> {
+    match std::env::var(MAX_SUBSCRIBERS_ENV) {
+        Err(_) => Ok(None),
+        Ok(raw) if raw.trim().is_empty() => Ok(None),
+        Ok(raw) => match raw.trim().parse::<usize>() {
+            Ok(max @ 1..) => Ok(Some(max)),
+            _ => Err(StartError::invalid(MAX_SUBSCRIBERS_ENV, InvalidMaxSubscribers(raw))),
+        },
+    }
 }
 
 #[tokio::main]
@@ -47,9 +74,13 @@ async fn main() -> Result<(), Error> {
         }
         _ => AllowedOrigins::Any,
     };
+    let known = KnownCounters::from_env().map_err(|invalid| StartError::invalid(COUNTER_NAMES_ENV, invalid))?;
+    let max_subscribers = max_subscribers()?;
     let config = lambda_sdk_config();
     let client = Client::new(&config);
     let routes = Routes {
+        known,
+        max_subscribers,
         connections: DynamoConnections::new(client.clone(), connections_table),
         counters: Counters::new(DynamoStore::new(client, counter_table)),
         endpoint: std::env::var(WEBSOCKET_ENDPOINT_ENV).ok().filter(|e| !e.is_empty()),
@@ -70,7 +101,7 @@ fn status(code: u16, body: &str) -> Value {
 
 impl Routes {
     async fn handle(&self, request: ApiGatewayWebsocketProxyRequest) -> Result<Value, Error> {
-        match route(&request, &self.origins) {
+        match route(&request, &self.origins, &self.known) {
             Route::Refuse { status: code, reason } => {
                 tracing::info!(code, reason, "refused an event");
                 Ok(status(code, &reason))
@@ -87,6 +118,19 @@ impl Routes {
     }
 
     async fn connect(&self, connection: &ConnectionId, counter: &CounterName) -> Value {
+        if let Some(max) = self.max_subscribers {
+            match self.connections.count_subscribers(counter, max).await {
+                Ok(count) if count >= max => {
+                    tracing::info!(%connection, %counter, max, "refused a subscriber: the counter has as many as it takes");
+                    return status(503, "this counter has as many subscribers as it takes; try again later");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%connection, error = error_chain(&error), "cannot count subscribers");
+                    return status(503, "try again");
+                }
+            }
+        }
         match self.connections.subscribe(connection, counter).await {
             Ok(()) => {
                 tracing::info!(%connection, %counter, "subscribed");

@@ -5,6 +5,7 @@ mod bounds;
 mod connection_id;
 mod counter_name;
 mod history_limit;
+mod known_counters;
 mod records;
 mod request_id;
 mod timestamp;
@@ -14,6 +15,7 @@ pub use bounds::{Bound, COUNTER_MAX_ENV, CounterMax, Delta, InvalidCounterMax, I
 pub use connection_id::{ConnectionId, InvalidConnectionId};
 pub use counter_name::{CounterName, InvalidCounterName};
 pub use history_limit::{HistoryLimit, InvalidHistoryLimit};
+pub use known_counters::{COUNTER_NAMES_ENV, InvalidCounterNames, KnownCounters};
 pub use records::{AuditRecord, Change, CounterChange, CounterSnapshot, CounterValue, Seq, UnrenderableChange};
 pub use request_id::{IdempotencyKey, InvalidIdempotencyKey, RequestId};
 pub use timestamp::Timestamp;
