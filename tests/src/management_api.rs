@@ -130,6 +130,8 @@ async fn post_to_connection(
     body: String,
 ) -> Response {
     assert_eq!(stage, STAGE);
+    // Counted out when the post ends, also when its client gives up on it; throttled posts count too.
+    let _in_flight = InFlight::count(&records, &id);
     let (throttled, healed, latency) = {
         let mut records = records.lock().unwrap();
         let records = &mut *records;
@@ -145,8 +147,6 @@ async fn post_to_connection(
         return (StatusCode::TOO_MANY_REQUESTS, error, r#"{"message":"Too Many Requests"}"#).into_response();
     }
     if let Some(latency) = latency {
-        // Counted out when the post ends, also when its client gives up on it.
-        let _in_flight = InFlight::count(&records, &id);
         tokio::time::sleep(latency).await;
     }
     if id.starts_with("gone") {

@@ -57,7 +57,8 @@ fn run(script: &str, dir: &Path, env: &[(&str, &str)], aws_body: &str, sam_body:
     }
 }
 
-const STAGE: [(&str, &str); 1] = [("STAGE_NAME", "prod")];
+/// What the step sees: the stage, and the region (samconfig.toml's, from the step that reads it).
+const STAGE: [(&str, &str); 2] = [("STAGE_NAME", "prod"), ("REGION", "us-east-1")];
 
 #[test]
 fn a_new_stage_is_deployed_unprotected_then_protected() {
@@ -76,7 +77,8 @@ fn a_new_stage_is_deployed_unprotected_then_protected() {
     for left in ["ROLLBACK_COMPLETE", "ROLLBACK_FAILED"] {
         let ran = run(&first, dir.path(), &STAGE, &format!("echo {left}"), "");
         assert!(!ran.success, "{left}: the job stops");
-        assert!(ran.printed.contains("aws cloudformation delete-stack --stack-name acidizer-prod"), "{}", ran.printed);
+        let delete = "aws cloudformation delete-stack --stack-name acidizer-prod --region us-east-1";
+        assert!(ran.printed.contains(delete), "the stack's own region: {}", ran.printed);
     }
     let denied = "echo 'An error occurred (AccessDenied)' >&2; exit 254";
     assert!(!run(&first, dir.path(), &STAGE, denied, "").success, "any other error stops the job");

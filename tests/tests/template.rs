@@ -637,12 +637,17 @@ fn a_configuration_change_publishes_new_versions() {
     };
     let before = versions(&transformed(&[]));
 
-    // The memory of every function (Globals): every version is new.
+    // The memory of the functions that take it from Globals (acidizer-stream sets its own): their versions are new.
     let memory = changed("    MemorySize: 256\n", "    MemorySize: 512\n", "memory.yaml");
     let after = versions(&transformed_file(&memory, &[]));
-    for (function, version) in &after {
-        assert_ne!(version, &before[function], "{function}: a new MemorySize, a new version");
+    for function in ["ApiFunction", "WsFunction"] {
+        assert_ne!(after[function], before[function], "{function}: a new MemorySize, a new version");
     }
+    // acidizer-stream's own memory: its version alone is new.
+    let stream_memory = changed("      MemorySize: 1769\n", "      MemorySize: 3008\n", "stream-memory.yaml");
+    let after = versions(&transformed_file(&stream_memory, &[]));
+    assert_ne!(after["StreamFunction"], before["StreamFunction"]);
+    assert_eq!(after["ApiFunction"], before["ApiFunction"]);
     // acidizer-ws's timeout alone: its version alone is new.
     let timeout = changed("      Timeout: 10\n", "      Timeout: 12\n", "timeout.yaml");
     let after = versions(&transformed_file(&timeout, &[]));
@@ -897,7 +902,7 @@ fn the_broadcast_reads_its_state_and_alarms_on_sustained_throttling() {
     assert_eq!(variables["MAX_POSTS_IN_FLIGHT"], serde_json::json!({"Ref": "StreamMaxPostsInFlight"}));
     let limit = &template["Parameters"]["StreamMaxPostsInFlight"];
     assert_eq!((&limit["Default"], &limit["MinValue"], &limit["MaxValue"]), (&500.into(), &1.into(), &5000.into()));
-    assert_eq!(function["Properties"]["MemorySize"], 256, "the stream's memory is set where it is measured");
+    assert_eq!(function["Properties"]["MemorySize"], 1769, "a whole vCPU: a broadcast is CPU-bound on one thread");
     let granted = statements(resource(&template, "StreamFunctionRole"));
     let allows = |action: &str, table: &str| {
         granted.iter().any(|s| {
@@ -963,4 +968,50 @@ fn the_page_has_security_headers() {
         assert!(script.split('>').next().unwrap().contains("src="), "an inline script: {script}");
     }
     assert!(!page.contains("<style"), "an inline style element");
+}
+
+/// Each function's role allows the DynamoDB calls its code makes, on the tables and index it makes them on: a call
+/// the role lacks fails only on AWS (DynamoDB Local checks no permission), where `$connect` would answer 503.
+#[test]
+fn the_functions_may_make_the_dynamodb_calls_their_code_makes() {
+    let template = transformed(&[]);
+    let index = serde_json::json!({"Fn::Sub": "${ConnectionsTable.Arn}/index/byCounter"});
+    let table = |name: &str| serde_json::json!({"Fn::GetAtt": [name, "Arn"]});
+    let calls: [(&str, &[(&str, serde_json::Value)]); 2] = [
+        (
+            // acidizer-ws: subscribe, look up, forget (the table); count a counter's subscribers (the index, at
+            // $connect with MAX_SUBSCRIBERS_PER_COUNTER); read a counter (sync).
+            "WsFunctionRole",
+            &[
+                ("dynamodb:PutItem", table("ConnectionsTable")),
+                ("dynamodb:GetItem", table("ConnectionsTable")),
+                ("dynamodb:DeleteItem", table("ConnectionsTable")),
+                ("dynamodb:Query", index.clone()),
+                ("dynamodb:GetItem", table("CounterTable")),
+            ],
+        ),
+        (
+            // acidizer-stream: list subscribers (the index), forget the gone and keep its progress (the table),
+            // read a counter's newest state.
+            "StreamFunctionRole",
+            &[
+                ("dynamodb:Query", index.clone()),
+                ("dynamodb:GetItem", table("ConnectionsTable")),
+                ("dynamodb:PutItem", table("ConnectionsTable")),
+                ("dynamodb:DeleteItem", table("ConnectionsTable")),
+                ("dynamodb:GetItem", table("CounterTable")),
+            ],
+        ),
+    ];
+    for (role, needed) in calls {
+        let granted = statements(resource(&template, role));
+        for (action, on) in needed {
+            let allowed = granted.iter().any(|s| {
+                s["Effect"] == "Allow"
+                    && actions(s).iter().any(|a| matches(a, action))
+                    && listed(&s["Resource"]).contains(on)
+            });
+            assert!(allowed, "{role} may {action} on {on}: {granted:?}");
+        }
+    }
 }

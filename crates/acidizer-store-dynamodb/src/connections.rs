@@ -72,6 +72,8 @@ enum UnreadableSubscription {
     Counter(String, #[source] acidizer_core::domain::InvalidCounterName),
     #[error("a subscription of the connection id {0:?}")]
     Connection(String, #[source] acidizer_core::domain::InvalidConnectionId),
+    #[error("a broadcast's progress without a readable {0}")]
+    Progress(&'static str),
 }
 
 fn connection_key(connection: &ConnectionId) -> HashMap<String, AttributeValue> {
@@ -93,6 +95,7 @@ fn progress_item(progress: &BroadcastProgress) -> HashMap<String, AttributeValue
         ("finished".to_owned(), AttributeValue::Bool(progress.finished)),
         ("wrapped".to_owned(), AttributeValue::Bool(progress.wrapped)),
         ("pending".to_owned(), AttributeValue::L(progress.pending.iter().map(id).collect())),
+        ("ahead".to_owned(), AttributeValue::L(progress.ahead.iter().map(id).collect())),
         (TTL_ATTRIBUTE.to_owned(), AttributeValue::N(expires_at.to_string())),
     ]);
     if let Some(lap_start) = &progress.lap_start {
@@ -118,10 +121,11 @@ fn progress_from(item: &HashMap<String, AttributeValue>) -> Result<BroadcastProg
         .and_then(|seq| seq.parse().ok())
         .ok_or_else(|| corrupt_progress("seq"))?;
     let flag = |name: &str| item.get(name).and_then(|flag| flag.as_bool().ok()).copied().unwrap_or(false);
-    let pending = match item.get("pending") {
-        Some(pending) => pending.as_l().map_err(|_| corrupt_progress("pending"))?.iter().map(connection).collect(),
+    let list = |name: &'static str| match item.get(name) {
+        Some(listed) => listed.as_l().map_err(|_| corrupt_progress(name))?.iter().map(connection).collect(),
         None => Ok(Vec::new()),
-    }?;
+    };
+    let (pending, ahead) = (list("pending")?, list("ahead")?);
     Ok(BroadcastProgress {
         seq,
         finished: flag("finished"),
@@ -129,11 +133,12 @@ fn progress_from(item: &HashMap<String, AttributeValue>) -> Result<BroadcastProg
         cursor: item.get("cursor").map(connection).transpose()?,
         wrapped: flag("wrapped"),
         pending,
+        ahead,
     })
 }
 
-fn corrupt_progress(what: &str) -> ConnectionStoreError {
-    ConnectionStoreError::corrupt(UnreadableSubscription::Missing(format!("{what} in a broadcast's progress")))
+fn corrupt_progress(what: &'static str) -> ConnectionStoreError {
+    ConnectionStoreError::corrupt(UnreadableSubscription::Progress(what))
 }
 
 fn string<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&'a str, ConnectionStoreError> {
@@ -233,6 +238,8 @@ impl ConnectionStore for DynamoConnections {
             .get_item()
             .table_name(&self.table)
             .set_key(Some(progress_key(counter)))
+            // The item the last invocation wrote, not an older one: a retry may follow it within milliseconds.
+            .consistent_read(true)
             .send()
             .await
             .map_err(unavailable)?;
@@ -266,6 +273,7 @@ mod tests {
                 cursor: None,
                 wrapped: false,
                 pending: vec![],
+                ahead: vec![],
             },
             BroadcastProgress {
                 seq: 12,
@@ -274,6 +282,7 @@ mod tests {
                 cursor: Some(id("Zz9+/=")),
                 wrapped: true,
                 pending: vec![id("a="), id("b=")],
+                ahead: vec![id("c=")],
             },
         ] {
             assert_eq!(progress_from(&progress_item(&progress)).unwrap(), progress);
@@ -285,6 +294,7 @@ mod tests {
             cursor: None,
             wrapped: false,
             pending: vec![],
+            ahead: vec![],
         });
         broken.insert("seq".to_owned(), AttributeValue::S("x".to_owned()));
         assert!(matches!(progress_from(&broken), Err(ConnectionStoreError::Corrupt(_))));

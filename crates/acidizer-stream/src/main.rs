@@ -95,8 +95,10 @@ async fn handle(broadcaster: &Broadcast, event: LambdaEvent<Event>) -> Result<Dy
         "broadcast"
     );
     let mut response = DynamoDbEventResponse::default();
+    // A record without a sequence number cannot be named; DynamoDB Streams gives every record one.
     response.batch_item_failures = failed
         .into_iter()
+        .filter(|sequence_number| !sequence_number.is_empty())
         .map(|sequence_number| {
             let mut failure = DynamoDbBatchItemFailure::default();
             failure.item_identifier = Some(sequence_number);

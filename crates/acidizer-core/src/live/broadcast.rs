@@ -10,11 +10,11 @@
 
 use super::sweep::Sweep;
 use super::width::{PostWidth, Slot};
-use super::{BroadcastProgress, ConnectionStore, NewestState, Notifier, NotifyError, Outbound};
+use super::{ConnectionStore, NewestState, Notifier, NotifyError, Outbound};
 use crate::backoff::Backoff;
 use crate::domain::{ConnectionId, CounterChange, CounterName, Timestamp};
 use crate::telemetry::{self, error_chain};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -29,6 +29,14 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 500;
 /// How often a long broadcast reads the counter's newest state.
 const REFRESH_EVERY: Duration = Duration::from_millis(250);
 
+/// A broadcast takes no further page while this many subscribers it reached are left without the state: it ends,
+/// and the next one serves them first. Their ids are kept in one item (DynamoDB's items hold 400 KB).
+const MAX_PENDING: usize = 1000;
+
+/// A subscriber whose posts fail (not throttled, not slow: refused) this many times in a row is left to the next
+/// broadcast; left again by that one, it is given up on until the counter's next state.
+const MAX_FAILED_ATTEMPTS: usize = 3;
+
 /// What a broadcast did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BroadcastReport {
@@ -38,8 +46,8 @@ pub struct BroadcastReport {
     pub reached: usize,
     /// Subscribers found gone, and forgotten.
     pub gone: usize,
-    /// Subscribers that did not get the state before the time ran out (failing, throttled or slow): the next
-    /// broadcast serves them first.
+    /// Subscribers that did not get the state (failing, throttled or slow until the time ran out): the next
+    /// broadcast serves them first; or that kept failing through two broadcasts, given up on until the next state.
     pub failed: usize,
     /// Posts answered "throttled" (each is tried again).
     pub throttled: usize,
@@ -74,7 +82,28 @@ struct CounterReport {
 enum Delivery {
     Reached,
     Gone,
+    /// Throttled or slow until the time ran out.
     Failed,
+    /// Refused [`MAX_FAILED_ATTEMPTS`] times in a row.
+    Refused,
+}
+
+/// The message of a broadcast's current state, shared with its posts: an attempt always sends the newest.
+#[derive(Clone)]
+struct Current(Arc<std::sync::Mutex<Arc<Outbound>>>);
+
+impl Current {
+    fn new(message: Outbound) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Arc::new(message))))
+    }
+
+    fn get(&self) -> Arc<Outbound> {
+        Arc::clone(&self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn set(&self, message: Outbound) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(message);
+    }
 }
 
 /// Keeps the latest change (the highest `seq`) of each counter: a batch of K changes costs one message per
@@ -204,23 +233,24 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
         (newest.seq > than.seq).then_some(newest)
     }
 
-    /// Where an earlier broadcast of `counter` stopped, if it did.
-    async fn progress(&self, counter: &CounterName) -> Option<BroadcastProgress> {
-        self.connections.progress(counter).await.unwrap_or_else(|error| {
-            tracing::warn!(%counter, error = error_chain(&error), "cannot read where the last broadcast stopped");
-            None
-        })
-    }
-
     async fn broadcast_counter(&self, change: CounterChange, deadline: Instant) -> CounterReport {
         let (counter, change_seq) = (change.counter.clone(), change.seq);
-        let earlier = self.progress(&counter).await;
+        let earlier = match self.connections.progress(&counter).await {
+            Ok(earlier) => earlier,
+            Err(error) => {
+                // Without it, subscribers already reached would get the state again: the batch is tried again.
+                tracing::warn!(%counter, error = error_chain(&error), "cannot read where the last broadcast stopped");
+                return CounterReport::default();
+            }
+        };
         let state = self.newer(&change).await.unwrap_or(change);
-        let (sweep, first) = match &earlier {
-            None => (Sweep::new(state), Vec::new()),
+        let (sweep, first, ahead) = match &earlier {
+            None => (Sweep::new(state), Vec::new(), Vec::new()),
             Some(progress) => match Sweep::resume(state, progress) {
-                Some(sweep) if sweep.state().seq == progress.seq => (sweep, progress.pending.clone()),
-                Some(sweep) => (sweep, Vec::new()),
+                Some(sweep) if sweep.state().seq == progress.seq => {
+                    (sweep, progress.pending.clone(), progress.ahead.clone())
+                }
+                Some(sweep) => (sweep, Vec::new(), Vec::new()),
                 None => {
                     // An earlier broadcast sent this state, or a newer one, to everyone already, or is sending a
                     // newer one, which its own records (later in the stream) take on.
@@ -229,18 +259,23 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                 }
             },
         };
-        let mut run = Run::new(self, sweep, deadline);
+        let mut run = Run::new(self, sweep, deadline, &first, ahead);
         let listed = run.sweep(first).await;
         let pending = run.finish().await;
-        let Run { sweep, mut report, lost, .. } = run;
+        let Run { sweep, mut report, lost, given_up, ahead, .. } = run;
+        let current = sweep.state().seq;
+        let ahead: Vec<ConnectionId> = ahead.into_iter().filter(|(_, seq)| *seq >= current).map(|(id, _)| id).collect();
         let everyone = listed && !lost && sweep.is_done() && pending.is_empty();
         // A newer state than the batch's own was sent: its records follow in the stream, and the broadcast they
         // start goes on from here. Only a broadcast of the newest state known is worth a retry of its records.
         let taken_on = listed && !lost && sweep.state().seq > change_seq;
         report.finished = everyone || taken_on;
-        report.failed = pending.len();
-        if let Err(error) = self.connections.keep_progress(&counter, &sweep.progress(pending, everyone)).await {
+        report.failed = pending.len() + given_up;
+        let progress = sweep.progress(pending, ahead, everyone);
+        if let Err(error) = self.connections.keep_progress(&counter, &progress).await {
+            // The next broadcast would go on from an older place: this batch is tried again instead.
             tracing::warn!(%counter, error = error_chain(&error), "cannot keep where the broadcast stopped");
+            report.finished = false;
         }
         report
     }
@@ -250,7 +285,8 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
 struct Run<'a, C, N> {
     broadcaster: &'a Broadcaster<C, N>,
     sweep: Sweep,
-    message: Arc<Outbound>,
+    /// The message of the current state, which every post's next attempt sends.
+    message: Current,
     deadline: Instant,
     /// No post starts after this, so that those in flight can end by the deadline.
     last_post: Instant,
@@ -263,6 +299,11 @@ struct Run<'a, C, N> {
     posts: JoinSet<Ended>,
     /// Subscribers reached that did not get the state.
     pending: Vec<ConnectionId>,
+    /// Subscribers an earlier broadcast left without the state (served first), and how many of them failed again.
+    left_before: HashSet<ConnectionId>,
+    given_up: usize,
+    /// Subscribers a post brought a newer state than the lap it began in: the newer lap need not send it again.
+    ahead: HashMap<ConnectionId, u64>,
     handed: usize,
     report: CounterReport,
     /// A post's task ended without telling which subscriber it was for.
@@ -270,8 +311,15 @@ struct Run<'a, C, N> {
 }
 
 impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
-    fn new(broadcaster: &'a Broadcaster<C, N>, sweep: Sweep, deadline: Instant) -> Self {
-        let message = Arc::new(Outbound::change(sweep.state()));
+    fn new(
+        broadcaster: &'a Broadcaster<C, N>,
+        sweep: Sweep,
+        deadline: Instant,
+        left_before: &[ConnectionId],
+        ahead: Vec<ConnectionId>,
+    ) -> Self {
+        let seq = sweep.state().seq;
+        let message = Current::new(Outbound::change(sweep.state()));
         let left = deadline.saturating_duration_since(Instant::now());
         let last_post = deadline - broadcaster.retries.attempt_timeout.min(left / 4);
         Self {
@@ -286,6 +334,9 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
             again: Vec::new(),
             posts: JoinSet::new(),
             pending: Vec::new(),
+            left_before: left_before.iter().cloned().collect(),
+            given_up: 0,
+            ahead: ahead.into_iter().map(|id| (id, seq)).collect(),
             handed: 0,
             report: CounterReport::default(),
             lost: false,
@@ -304,6 +355,10 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
             if Instant::now() >= self.last_post {
                 // Out of time: the rest is left to the next broadcast, unsent rather than late.
                 tracing::info!(counter = %self.counter(), "no time left to broadcast");
+                return true;
+            }
+            if self.pending.len() >= MAX_PENDING {
+                tracing::info!(counter = %self.counter(), pending = self.pending.len(), "too many subscribers left behind");
                 return true;
             }
             self.refresh().await;
@@ -341,7 +396,7 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
         if !self.sweep.offer(newer) {
             return false;
         }
-        self.message = Arc::new(Outbound::change(self.sweep.state()));
+        self.message.set(Outbound::change(self.sweep.state()));
         // The new lap goes round every subscriber: those that missed the older state get the newer one in it.
         self.pending.clear();
         true
@@ -377,13 +432,17 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
             self.revisit.insert(connection);
             return;
         }
+        if self.ahead.get(&connection).is_some_and(|seq| *seq >= self.sweep.state().seq) {
+            return;
+        }
         self.handed += 1;
         if self.handed.is_multiple_of(YIELD_EVERY) {
             // Thousands of subscribers take milliseconds: other tasks on this thread get a turn.
             tokio::task::yield_now().await;
         }
         let notifier = &self.broadcaster.notifier;
-        match notifier.send_now(&connection, &self.message) {
+        let message = self.message.get();
+        match notifier.send_now(&connection, &message) {
             Some(Ok(())) => {
                 self.report.reached += 1;
                 return;
@@ -413,7 +472,8 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
             connections: Arc::clone(&self.broadcaster.connections),
             notifier: Arc::clone(&self.broadcaster.notifier),
             width: Arc::clone(&self.broadcaster.width),
-            message: Arc::clone(&self.message),
+            message: self.message.clone(),
+            began: message.seq().unwrap_or_default(),
             retries: self.broadcaster.retries,
             last_post: self.last_post,
             deadline: self.deadline,
@@ -430,7 +490,7 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
 
     /// Takes in a post that has ended.
     fn ended(&mut self, ended: Result<Ended, tokio::task::JoinError>) {
-        let Ended { connection, delivery, throttled, seq } = match ended {
+        let Ended { connection, delivery, throttled, began, seq } = match ended {
             Ok(ended) => ended,
             Err(error) => {
                 tracing::error!(%error, "a post's task failed");
@@ -440,16 +500,28 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
         };
         self.in_flight.remove(&connection);
         self.report.throttled += throttled;
-        let again = self.revisit.remove(&connection);
+        let current = self.sweep.state().seq;
+        let mut again = self.revisit.remove(&connection);
         match delivery {
-            Delivery::Reached => self.report.reached += 1,
+            Delivery::Reached => {
+                self.report.reached += 1;
+                if seq > began {
+                    // It got a newer state than its lap's, on a later attempt.
+                    self.ahead.insert(connection.clone(), seq);
+                }
+                again &= seq < current;
+            }
             Delivery::Gone => {
                 self.report.gone += 1;
                 return;
             }
+            Delivery::Refused if self.left_before.contains(&connection) && !again => {
+                tracing::warn!(%connection, "giving up on a subscriber whose posts keep failing, until the next state");
+                self.given_up += 1;
+            }
             // A post of an older lap: the present lap reaches this subscriber (or has, and `again` is set).
-            Delivery::Failed if !again && seq == self.sweep.state().seq => self.pending.push(connection.clone()),
-            Delivery::Failed => {}
+            Delivery::Failed | Delivery::Refused if !again && seq == current => self.pending.push(connection.clone()),
+            Delivery::Failed | Delivery::Refused => {}
         }
         if again {
             // Reached again by a newer lap while its post was in flight: it gets the newer state next.
@@ -479,11 +551,13 @@ async fn forget<C: ConnectionStore>(connections: &C, connection: &ConnectionId) 
     }
 }
 
-/// How a post ended: to whom, how, how many times it was throttled, and the state it carried.
+/// How a post ended: to whom, how, how many times it was throttled, the state it began with, and the state of its
+/// last attempt (newer, if one arrived while it was retried).
 struct Ended {
     connection: ConnectionId,
     delivery: Delivery,
     throttled: usize,
+    began: u64,
     seq: u64,
 }
 
@@ -492,7 +566,9 @@ struct Post<C, N> {
     connections: Arc<C>,
     notifier: Arc<N>,
     width: Arc<PostWidth>,
-    message: Arc<Outbound>,
+    message: Current,
+    /// The state when the sweep handed it this post.
+    began: u64,
     retries: Retries,
     last_post: Instant,
     deadline: Instant,
@@ -502,56 +578,66 @@ impl<C: ConnectionStore, N: Notifier> Post<C, N> {
     /// Returns the subscriber, how its post ended, and how many times it was throttled.
     /// Holds a slot of the width while a post is in flight, not while it waits to be tried again.
     async fn deliver(self, connection: ConnectionId, slot: Slot) -> Ended {
-        let seq = self.message.seq().unwrap_or_default();
-        let (connection, delivery, throttled) = self.attempts(connection, slot).await;
-        Ended { connection, delivery, throttled, seq }
+        let began = self.began;
+        let mut ended = Ended { connection, delivery: Delivery::Failed, throttled: 0, began, seq: began };
+        ended.delivery = self.attempts(&mut ended, slot).await;
+        ended
     }
 
-    async fn attempts(&self, connection: ConnectionId, slot: Slot) -> (ConnectionId, Delivery, usize) {
+    /// Tries until the post is delivered, found gone, refused [`MAX_FAILED_ATTEMPTS`] times in a row, or out of
+    /// time; each attempt sends the current state's message.
+    async fn attempts(&self, ended: &mut Ended, slot: Slot) -> Delivery {
         let Retries { attempt_timeout, first_pause, max_pause } = self.retries;
+        let connection = ended.connection.clone();
         let mut backoff = Backoff::new(first_pause, max_pause);
-        let mut throttled = 0;
+        let mut refused = 0;
         let mut slot = Some(slot);
         loop {
             let slot = match slot.take() {
                 Some(slot) => slot,
                 None => match tokio::time::timeout_at(self.last_post, self.width.acquire()).await {
                     Ok(slot) => slot,
-                    Err(_) => return (connection, Delivery::Failed, throttled),
+                    Err(_) => return Delivery::Failed,
                 },
             };
             let left = self.deadline.saturating_duration_since(Instant::now());
             if Instant::now() >= self.last_post {
-                return (connection, Delivery::Failed, throttled);
+                return Delivery::Failed;
             }
+            let message = self.message.get();
+            ended.seq = message.seq().unwrap_or_default();
             let sent = Instant::now();
-            match tokio::time::timeout(attempt_timeout.min(left), self.notifier.send(&connection, &self.message)).await
-            {
+            match tokio::time::timeout(attempt_timeout.min(left), self.notifier.send(&connection, &message)).await {
                 Ok(Ok(())) => {
                     slot.succeeded(sent);
-                    return (connection, Delivery::Reached, throttled);
+                    return Delivery::Reached;
                 }
                 Ok(Err(NotifyError::Gone)) => {
                     forget(&*self.connections, &connection).await;
-                    return (connection, Delivery::Gone, throttled);
+                    return Delivery::Gone;
                 }
                 Ok(Err(NotifyError::Throttled(_))) => {
-                    throttled += 1;
-                    slot.throttled(sent);
+                    ended.throttled += 1;
+                    slot.backed_off(sent);
                 }
                 Ok(Err(error @ NotifyError::Failed(_))) => {
                     tracing::debug!(%connection, error = error_chain(&error), "send failed");
+                    refused += 1;
+                    if refused >= MAX_FAILED_ATTEMPTS {
+                        return Delivery::Refused;
+                    }
                 }
                 Err(_) => {
-                    // A slow send may still arrive: the next broadcast sends it again.
+                    // A slow send may still arrive: the next broadcast sends it again. Slow posts mean fewer at once.
+                    slot.backed_off(sent);
                     tracing::info!(%connection, "send timed out; leaving this subscriber to the next broadcast");
-                    return (connection, Delivery::Failed, throttled);
+                    return Delivery::Failed;
                 }
             }
             let pause = backoff.next_delay();
             if Instant::now() + pause >= self.last_post {
                 tracing::info!(%connection, "giving up on a subscriber for this broadcast");
-                return (connection, Delivery::Failed, throttled);
+                return Delivery::Failed;
             }
             drop(slot);
             tokio::time::sleep(pause).await;
@@ -563,7 +649,7 @@ impl<C: ConnectionStore, N: Notifier> Post<C, N> {
 mod tests {
     use super::*;
     use crate::domain::Timestamp;
-    use crate::live::{ConnectionStoreError, SubscriberPage};
+    use crate::live::{BroadcastProgress, ConnectionStoreError, SubscriberPage};
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -731,6 +817,22 @@ mod tests {
                 assert_eq!(waited_for.iter().filter(|id| id.starts_with("ok")).count(), 3);
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_subscriber_whose_posts_keep_failing_is_given_up_on_after_two_broadcasts() {
+        let connections = Connections::with("a", ["ok-1".to_owned(), "bad-1".to_owned()]).await;
+        let inboxes = Arc::new(Inboxes::default());
+        let broadcaster =
+            Broadcaster::new(Arc::clone(&connections), Arc::clone(&inboxes)).with_time_budget(Duration::from_secs(5));
+        let first = broadcaster.broadcast([change("a", 4)]).await;
+        assert_eq!(first.undelivered, [CounterName::parse("a").unwrap()], "left to the next broadcast: {first:?}");
+        assert_eq!(inboxes.attempts.lock().unwrap()["bad-1"], MAX_FAILED_ATTEMPTS as u32);
+        let second = broadcaster.broadcast([change("a", 4)]).await;
+        assert!(second.undelivered.is_empty(), "given up on: the batch is done {second:?}");
+        assert_eq!((second.reached, second.failed), (0, 1));
+        assert_eq!(inboxes.attempts.lock().unwrap()["bad-1"], 2 * MAX_FAILED_ATTEMPTS as u32);
+        assert_eq!(inboxes.received.lock().unwrap()["ok-1"], [4], "the others once");
     }
 
     /// Answers every send with a failure (a throttled Management API) until `until`, then delivers.

@@ -100,6 +100,9 @@ pub struct BroadcastProgress {
     /// Subscribers the lap reached that did not get the state (throttled, failing or slow until the end): the
     /// next broadcast serves them first.
     pub pending: Vec<ConnectionId>,
+    /// Subscribers the lap has not reached that have the state already (a post of an earlier lap brought it on a
+    /// later attempt): the lap passes them by.
+    pub ahead: Vec<ConnectionId>,
 }
 
 /// How a message failed to reach a connection.

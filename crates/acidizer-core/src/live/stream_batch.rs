@@ -12,8 +12,8 @@ pub struct StreamRecord {
 }
 
 /// Broadcasts a batch until `deadline`, and returns the sequence numbers of the records of every counter whose
-/// latest value did not reach all its subscribers: those are the batch item failures, which the event source
-/// mapping sends again (a subscriber may then get an equal message twice, never miss the final one).
+/// latest value did not reach all its subscribers (and that no later record takes on): those are the batch item
+/// failures, which the event source mapping sends again; that broadcast goes on where this one stopped.
 pub async fn failed_records<C: ConnectionStore, N: Notifier>(
     broadcaster: &Broadcaster<C, N>,
     records: &[StreamRecord],

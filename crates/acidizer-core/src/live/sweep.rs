@@ -7,6 +7,15 @@
 use super::BroadcastProgress;
 use crate::domain::{ConnectionId, CounterChange};
 
+/// Where a sweep stood before the page it is handing out.
+#[derive(Debug, Clone)]
+struct PageStart {
+    listed: Option<ConnectionId>,
+    wrapped: bool,
+    /// Whether any of the page has been reached.
+    reached: bool,
+}
+
 /// One counter's broadcast, lap by lap.
 #[derive(Debug, Clone)]
 pub struct Sweep {
@@ -19,9 +28,8 @@ pub struct Sweep {
     listed: Option<ConnectionId>,
     wrapped: bool,
     done: bool,
-    /// While a page taken is not all reached: where the listing stood before it, whether the lap had wrapped, and
-    /// whether any of the page has been reached.
-    page_start: Option<(Option<ConnectionId>, bool, bool)>,
+    /// While a page taken is not all reached: where the sweep stood before it.
+    page_start: Option<PageStart>,
     /// The last subscriber of the page taken.
     page_last: Option<ConnectionId>,
 }
@@ -109,7 +117,7 @@ impl Sweep {
         if let Some(listed) = &self.listed {
             page.retain(|id| id > listed);
         }
-        let start = (self.listed.clone(), self.wrapped, false);
+        let start = PageStart { listed: self.listed.clone(), wrapped: self.wrapped, reached: false };
         if self.wrapped {
             // Round again from the first: up to where the lap began.
             let start = self.lap_start.as_ref();
@@ -139,23 +147,31 @@ impl Sweep {
         self.cursor = Some(connection.clone());
         if self.page_last.as_ref() == Some(connection) {
             self.page_start = None;
-        } else if let Some((_, _, reached)) = &mut self.page_start {
-            *reached = true;
+        } else if let Some(start) = &mut self.page_start {
+            start.reached = true;
         }
     }
 
     /// What to keep so that a later broadcast goes on from here, with `pending`: the subscribers reached this lap
     /// that did not get the state; `finished` when every subscriber has it. A page left part-way is listed again
     /// from the last subscriber reached.
-    pub fn progress(&self, pending: Vec<ConnectionId>, finished: bool) -> BroadcastProgress {
+    pub fn progress(&self, pending: Vec<ConnectionId>, ahead: Vec<ConnectionId>, finished: bool) -> BroadcastProgress {
         let (cursor, wrapped) = match &self.page_start {
             None => (self.listed.clone(), self.wrapped),
-            Some((listed, wrapped, reached)) => {
-                let cursor = if *reached { self.cursor.clone() } else { listed.clone() };
-                (cursor, *wrapped)
+            Some(start) => {
+                let cursor = if start.reached { self.cursor.clone() } else { start.listed.clone() };
+                (cursor, start.wrapped)
             }
         };
-        BroadcastProgress { seq: self.state.seq, finished, lap_start: self.lap_start.clone(), cursor, wrapped, pending }
+        BroadcastProgress {
+            seq: self.state.seq,
+            finished,
+            lap_start: self.lap_start.clone(),
+            cursor,
+            wrapped,
+            pending,
+            ahead,
+        }
     }
 }
 
@@ -234,7 +250,7 @@ mod tests {
         let page: Vec<ConnectionId> = (0..4).map(id).collect();
         assert_eq!(first.take(page, false), (0..4).map(id).collect::<Vec<_>>());
         first.reached(&id(3));
-        let progress = first.progress(vec![id(1)], false);
+        let progress = first.progress(vec![id(1)], Vec::new(), false);
         assert_eq!(progress.cursor, Some(id(3)));
 
         // The same state: the same lap, from the fifth on.
@@ -264,7 +280,7 @@ mod tests {
         let rest = first.take((4..6).map(id).collect(), true);
         first.reached(&rest[0]);
         assert!(!first.is_done(), "not done while a page is left part-way");
-        let progress = first.progress(Vec::new(), false);
+        let progress = first.progress(Vec::new(), Vec::new(), false);
         assert_eq!((progress.cursor.clone(), progress.wrapped), (Some(id(4)), false));
         let (got, _) = run(Sweep::resume(state(5), &progress).unwrap(), 6, 4, &BTreeMap::new());
         assert_eq!(got.keys().cloned().collect::<Vec<_>>(), [id(5)], "the one left, only");
@@ -279,7 +295,7 @@ mod tests {
             wrapped.reached(&connection);
         }
         let _untouched = wrapped.take((0..6).map(id).collect(), true);
-        let progress = wrapped.progress(Vec::new(), false);
+        let progress = wrapped.progress(Vec::new(), Vec::new(), false);
         assert_eq!((progress.cursor.clone(), progress.wrapped), (None, true));
         let (got, _) = run(Sweep::resume(state(6), &progress).unwrap(), 6, 4, &BTreeMap::new());
         assert_eq!(got.keys().cloned().collect::<Vec<_>>(), (0..3).map(id).collect::<Vec<_>>());

@@ -19,8 +19,10 @@ pub const INITIAL_WIDTH: usize = 64;
 /// What a throttled post (or a rise of the posts' time) leaves of the width.
 const DECREASE: f64 = 0.8;
 
-/// A post's time counts as risen past this many times its usual.
+/// A post's time counts as risen past this many times its usual, once this many posts since the last decrease
+/// have told.
 const LATENCY_RISE: f64 = 2.0;
+const RISE_SAMPLES: u32 = 16;
 
 /// The number of posts in flight, adapted to what the Management API takes.
 #[derive(Debug)]
@@ -37,10 +39,13 @@ struct State {
     slow_start: bool,
     /// Posts sent before this instant cannot cause another decrease.
     last_decrease: Instant,
-    /// The usual time of a post: the least seen, drifting slowly up so that it follows a slower API.
+    /// The usual time of a post: the least seen, drifting up (a hundredth of the difference a post) so that it
+    /// follows an API that has become slower for good.
     usual: Option<Duration>,
-    /// The recent time of a post (an exponentially weighted average).
+    /// The recent time of a post (an exponentially weighted average), and how many posts told since the last
+    /// decrease.
     recent: Option<Duration>,
+    samples: u32,
 }
 
 impl PostWidth {
@@ -56,6 +61,7 @@ impl PostWidth {
                 last_decrease: Instant::now(),
                 usual: None,
                 recent: None,
+                samples: 0,
             }),
             freed: Notify::new(),
         })
@@ -90,30 +96,36 @@ impl PostWidth {
     fn succeeded(&self, sent: Instant, took: Duration) {
         let mut state = self.state();
         let usual = match state.usual {
-            Some(usual) if took >= usual => usual + (took - usual) / 1000,
+            Some(usual) if took >= usual => usual + (took - usual) / 100,
             _ => took,
         };
         state.usual = Some(usual);
         let recent = state.recent.map_or(took, |recent| recent.mul_f64(0.9) + took.mul_f64(0.1));
         state.recent = Some(recent);
-        if recent.as_secs_f64() > usual.as_secs_f64() * LATENCY_RISE && usual > Duration::ZERO {
+        state.samples += 1;
+        let risen = state.samples >= RISE_SAMPLES && recent.as_secs_f64() > usual.as_secs_f64() * LATENCY_RISE;
+        let before = state.limit.floor();
+        if risen && usual > Duration::ZERO {
             state.decrease(sent);
         } else if state.slow_start {
             state.limit = (state.limit + 1.0).min(state.ceiling);
         } else {
             state.limit = (state.limit + 1.0 / state.limit).min(state.ceiling);
         }
+        let grown = state.limit.floor() > before;
         drop(state);
-        self.freed.notify_waiters();
+        if grown {
+            self.freed.notify_waiters();
+        }
     }
 
-    fn throttled(&self, sent: Instant) {
+    fn backed_off(&self, sent: Instant) {
         self.state().decrease(sent);
     }
 
     fn release(&self) {
         self.state().in_flight -= 1;
-        self.freed.notify_waiters();
+        self.freed.notify_one();
     }
 }
 
@@ -125,8 +137,7 @@ impl State {
         self.slow_start = false;
         self.limit = (self.limit * DECREASE).max(1.0);
         self.last_decrease = Instant::now();
-        // The posts' time after a decrease is measured afresh.
-        self.recent = None;
+        self.samples = 0;
     }
 }
 
@@ -142,9 +153,9 @@ impl Slot {
         self.width.succeeded(sent, sent.elapsed());
     }
 
-    /// An attempt sent at `sent` was throttled.
-    pub fn throttled(&self, sent: Instant) {
-        self.width.throttled(sent);
+    /// An attempt sent at `sent` was throttled, or took too long.
+    pub fn backed_off(&self, sent: Instant) {
+        self.width.backed_off(sent);
     }
 }
 
@@ -175,7 +186,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(20)).await;
         let slots: Vec<Slot> = futures::future::join_all((0..100).map(|_| width.acquire())).await;
         for slot in &slots {
-            slot.throttled(sent);
+            slot.backed_off(sent);
         }
         assert_eq!(width.limit(), 102);
 
