@@ -250,7 +250,8 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
                 Some(sweep) if sweep.state().seq == progress.seq => {
                     (sweep, progress.pending.clone(), progress.ahead.clone())
                 }
-                Some(sweep) => (sweep, Vec::new(), Vec::new()),
+                // A newer state: those left behind get it first, and the new lap passes them by.
+                Some(sweep) => (sweep, progress.pending.clone(), Vec::new()),
                 None => {
                     // An earlier broadcast sent this state, or a newer one, to everyone already, or is sending a
                     // newer one, which its own records (later in the stream) take on.
@@ -505,8 +506,9 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
         match delivery {
             Delivery::Reached => {
                 self.report.reached += 1;
-                if seq > began {
-                    // It got a newer state than its lap's, on a later attempt.
+                if seq > began || self.left_before.contains(&connection) {
+                    // It got a newer state than its lap's, on a later attempt; or, left behind by the last
+                    // broadcast, it was served first: the lap passes it by.
                     self.ahead.insert(connection.clone(), seq);
                 }
                 again &= seq < current;
