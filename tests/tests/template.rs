@@ -798,7 +798,7 @@ fn the_pipeline_has_least_privilege() {
             {
                 assert!(!matches(action, never), "{action} would let the stack widen its roles");
             }
-            if matches(action, "iam:PassRole") {
+            if matches(action, "iam:PassRole") && statement["Effect"] == "Allow" {
                 let services = &statement["Condition"]["StringEquals"]["iam:PassedToService"];
                 let expected = serde_json::json!(["lambda.amazonaws.com", "codedeploy.amazonaws.com"]);
                 assert_eq!(services, &expected, "roles go to Lambda and CodeDeploy only: {statement}");
@@ -819,6 +819,15 @@ fn the_pipeline_has_least_privilege() {
             }
         }
     }
+    // The operator role of a Managed Instances stage is made outside the boundary: it is never passed.
+    let operator_roles =
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/acidizer-${StageName}-*OperatorRole*".to_owned();
+    let denied = cloudformation_role.iter().any(|statement| {
+        statement["Effect"] == "Deny"
+            && actions(statement).contains(&"iam:PassRole".to_owned())
+            && text_json(&statement["Resource"]["Fn::Sub"]) == operator_roles
+    });
+    assert!(denied, "PassRole is denied on the stage's operator roles");
     let deploy_role = &resources["DeployRole"];
     let trust = &deploy_role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
     let subject = &trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"];
