@@ -263,13 +263,13 @@ impl<C: ConnectionStore, N: Notifier> Broadcaster<C, N> {
         let mut run = Run::new(self, sweep, deadline, &first, ahead);
         let listed = run.sweep(first).await;
         let pending = run.finish().await;
-        let Run { sweep, mut report, lost, given_up, ahead, .. } = run;
+        let Run { sweep, mut report, given_up, ahead, .. } = run;
         let current = sweep.state().seq;
         let ahead: Vec<ConnectionId> = ahead.into_iter().filter(|(_, seq)| *seq >= current).map(|(id, _)| id).collect();
-        let everyone = listed && !lost && sweep.is_done() && pending.is_empty();
+        let everyone = listed && sweep.is_done() && pending.is_empty();
         // A newer state than the batch's own was sent: its records follow in the stream, and the broadcast they
         // start goes on from here. Only a broadcast of the newest state known is worth a retry of its records.
-        let taken_on = listed && !lost && sweep.state().seq > change_seq;
+        let taken_on = listed && sweep.state().seq > change_seq;
         report.finished = everyone || taken_on;
         report.failed = pending.len() + given_up;
         let progress = sweep.progress(pending, ahead, everyone);
@@ -307,8 +307,8 @@ struct Run<'a, C, N> {
     ahead: HashMap<ConnectionId, u64>,
     handed: usize,
     report: CounterReport,
-    /// A post's task ended without telling which subscriber it was for.
-    lost: bool,
+    /// Whom each post's task is for: told when a task fails (panics) instead of ending.
+    tasks: HashMap<tokio::task::Id, (ConnectionId, u64)>,
 }
 
 impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
@@ -340,7 +340,7 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
             ahead: ahead.into_iter().map(|id| (id, seq)).collect(),
             handed: 0,
             report: CounterReport::default(),
-            lost: false,
+            tasks: HashMap::new(),
         }
     }
 
@@ -461,7 +461,9 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
         }
         // Posts waiting to be tried again hold no slot; they are bounded too.
         while self.posts.len() >= 2 * self.broadcaster.max_in_flight {
-            let Ok(Some(ended)) = tokio::time::timeout_at(self.last_post, self.posts.join_next()).await else { break };
+            let Ok(Some(ended)) = tokio::time::timeout_at(self.last_post, self.posts.join_next_with_id()).await else {
+                break;
+            };
             self.ended(ended);
         }
         let Ok(slot) = tokio::time::timeout_at(self.last_post, self.broadcaster.width.acquire()).await else {
@@ -479,24 +481,30 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
             last_post: self.last_post,
             deadline: self.deadline,
         };
-        self.posts.spawn(post.deliver(connection, slot));
+        let began = post.began;
+        let task = self.posts.spawn(post.deliver(connection.clone(), slot));
+        self.tasks.insert(task.id(), (connection, began));
     }
 
     /// Takes in the posts that have ended, without waiting.
     fn collect_finished(&mut self) {
-        while let Some(ended) = self.posts.try_join_next() {
+        while let Some(ended) = self.posts.try_join_next_with_id() {
             self.ended(ended);
         }
     }
 
     /// Takes in a post that has ended.
-    fn ended(&mut self, ended: Result<Ended, tokio::task::JoinError>) {
+    fn ended(&mut self, ended: Result<(tokio::task::Id, Ended), tokio::task::JoinError>) {
         let Ended { connection, delivery, throttled, began, seq } = match ended {
-            Ok(ended) => ended,
+            Ok((task, ended)) => {
+                self.tasks.remove(&task);
+                ended
+            }
             Err(error) => {
                 tracing::error!(%error, "a post's task failed");
-                self.lost = true;
-                return;
+                let Some((connection, began)) = self.tasks.remove(&error.id()) else { return };
+                // Not delivered, as far as anyone knows: left for the next broadcast, as a failed post is.
+                Ended { connection, delivery: Delivery::Failed, throttled: 0, began, seq: began }
             }
         };
         self.in_flight.remove(&connection);
@@ -534,7 +542,7 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
     /// Waits for the posts in flight to end (each gives up at the deadline), handing the newest state to those the
     /// sweep reached again meanwhile; returns the subscribers that did not get the state.
     async fn finish(&mut self) -> Vec<ConnectionId> {
-        while let Some(ended) = self.posts.join_next().await {
+        while let Some(ended) = self.posts.join_next_with_id().await {
             self.ended(ended);
             let again = std::mem::take(&mut self.again);
             self.hand_all(again, false).await;
@@ -835,6 +843,28 @@ mod tests {
         assert_eq!((second.reached, second.failed), (0, 1));
         assert_eq!(inboxes.attempts.lock().unwrap()["bad-1"], 2 * MAX_FAILED_ATTEMPTS as u32);
         assert_eq!(inboxes.received.lock().unwrap()["ok-1"], [4], "the others once");
+    }
+
+    /// Delivers to everyone but `panics-…`, whose post's task panics.
+    struct Panicking(Mutex<Vec<String>>);
+
+    impl Notifier for Panicking {
+        async fn send(&self, c: &ConnectionId, _message: &Outbound) -> Result<(), NotifyError> {
+            assert!(!c.as_str().starts_with("panics"), "a notifier that panics");
+            self.0.lock().unwrap().push(c.to_string());
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_post_whose_task_panics_leaves_its_subscriber_to_the_next_broadcast() {
+        let connections = Connections::with("a", ["ok-1".to_owned(), "panics-1".to_owned()]).await;
+        let broadcaster = Broadcaster::new(Arc::clone(&connections), Arc::new(Panicking(Mutex::default())));
+        let report = broadcaster.broadcast([change("a", 2)]).await;
+        assert_eq!((report.reached, report.failed), (1, 1), "{report:?}");
+        assert_eq!(report.undelivered, [CounterName::parse("a").unwrap()]);
+        let kept = connections.progress.lock().unwrap()["a"].clone();
+        assert_eq!(kept.pending, [ConnectionId::parse("panics-1").unwrap()], "served first next time");
     }
 
     /// Answers every send with a failure (a throttled Management API) until `until`, then delivers.

@@ -194,10 +194,22 @@ mod tests {
     /// been reached (the rest of its page is then listed again, as a broadcast does); returns what each subscriber
     /// got, in order, and the last state.
     fn run(
+        sweep: Sweep,
+        subscribers: usize,
+        page_size: usize,
+        newer: &BTreeMap<usize, u64>,
+    ) -> (BTreeMap<ConnectionId, Vec<u64>>, u64) {
+        run_stopping(sweep, subscribers, page_size, newer, &std::collections::BTreeSet::new())
+    }
+
+    /// As [`run`], and after the k-th subscriber reached for each k of `stops`, the broadcast stops there and a
+    /// new one goes on from its progress (as the next invocation does).
+    fn run_stopping(
         mut sweep: Sweep,
         subscribers: usize,
         page_size: usize,
         newer: &BTreeMap<usize, u64>,
+        stops: &std::collections::BTreeSet<usize>,
     ) -> (BTreeMap<ConnectionId, Vec<u64>>, u64) {
         let all: Vec<ConnectionId> = (0..subscribers).map(id).collect();
         let mut got: BTreeMap<ConnectionId, Vec<u64>> = BTreeMap::new();
@@ -218,6 +230,11 @@ mod tests {
                 if let Some(seq) = newer.get(&reached)
                     && sweep.offer(state(*seq))
                 {
+                    break;
+                }
+                if stops.contains(&reached) {
+                    let progress = sweep.progress(Vec::new(), Vec::new(), false);
+                    sweep = Sweep::resume(sweep.state().clone(), &progress).expect("the same state goes on");
                     break;
                 }
             }
@@ -315,18 +332,20 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the pages and however many newer states arrive when: each subscriber gets strictly increasing
-        /// states, and every one ends on the newest.
+        /// Whatever the pages, however many newer states arrive when, and wherever a broadcast stops and the next
+        /// goes on from its progress: each subscriber gets strictly increasing states, and every one ends on the
+        /// newest.
         #[test]
         fn every_subscriber_ends_on_the_newest_state_and_never_goes_back(
             subscribers in 1usize..60,
             page_size in 1usize..20,
             arrivals in proptest::collection::btree_map(1usize..200, 1u64..5, 0..8),
+            stops in proptest::collection::btree_set(1usize..200, 0..6),
         ) {
             // Increasing seqs, in the order they arrive.
             let mut seq = 10;
             let newer: BTreeMap<usize, u64> = arrivals.into_iter().map(|(at, step)| { seq += step; (at, seq) }).collect();
-            let (got, newest) = run(Sweep::new(state(10)), subscribers, page_size, &newer);
+            let (got, newest) = run_stopping(Sweep::new(state(10)), subscribers, page_size, &newer, &stops);
             prop_assert_eq!(got.len(), subscribers);
             for seqs in got.values() {
                 prop_assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{:?}", seqs);
