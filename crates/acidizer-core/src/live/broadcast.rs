@@ -389,7 +389,7 @@ impl<'a, C: ConnectionStore, N: Notifier> Run<'a, C, N> {
     /// Reads the counter's newest state, at most every [`REFRESH_EVERY`]: a newer one is sent from here on, in a
     /// new lap. Returns whether there was one.
     async fn refresh(&mut self) -> bool {
-        if self.refreshed.elapsed() < REFRESH_EVERY {
+        if self.broadcaster.newest.is_none() || self.refreshed.elapsed() < REFRESH_EVERY {
             return false;
         }
         self.refreshed = Instant::now();
