@@ -225,6 +225,19 @@ impl Stack {
     }
 }
 
+/// The function's metrics so far, once `metric` is among them: an invocation's metrics are written after its
+/// answer, so they may come a moment later.
+async fn totals_once_flushed(function: &Gateway, metric: &str) -> std::collections::BTreeMap<String, f64> {
+    for _ in 0..50 {
+        let totals = acidizer_tests::emf::totals(&function.logs());
+        if totals.contains_key(metric) {
+            return totals;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    acidizer_tests::emf::totals(&function.logs())
+}
+
 fn failures(answer: &Value) -> Vec<Value> {
     answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].clone()).collect()
 }
@@ -255,7 +268,7 @@ async fn the_stream_function_broadcasts_a_batch_once_per_subscriber() {
     assert_eq!(stack.subscription("gone-1==").await, None, "a 410 connection leaves the table");
     assert!(stack.management.delivered("other-1").is_empty(), "no subscriber sees another counter's values");
 
-    let totals = acidizer_tests::emf::totals(&stream.logs());
+    let totals = totals_once_flushed(&stream, "BroadcastDuration").await;
     assert_eq!(totals.get("SubscribersReached"), Some(&12.0), "{totals:?}");
     assert_eq!(totals.get("GoneConnections"), Some(&1.0), "{totals:?}");
     assert!(totals.get("BroadcastDuration").is_some_and(|ms| *ms > 0.0), "{totals:?}");
@@ -312,7 +325,7 @@ async fn subscribers_failing_past_the_invocation_are_reported_and_get_the_value_
     assert!(failures(&answer).is_empty() || failures(&answer) == tally, "{answer}");
     assert_eq!(stack.management.delivered("broken-1").last().map(|m| &m["value"]), Some(&json!(3)));
     assert_eq!(stack.management.delivered("ok-1").last().map(|m| &m["value"]), Some(&json!(3)));
-    let totals = acidizer_tests::emf::totals(&stream.logs());
+    let totals = totals_once_flushed(&stream, "PostsFailed").await;
     assert!(totals.get("PostsFailed").is_some_and(|n| *n >= 2.0), "the broken and the slow one: {totals:?}");
 }
 
@@ -430,7 +443,7 @@ async fn more_subscribers_than_one_invocation_reaches_all_end_on_the_final_state
         throttled > 0 && throttled < posts / 4,
         "{throttled} of {posts} posts throttled; {to_all} in flight at most"
     );
-    let totals = acidizer_tests::emf::totals(&stream.logs());
+    let totals = totals_once_flushed(&stream, "PostsThrottled").await;
     assert!(totals.get("PostsThrottled").is_some_and(|n| *n > 0.0), "{totals:?}");
     assert!(totals.contains_key("PostsInFlight"), "{totals:?}");
 }
