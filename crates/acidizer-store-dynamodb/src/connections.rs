@@ -26,6 +26,20 @@ impl DynamoConnections {
         Self { client, table: table.into() }
     }
 
+    /// A query of `counter`'s subscribers through the `byCounter` index, in the order of their ids.
+    fn subscribers_query(
+        &self,
+        counter: &CounterName,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(SUBSCRIBERS_INDEX)
+            .key_condition_expression("#counter = :counter")
+            .expression_attribute_names("#counter", SUBSCRIBERS_INDEX_KEY)
+            .expression_attribute_values(":counter", AttributeValue::S(counter.to_string()))
+    }
+
     /// How many subscribers `counter` has, counted up to `at_most` (a count through the `byCounter` index, which
     /// reads its keys only: at most about 75 read units for 10 000 subscribers). The index follows the table within
     /// a second or so, so two subscriptions at once may both find room for one.
@@ -38,13 +52,7 @@ impl DynamoConnections {
         let mut start = None;
         loop {
             let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(SUBSCRIBERS_INDEX)
-                .key_condition_expression("#counter = :counter")
-                .expression_attribute_names("#counter", SUBSCRIBERS_INDEX_KEY)
-                .expression_attribute_values(":counter", AttributeValue::S(counter.to_string()))
+                .subscribers_query(counter)
                 .select(aws_sdk_dynamodb::types::Select::Count)
                 .set_exclusive_start_key(start)
                 .send()
@@ -205,13 +213,7 @@ impl ConnectionStore for DynamoConnections {
             ])
         });
         let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(SUBSCRIBERS_INDEX)
-            .key_condition_expression("#counter = :counter")
-            .expression_attribute_names("#counter", SUBSCRIBERS_INDEX_KEY)
-            .expression_attribute_values(":counter", AttributeValue::S(counter.to_string()))
+            .subscribers_query(counter)
             .set_exclusive_start_key(start)
             .limit(PAGE_SIZE)
             .send()
