@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod binaries;
+pub mod cloudformation;
 pub mod contract;
 pub mod dynamo_model;
 pub mod dynamodb_local;

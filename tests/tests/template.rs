@@ -2,6 +2,7 @@
 //! must match it, key for key.
 
 use acidizer_store_dynamodb::{create_missing_tables, layout};
+use acidizer_tests::cloudformation::{resource, text_json, transformed, transformed_file};
 use acidizer_tests::{binaries, dynamodb_local};
 use serde_norway::Value;
 use std::collections::BTreeMap;
@@ -214,34 +215,14 @@ fn the_functions_get_the_environment_the_code_reads() {
     assert_eq!(acidizer_core::ALLOWED_ORIGINS_ENV, "ALLOWED_ORIGINS");
 }
 
-/// The template through its transforms, as CloudFormation deploys it (`tests/support/sam_transform.py`).
-fn transformed(parameters: &[&str]) -> serde_json::Value {
-    transformed_file(&binaries::repo_root().join("infra/template.yaml"), parameters)
-}
-
-/// The template at `path` through its transforms.
-fn transformed_file(path: &std::path::Path, parameters: &[&str]) -> serde_json::Value {
-    let root = binaries::repo_root();
-    let output = std::process::Command::new("python3")
-        .arg(root.join("tests/support/sam_transform.py"))
-        .arg(path)
-        .args(parameters)
-        .output()
-        .expect("python3 runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the SAM transform failed:\n{stderr}");
-    serde_json::from_slice(&output.stdout).expect("the transform prints JSON")
-}
-
 /// The HTTP API's CORS configuration survives the transforms whole — origins, methods, headers, exposed headers
-/// and max age — for the stack's own site, for any origin and for a list of them. (AWS::LanguageExtensions settles
-/// the template's one condition over the whole configuration, and splits the list, before SAM reads it.)
+/// and max age — for any origin and for a list of them. (AWS::LanguageExtensions settles the template's one condition
+/// over the whole configuration, and splits the list, before SAM reads it.) The stack's own site calls the API on its
+/// own address, through the edge: it needs no CORS, and the API allows no other origin.
 #[test]
 fn cors_survives_the_sam_transform() {
-    let site = serde_json::json!([{"Fn::Sub": "https://${SiteDistribution.DomainName}"}]);
     let list = serde_json::json!(["https://a.example", "https://b.example"]);
     for (parameters, origins) in [
-        (vec![], site),
         (vec!["AllowedOrigins=*"], serde_json::json!(["*"])),
         (vec!["AllowedOrigins=https://a.example,https://b.example"], list),
     ] {
@@ -256,6 +237,12 @@ fn cors_survives_the_sam_transform() {
         assert_eq!(template["Conditions"]["AnyOrigin"]["Fn::Equals"][1], "*", "AnyOrigin holds for * alone");
         assert_eq!(template["Conditions"]["SiteOrigin"]["Fn::Equals"][1], "", "SiteOrigin holds for nothing named");
     }
+    let template = transformed(&[]);
+    let body = &resource(&template, "HttpApi")["Properties"]["Body"];
+    assert!(body.get("x-amazon-apigateway-cors").is_none(), "no CORS for the site's own calls: {body}");
+    let variables = &resource(&template, "ApiFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["ALLOWED_ORIGINS"], serde_json::json!({"Ref": "AllowedOrigins"}));
+    assert_eq!(template["Parameters"]["AllowedOrigins"]["Default"], "");
 }
 
 /// The canary judges the new version alone, on its failed invocations and on its 5xx answers.
@@ -286,13 +273,6 @@ fn the_canary_rolls_back_on_the_new_versions_errors_and_5xx() {
     }
     assert_eq!(resources["ApiServerErrorsAlarm"]["Properties"]["MetricName"], acidizer_core::telemetry::SERVER_ERRORS);
     assert!(version("ApiServerErrorsAlarm").is_some());
-}
-
-/// The resource `logical_id` of a transformed template, which must exist.
-fn resource<'a>(template: &'a serde_json::Value, logical_id: &str) -> &'a serde_json::Value {
-    let resource = &template["Resources"][logical_id];
-    assert!(resource.is_object(), "{logical_id} exists");
-    resource
 }
 
 /// The published version acidizer-api's alias points at.
@@ -675,10 +655,6 @@ fn a_configuration_change_publishes_new_versions() {
     assert!(deploy.contains("\"FunctionsDigest=${DIGEST}\""));
 }
 
-fn text_json(value: &serde_json::Value) -> String {
-    value.as_str().unwrap_or_else(|| panic!("a string, not {value}")).to_owned()
-}
-
 /// The smoke test runs inside the deployment: each function's alias moves only through CodeDeploy, whose PreTraffic
 /// hook invokes the new version of every function before any traffic reaches it. A failure rolls the deployment
 /// back within the stack update, so nothing outside CloudFormation moves an alias (deploy.yml has no alias to move,
@@ -845,6 +821,80 @@ fn the_pipeline_has_least_privilege() {
     }
 }
 
+/// What CloudFormation's handler of each kind of resource in the stack asks for (create, update, delete: the
+/// resource schemas cfn-lint carries), the CloudFormation role grants, save what the stack's resources cannot need,
+/// each with its reason. A permission missing here fails only on AWS, in the middle of a deployment.
+#[test]
+fn the_cloudformation_role_may_make_every_resource_of_the_stack() {
+    const NOT_NEEDED: &[(&str, &str)] = &[
+        ("apigateway:TagResource", "API Gateway authorizes tagging as PUT and DELETE on /tags/*"),
+        ("apigateway:UntagResource", "API Gateway authorizes tagging as PUT and DELETE on /tags/*"),
+        ("billing:GetBillingViewData", "a budget of a billing view only"),
+        ("cloudfront:CreateConnectionGroup", "multi-tenant distributions only"),
+        ("cloudfront:GetConnectionGroup", "multi-tenant distributions only"),
+        ("cloudfront:GetVpcOrigin", "VPC origins only"),
+        ("cloudfront:UpdateDistributionWithStagingConfig", "continuous deployment only"),
+        ("cloudfront:CreateDistributionWithTags", "authorized as CreateDistribution and TagResource"),
+        ("payments:GetConnectedAccount", "Marketplace rule groups only; not an action IAM knows"),
+        ("iam:CreateServiceLinkedRole", "table replicas and auto scaling only"),
+        ("kinesis:*", "a table's Kinesis stream only"),
+        ("kms:ListAliases", "a key named by its alias only"),
+        ("kms:GenerateDataKey", "a customer-managed key only"),
+        ("iam:DeleteRolePermissionsBoundary", "never: it would let the stack widen its roles"),
+        ("ec2:*", "a function in a VPC only (Managed Instances, deployed by an administrator)"),
+        ("elasticfilesystem:*", "file systems only"),
+        ("s3files:*", "file systems only"),
+        ("firehose:TagDeliveryStream", "log delivery to Firehose only"),
+        ("s3tables:*", "S3 metadata tables only"),
+        ("secretsmanager:ReplicateSecretToRegions", "secret replicas only"),
+        ("secretsmanager:RemoveRegionsFromReplication", "secret replicas only"),
+    ];
+    let template = transformed(&[]);
+    let mut kinds: Vec<String> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Condition"] != "ManagedInstances")
+        .map(|r| text_json(&r["Type"]))
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let script = "import json, os, sys, cfnlint\n\
+                  root = os.path.join(os.path.dirname(cfnlint.__file__), 'data', 'schemas')\n\
+                  names = json.load(open(os.path.join(root, 'providers', 'us-east-1.json')))\n\
+                  out = {}\n\
+                  for kind in sys.argv[1:]:\n    \
+                  handlers = json.load(open(os.path.join(root, 'resources', names[kind] + '.json')))['handlers']\n    \
+                  out[kind] = sorted({p for h in ('create', 'update', 'delete') for p in handlers.get(h, {}).get('permissions', [])})\n\
+                  print(json.dumps(out))";
+    let output =
+        std::process::Command::new("python3").args(["-c", script]).args(&kinds).output().expect("python3 runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let asked: BTreeMap<String, Vec<String>> = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert!(asked.len() >= 20, "{kinds:?}");
+
+    let roles = cloudformation("infra/github-oidc.yaml");
+    let granted: Vec<String> = statements(&roles["Resources"]["CloudFormationRole"])
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(actions)
+        .collect();
+    let mut exempted = Vec::new();
+    for (kind, permissions) in &asked {
+        for permission in permissions {
+            if granted.iter().any(|g| matches(g, permission)) {
+                continue;
+            }
+            let reason = NOT_NEEDED.iter().find(|(pattern, _)| matches(pattern, permission));
+            assert!(reason.is_some(), "{kind} asks for {permission}, which the CloudFormation role does not grant");
+            exempted.extend(reason.map(|(pattern, _)| *pattern));
+        }
+    }
+    for (pattern, reason) in NOT_NEEDED {
+        assert!(exempted.contains(pattern), "{pattern} ({reason}) is no longer asked for: take it off the list");
+    }
+}
+
 /// What one client can cost everyone, bounded: reserved concurrency on every function (the ceiling of what a
 /// flood takes of the account and the bill), a cap on subscribers per counter and the counters that exist (for the
 /// functions to enforce), a monthly budget that writes to the alarm topic, and a loud warning when no one reads it.
@@ -947,7 +997,8 @@ fn the_broadcast_reads_its_state_and_alarms_on_sustained_throttling() {
 }
 
 /// The page's security headers: CloudFront adds a Content-Security-Policy that the built page can live with (its
-/// scripts are files of the site, none inline), HSTS, nosniff and no framing, to every answer of the site.
+/// scripts are files of the site, none inline; it calls the HTTP API on its own address and the WebSocket API in the
+/// Region), HSTS, nosniff and no framing, to every answer of the site.
 #[test]
 fn the_page_has_security_headers() {
     let template = transformed(&[]);
@@ -961,8 +1012,7 @@ fn the_page_has_security_headers() {
         "script-src 'self'",
         "style-src 'self'",
         "frame-ancestors 'none'",
-        "https://*.execute-api.${AWS::Region}.amazonaws.com",
-        "wss://*.execute-api.${AWS::Region}.amazonaws.com",
+        "connect-src 'self' wss://*.execute-api.${AWS::Region}.amazonaws.com;",
     ] {
         assert!(policy.contains(directive), "the CSP has {directive}: {policy}");
     }
