@@ -99,6 +99,16 @@ async fn the_hook_passes_sound_versions_and_fails_a_broken_one() {
     for (version, binary) in [("api:7", "acidizer-api"), ("ws:3", "acidizer-ws"), ("stream:5", "acidizer-stream")] {
         functions.insert(version, Gateway::start(&binaries::lambda(binary), &env, 1).await);
     }
+    // The smoke counter is public: clients may take it to the ceiling (here 1), or fill its subscribers (here 1).
+    let with = |name: &'static str, value: &str| {
+        let mut env = env.clone();
+        env.push((name, value.to_owned()));
+        env
+    };
+    let ceiling = Gateway::start(&binaries::lambda("acidizer-api"), &with("COUNTER_MAX", "1"), 1).await;
+    functions.insert("at-ceiling:1", ceiling);
+    let full = Gateway::start(&binaries::lambda("acidizer-ws"), &with("MAX_SUBSCRIBERS_PER_COUNTER", "1"), 1).await;
+    functions.insert("full:1", full);
     let aws = Arc::new(Aws { functions, reports: Mutex::new(Vec::new()) });
     let app = Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
@@ -110,6 +120,10 @@ async fn the_hook_passes_sound_versions_and_fails_a_broken_one() {
     let code_dir = tempfile::tempdir().unwrap();
     std::fs::write(code_dir.path().join("index.py"), hook_code()).unwrap();
 
+    let run = |deployment: &'static str, versions: [&'static str; 3]| {
+        let (url, dir) = (aws_url.clone(), code_dir.path().to_owned());
+        tokio::task::spawn_blocking(move || run_hook(&url, &dir, deployment, versions))
+    };
     let cases = [
         ("sound", ["api:7", "ws:3", "stream:5"], "Succeeded"),
         ("again", ["api:7", "ws:3", "stream:5"], "Succeeded"),
@@ -119,31 +133,74 @@ async fn the_hook_passes_sound_versions_and_fails_a_broken_one() {
         ("stream-is-not-stream", ["api:7", "ws:3", "api:7"], "Failed"),
     ];
     for (deployment, versions, expected) in cases {
-        let url = aws_url.clone();
-        let dir = code_dir.path().to_owned();
-        let printed = tokio::task::spawn_blocking(move || run_hook(&url, &dir, deployment, versions)).await.unwrap();
-        let reports = aws.reports.lock().unwrap().clone();
-        let report = reports
-            .iter()
-            .find(|r| r["deploymentId"] == deployment)
-            .unwrap_or_else(|| panic!("{deployment}: the hook reports to CodeDeploy: {reports:?}\n{printed}"));
-        assert_eq!(report["lifecycleEventHookExecutionId"], format!("hook-{deployment}"));
-        assert_eq!(report["status"], expected, "{deployment}:\n{printed}");
+        let printed = run(deployment, versions).await.unwrap();
+        assert_eq!(reported(&aws, deployment, &printed), expected, "{deployment}:\n{printed}");
     }
     // The smoke counter went up and back down each time the api's checks ran through.
-    let answer = aws.functions["api:7"]
+    let counter = smoke_counter(&aws.functions["api:7"], "GET", "/counters/smoke").await;
+    assert_eq!(counter["value"], 0, "each run puts the smoke counter back: {counter}");
+    assert_eq!(counter["seq"], 8, "two changes for each of the four runs that reached the api: {counter}");
+
+    // Clients took the counter to the ceiling, and filled its subscribers, and change it all the while: the hook
+    // still passes a sound deployment (a decrement makes room, a full counter's refusal is an answer, the record
+    // it checks is its own, not among the newest).
+    let at_ceiling = smoke_counter(&aws.functions["at-ceiling:1"], "POST", "/counters/smoke/increment").await;
+    assert_eq!(at_ceiling["value"], 1, "{at_ceiling}");
+    let mut subscriber = aws.functions["full:1"]
+        .invoke(json!({"requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "b3RoZXI=",
+            "requestId": "other", "apiId": "smoke", "stage": "smoke", "domainName": "smoke.invalid",
+            "connectedAt": 0, "requestTimeEpoch": 0, "messageDirection": "IN", "requestTime": "01/Jan/2026:00:00:00 +0000"},
+            "headers": {"host": "smoke.invalid"}, "queryStringParameters": {"counter": "smoke"}, "isBase64Encoded": false}))
+        .await
+        .unwrap();
+    assert_eq!(subscriber["statusCode"], 200, "another subscriber fills the counter: {subscriber}");
+    let printed = run("at-ceiling", ["at-ceiling:1", "full:1", "stream:5"]).await.unwrap();
+    assert_eq!(reported(&aws, "at-ceiling", &printed), "Succeeded", "{printed}");
+    let busy = Arc::clone(&aws);
+    let clients = tokio::spawn(async move {
+        for _ in 0..150 {
+            smoke_counter(&busy.functions["api:7"], "POST", "/counters/smoke/increment").await;
+        }
+    });
+    let printed = run("crowded", ["api:7", "full:1", "stream:5"]).await.unwrap();
+    clients.await.unwrap();
+    assert_eq!(reported(&aws, "crowded", &printed), "Succeeded", "{printed}");
+    let counter = smoke_counter(&aws.functions["api:7"], "GET", "/counters/smoke").await;
+    assert_eq!(counter["value"], 150, "the hook put back what it changed, among the clients' changes: {counter}");
+    subscriber = aws.functions["full:1"]
+        .invoke(json!({"requestContext": {"routeKey": "$disconnect", "eventType": "DISCONNECT", "connectionId": "b3RoZXI=",
+            "requestId": "other-gone", "apiId": "smoke", "stage": "smoke", "domainName": "smoke.invalid",
+            "connectedAt": 0, "requestTimeEpoch": 0, "messageDirection": "IN", "requestTime": "01/Jan/2026:00:00:00 +0000"},
+            "headers": {"host": "smoke.invalid"}, "isBase64Encoded": false}))
+        .await
+        .unwrap();
+    assert_eq!(subscriber["statusCode"], 200, "{subscriber}");
+}
+
+/// The status the hook reported to CodeDeploy for `deployment`.
+fn reported(aws: &Aws, deployment: &str, printed: &str) -> Value {
+    let reports = aws.reports.lock().unwrap().clone();
+    let report = reports
+        .iter()
+        .find(|r| r["deploymentId"] == deployment)
+        .unwrap_or_else(|| panic!("{deployment}: the hook reports to CodeDeploy: {reports:?}\n{printed}"));
+    assert_eq!(report["lifecycleEventHookExecutionId"], format!("hook-{deployment}"));
+    report["status"].clone()
+}
+
+/// One request to `function` (an acidizer-api) for the smoke counter; its answer's JSON body.
+async fn smoke_counter(function: &Gateway, method: &str, path: &str) -> Value {
+    let answer = function
         .invoke(json!({
-            "version": "2.0", "routeKey": "$default", "rawPath": "/counters/smoke", "rawQueryString": "",
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
             "headers": {"host": "smoke.invalid"}, "isBase64Encoded": false,
             "requestContext": {"accountId": "0", "apiId": "smoke", "domainName": "smoke.invalid",
                 "domainPrefix": "smoke", "requestId": "read", "routeKey": "$default", "stage": "$default",
                 "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0,
-                "http": {"method": "GET", "path": "/counters/smoke", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
                     "userAgent": "test"}}
         }))
         .await
         .unwrap();
-    let counter: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
-    assert_eq!(counter["value"], 0, "each run puts the smoke counter back: {counter}");
-    assert_eq!(counter["seq"], 8, "two changes for each of the four runs that reached the api: {counter}");
+    serde_json::from_str(answer["body"].as_str().unwrap()).unwrap()
 }
