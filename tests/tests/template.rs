@@ -765,7 +765,7 @@ fn the_pipeline_has_least_privilege() {
                 "iam:PutRolePermissionsBoundary",
             ];
             for gated in gated_actions {
-                if matches(action, gated) {
+                if matches(action, gated) && statement["Effect"] == "Allow" {
                     let condition = &statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"];
                     assert_eq!(condition, &boundary_ref, "{gated} only under the boundary: {statement}");
                 }
@@ -798,12 +798,23 @@ fn the_pipeline_has_least_privilege() {
     // The operator role of a Managed Instances stage is made outside the boundary: it is never passed.
     let operator_roles =
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/acidizer-${StageName}-*OperatorRole*".to_owned();
-    let denied = cloudformation_role.iter().any(|statement| {
-        statement["Effect"] == "Deny"
-            && actions(statement).contains(&"iam:PassRole".to_owned())
-            && text_json(&statement["Resource"]["Fn::Sub"]) == operator_roles
-    });
-    assert!(denied, "PassRole is denied on the stage's operator roles");
+    let denied: Vec<String> = cloudformation_role
+        .iter()
+        .filter(|s| s["Effect"] == "Deny" && text_json(&s["Resource"]["Fn::Sub"]) == operator_roles)
+        .flat_map(actions)
+        .collect();
+    // Nothing the role may do to the stage's roles reaches an operator role: not passing it, not its trust, not its
+    // policies.
+    let on_stage_roles: Vec<String> = cloudformation_role
+        .iter()
+        .filter(|s| s["Effect"] == "Allow" && s["Resource"].to_string().contains(":role/acidizer-${StageName}-*"))
+        .flat_map(actions)
+        .filter(|a| !a.starts_with("iam:Get") && !a.starts_with("iam:List"))
+        .collect();
+    assert!(on_stage_roles.len() >= 10, "{on_stage_roles:?}");
+    for action in on_stage_roles {
+        assert!(denied.contains(&action), "{action} is denied on the stage's operator roles: {denied:?}");
+    }
     let deploy_role = &resources["DeployRole"];
     let trust = &deploy_role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
     let subject = &trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"];
