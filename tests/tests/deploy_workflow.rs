@@ -84,6 +84,9 @@ fn a_new_stage_is_deployed_unprotected_then_protected() {
     assert!(!run(&first, dir.path(), &STAGE, denied, "").success, "any other error stops the job");
 
     let deploy = step("sam deploy");
+    std::fs::create_dir_all(dir.path().join("target")).unwrap();
+    std::fs::write(dir.path().join("target/stage-parameters.txt"), "StageName=\"prod\"\nCounterNames=\"a,b\"\n")
+        .unwrap();
     let env = |first: &'static str| {
         [("STAGE_NAME", "prod"), ("DIGEST", "0123456789abcdef"), ("REGION", "us-east-1"), ("FIRST", first)]
     };
@@ -102,6 +105,10 @@ fn a_new_stage_is_deployed_unprotected_then_protected() {
     for call in ran.calls.iter().filter(|c| c.starts_with("sam deploy")) {
         assert!(call.contains("--region us-east-1") && call.contains("FunctionsDigest=0123456789abcdef"), "{call}");
         assert!(call.contains("--role-arn arn:aws:iam::123456789012:role/cloudformation-acidizer-prod"), "{call}");
+        assert!(
+            call.contains("--parameter-overrides StageName=\"prod\" CounterNames=\"a,b\" FunctionsDigest="),
+            "{call}"
+        );
     }
     let ran = run(&deploy, dir.path(), &env("false"), account, "");
     assert_eq!(protection(&ran.calls), ["TableDeletionProtection=true"], "an existing stage stays protected");
@@ -112,34 +119,120 @@ fn a_new_stage_is_deployed_unprotected_then_protected() {
     assert_eq!(protection(&ran.calls), ["TableDeletionProtection=false"]);
 }
 
+/// A workspace as the deploy job has it: the built template (here the source, whose parameters it keeps), the
+/// parameters' script, and `python` (setup-python's; python3 here).
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = binaries::repo_root();
+    std::fs::create_dir_all(dir.path().join("target/sam-arm64")).unwrap();
+    std::fs::create_dir_all(dir.path().join("infra")).unwrap();
+    std::fs::copy(root.join("infra/template.yaml"), dir.path().join("target/sam-arm64/template.yaml")).unwrap();
+    std::fs::copy(root.join("infra/stage-parameters.py"), dir.path().join("infra/stage-parameters.py")).unwrap();
+    std::os::unix::fs::symlink(which("python3"), dir.path().join("python")).unwrap();
+    dir
+}
+
+/// The stage's parameters as the job's step writes them, with the environment's variables `env`.
+fn stage_parameters(dir: &Path, env: &[(&str, &str)]) -> Result<Vec<String>, String> {
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut env = env.to_vec();
+    env.push(("PATH", path.as_str()));
+    let ran = run(&step("The stage's parameters"), dir, &env, "", "");
+    if !ran.success {
+        return Err(ran.printed);
+    }
+    Ok(std::fs::read_to_string(dir.join("target/stage-parameters.txt")).unwrap().lines().map(str::to_owned).collect())
+}
+
+/// Every parameter of the template is passed: the variables' values, any of STAGE_PARAMETERS, the template's
+/// default for the rest — never a value an earlier deployment left (sam deploy keeps a parameter it is not given).
+/// The deploy itself sets FunctionsDigest and TableDeletionProtection; an unknown name stops the job.
+#[test]
+fn every_parameter_is_passed_and_none_is_kept_from_before() {
+    let dir = workspace();
+    let variables = [
+        ("STAGE_NAME", "prod"),
+        ("ALLOWED_ORIGINS", ""),
+        ("COUNTER_MAX", "5"),
+        ("COUNTER_NAMES", "global,team"),
+        ("ALARM_EMAIL", "ops@example.com"),
+        ("STAGE_PARAMETERS", "ClientChangesPerMinute=60 Compute=ManagedInstances"),
+    ];
+    let lines = stage_parameters(dir.path(), &variables).expect("the parameters");
+    let template: Value =
+        serde_norway::from_str(&std::fs::read_to_string(binaries::repo_root().join("infra/template.yaml")).unwrap())
+            .unwrap();
+    let declared: Vec<String> =
+        template["Parameters"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_owned()).collect();
+    let named: Vec<String> = lines.iter().map(|line| line.split('=').next().unwrap().to_owned()).collect();
+    let expected: Vec<String> = declared
+        .iter()
+        .filter(|name| !["FunctionsDigest", "TableDeletionProtection"].contains(&name.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(named, expected, "every parameter, once");
+    for line in [
+        "StageName=\"prod\"",
+        "AllowedOrigins=\"\"",
+        "CounterMax=\"5\"",
+        "CounterNames=\"global,team\"",
+        "AlarmEmail=\"ops@example.com\"",
+        "Architecture=\"arm64\"",
+        "ClientChangesPerMinute=\"60\"",
+        "Compute=\"ManagedInstances\"",
+        "ClientRequestsPerMinute=\"600\"",
+        "ThrottleRate=\"200\"",
+    ] {
+        assert!(lines.contains(&line.to_owned()), "{line} in {lines:?}");
+    }
+    for wrong in ["NoSuchParameter=1", "FunctionsDigest=0123456789abcdef", "CounterMax=7"] {
+        let mut env = variables.to_vec();
+        env.push(("STAGE_PARAMETERS", wrong));
+        let refused = stage_parameters(dir.path(), &env).expect_err(wrong);
+        assert!(refused.contains("stage-parameters:"), "{wrong}: {refused}");
+    }
+}
+
 #[test]
 fn the_digest_changes_with_the_template_and_every_parameter() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = workspace();
     let build = dir.path().join("target/sam-arm64");
     for function in ["ApiFunction", "WsFunction", "StreamFunction"] {
         std::fs::create_dir_all(build.join(function)).unwrap();
         std::fs::write(build.join(function).join("bootstrap"), function).unwrap();
     }
+    let template = std::fs::read_to_string(build.join("template.yaml")).unwrap();
     let script = step("A digest");
-    let parameters = ["STAGE_NAME", "ALLOWED_ORIGINS", "COUNTER_MAX", "COUNTER_NAMES", "ALARM_EMAIL"];
-    let digest = |template: &str, changed: Option<&str>| {
+    let variables = ["STAGE_NAME", "ALLOWED_ORIGINS", "COUNTER_MAX", "COUNTER_NAMES", "ALARM_EMAIL"];
+    let digest = |template: &str, changed: Option<(&str, &str)>| {
         std::fs::write(build.join("template.yaml"), template).unwrap();
-        let env: Vec<(&str, &str)> =
-            parameters.iter().map(|name| (*name, if Some(*name) == changed { "other" } else { "" })).collect();
-        let ran = run(&script, dir.path(), &env, "", "");
+        let mut env: Vec<(&str, &str)> = variables.iter().map(|name| (*name, "")).collect();
+        env.push(("STAGE_PARAMETERS", ""));
+        if let Some(change) = changed {
+            env.retain(|(name, _)| *name != change.0);
+            env.push(change);
+        }
+        stage_parameters(dir.path(), &env).expect("the parameters");
+        let ran = run(&script, dir.path(), &[], "", "");
         assert!(ran.success, "{}", ran.printed);
         let value = ran.outputs.trim().strip_prefix("value=").unwrap().to_owned();
         assert_eq!(value.len(), 16, "{value}");
         value
     };
-    let base = digest("MemorySize: 256", None);
-    assert_eq!(digest("MemorySize: 256", None), base, "the same build, the same digest");
-    assert_ne!(digest("MemorySize: 512", None), base, "a configuration change");
-    for parameter in parameters {
-        assert_ne!(digest("MemorySize: 256", Some(parameter)), base, "{parameter}");
+    let base = digest(&template, None);
+    assert_eq!(digest(&template, None), base, "the same build, the same digest");
+    let larger = template.replacen("MemorySize: 256", "MemorySize: 512", 1);
+    assert_ne!(digest(&larger, None), base, "a configuration change");
+    for variable in variables {
+        assert_ne!(digest(&template, Some((variable, "other"))), base, "{variable}");
     }
+    let by_hand = Some(("STAGE_PARAMETERS", "MaxSubscribersPerCounter=5"));
+    assert_ne!(digest(&template, by_hand), base, "a parameter the variables do not name");
+    let default = template.replacen("Default: 10000\n", "Default: 20000\n", 1);
+    assert_ne!(default, template);
+    assert_ne!(digest(&default, None), base, "a parameter's default");
     std::fs::write(build.join("WsFunction/bootstrap"), "changed").unwrap();
-    assert_ne!(digest("MemorySize: 256", None), base, "a code change");
+    assert_ne!(digest(&template, None), base, "a code change");
 }
 
 #[test]
