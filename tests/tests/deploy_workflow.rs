@@ -104,6 +104,7 @@ fn a_new_stage_is_deployed_unprotected_then_protected() {
     assert_eq!(protection(&ran.calls), expected, "a new stage: unprotected, then protected");
     for call in ran.calls.iter().filter(|c| c.starts_with("sam deploy")) {
         assert!(call.contains("--region us-east-1") && call.contains("FunctionsDigest=0123456789abcdef"), "{call}");
+        assert!(call.contains("--s3-prefix acidizer-prod "), "the stage's own prefix of SAM's bucket: {call}");
         assert!(call.contains("--role-arn arn:aws:iam::123456789012:role/cloudformation-acidizer-prod"), "{call}");
         assert!(
             call.contains("--parameter-overrides StageName=\"prod\" CounterNames=\"a,b\" FunctionsDigest="),

@@ -813,6 +813,23 @@ fn the_pipeline_has_least_privilege() {
     for action in on_stage_roles {
         assert!(denied.contains(&action), "{action} is denied on the stage's operator roles: {denied:?}");
     }
+    // SAM's artifact bucket is the account's: each stage's objects, deployed and read, only under its own prefix.
+    for role in ["DeployRole", "CloudFormationRole"] {
+        for statement in statements(&resources[role]) {
+            let on_artifacts = statement["Resource"].to_string().contains("aws-sam-cli-managed-default-*/");
+            if on_artifacts {
+                let resource = text_json(&statement["Resource"]["Fn::Sub"]);
+                assert!(
+                    resource.ends_with("aws-sam-cli-managed-default-*/acidizer-${StageName}/*"),
+                    "{role}: {resource}"
+                );
+            }
+        }
+    }
+    let samconfig = read("samconfig.toml");
+    assert!(
+        samconfig.contains("stack_name = \"acidizer-prod\"") && samconfig.contains("s3_prefix = \"acidizer-prod\"")
+    );
     let deploy_role = &resources["DeployRole"];
     let trust = &deploy_role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
     let subject = &trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"];
