@@ -583,6 +583,26 @@ fn the_readme_has_a_first_deploy_checklist() {
         offset += line.len();
     }
     assert_eq!(starts.len(), 5, "five steps:\n{checklist}");
+    // What the steps say they print is what the scripts print.
+    assert!(checklist.contains("`seq N arrived (M messages)`") && read("tests/smoke.sh").contains("arrived ($(wc -l"));
+    assert!(checklist.contains("`published: https://") && read("infra/publish-site.sh").contains("echo \"published: "));
+    // The concurrency a new account needs is what the stage reserves.
+    let template = transformed(&[]);
+    let reserved: u64 = template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|r| match &r["Properties"]["ReservedConcurrentExecutions"] {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::Object(reference) => {
+                let parameter = reference["Ref"].as_str().expect("a parameter");
+                template["Parameters"][parameter]["Default"].as_u64()
+            }
+            _ => None,
+        })
+        .sum();
+    let claimed = format!("the stage reserves {reserved} concurrent executions");
+    assert!(checklist.contains(&claimed), "the checklist says {claimed}");
     starts.push(checklist.len());
     for (index, range) in starts.windows(2).enumerate() {
         let step = &checklist[range[0]..range[1]];
