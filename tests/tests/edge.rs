@@ -224,7 +224,6 @@ async fn the_edge_answers_the_pages_routes_as_acidizer_serve_does() {
         association["FunctionARN"],
         json!({"Fn::GetAtt": ["SiteRoutesFunction", "FunctionMetadata.FunctionARN"]})
     );
-    assert!(distribution(&template).get("CustomErrorResponses").is_none(), "no error page hides the API's answers");
 
     let cases = [
         ("GET", "/", Some("/index.html")),
@@ -304,4 +303,99 @@ fn the_deploy_checks_the_edge_and_the_origin() {
     assert_eq!(origin["env"]["ORIGIN_URL"].as_str(), Some("${{ steps.stack.outputs.origin }}"));
     let run = origin["run"].as_str().expect("a script");
     assert!(run.contains("$ORIGIN_URL/health") && run.contains("!= 401") && run.contains("exit 1"), "{run}");
+}
+
+/// No error is kept at the edge (CloudFront keeps 4xx and 5xx answers 10 s unless told otherwise: one client's 503
+/// would be everyone's), and a file the site does not have (S3's 403) answers the API's own 404.
+#[test]
+fn the_edge_keeps_no_error_and_a_missing_file_is_the_apis_404() {
+    let template = transformed(&[]);
+    let responses = distribution(&template)["CustomErrorResponses"].as_array().expect("error responses").clone();
+    // Every code CloudFront keeps by default.
+    for code in [400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504] {
+        let response = responses.iter().find(|r| r["ErrorCode"] == code).unwrap_or_else(|| panic!("{code}"));
+        assert_eq!(response["ErrorCachingMinTTL"], 0, "{code} is never kept");
+        if code == 403 {
+            assert_eq!(
+                (&response["ResponseCode"], &response["ResponsePagePath"]),
+                (&json!(404), &json!(NOT_FOUND_PAGE))
+            );
+        } else {
+            assert!(response.get("ResponsePagePath").is_none(), "{code} is the origin's own answer: {response}");
+        }
+    }
+}
+
+/// Where the site's 404 lives (infra/publish-site.sh uploads it).
+const NOT_FOUND_PAGE: &str = "/errors/not-found.json";
+
+/// The files the stack's outputs decide, as `infra/publish-site.sh STACK --config-only` uploads them right after a
+/// deploy (with a stand-in for the `aws` command): config.json sends the page to the edge, and the site's 404 is
+/// the API's own. deploy.yml runs it as soon as the stack is updated, before the checks: the page already
+/// published must not keep calling an address that now answers 401.
+#[tokio::test]
+async fn the_published_page_follows_the_stage_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let uploaded = dir.path().join("uploaded");
+    std::fs::create_dir_all(&uploaded).unwrap();
+    let stand_in = format!(
+        r#"#!/usr/bin/env bash
+echo "aws $*" >> '{calls}'
+case "$1 $2" in
+  "cloudformation describe-stacks")
+    case "$*" in
+      *HttpApiUrl*) echo https://d111.cloudfront.net ;;
+      *WebSocketUrl*) echo wss://abc.execute-api.us-east-1.amazonaws.com/prod ;;
+      *CounterMax*) echo 1000 ;;
+      *SiteBucketName*) echo the-site-bucket ;;
+      *SiteDistributionId*) echo E123 ;;
+    esac ;;
+  "s3 cp") cp "$3" '{uploaded}'/"$(basename "$4")" ;;
+  "cloudfront create-invalidation") echo I123 ;;
+esac
+"#,
+        calls = dir.path().join("calls").display(),
+        uploaded = uploaded.display()
+    );
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("aws"), stand_in).unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(bin.join("aws")).status().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let root = acidizer_tests::binaries::repo_root();
+    let output = std::process::Command::new("bash")
+        .arg(root.join("infra/publish-site.sh"))
+        .args(["acidizer-prod", "--config-only"])
+        .env("PATH", path)
+        .output()
+        .expect("bash runs");
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("config.json points at: https://d111.cloudfront.net"), "{printed}");
+
+    let config: Value = serde_json::from_slice(&std::fs::read(uploaded.join("config.json")).unwrap()).unwrap();
+    let expected = json!({"apiUrl": "https://d111.cloudfront.net",
+        "wsUrl": "wss://abc.execute-api.us-east-1.amazonaws.com/prod", "counterMax": 1000});
+    assert_eq!(config, expected);
+    let page: Value = serde_json::from_slice(&std::fs::read(uploaded.join("not-found.json")).unwrap()).unwrap();
+    let (_, headers, not_found) = api_answer(ApiError::NotFound).await;
+    assert_eq!(page, not_found, "the site's 404 is the API's own");
+    let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+    let content_type = headers.get(http::header::CONTENT_TYPE).unwrap().to_str().unwrap();
+    let upload =
+        calls.lines().find(|c| c.contains(&format!("s3://the-site-bucket{NOT_FOUND_PAGE}"))).expect("uploaded");
+    assert!(upload.contains(&format!("--content-type {content_type}")), "{upload}");
+    assert!(!calls.contains("s3 sync"), "the page itself waits for the checks: {calls}");
+
+    // In deploy.yml: right after the stack's outputs, before the checks and the page.
+    let workflow: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(root.join(".github/workflows/deploy.yml")).expect("deploy.yml"),
+    )
+    .expect("YAML");
+    let names: Vec<&str> =
+        workflow["jobs"]["deploy"]["steps"].as_sequence().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
+    let at = |prefix: &str| names.iter().position(|n| n.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}"));
+    let follows = at("Point the published page at the stage");
+    assert!(at("sam deploy") < follows && at("Stack outputs") < follows, "{names:?}");
+    assert!(follows < at("End-to-end check") && follows < at("Publish the SPA"), "{names:?}");
 }
