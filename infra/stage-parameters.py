@@ -5,9 +5,12 @@ environment's variables say, whatever was deployed by hand before, and a digest 
 FunctionsDigest and TableDeletionProtection are left to the deploy, which sets them on each call.
 
 Usage: python3 infra/stage-parameters.py TEMPLATE [Name=Value ...]
-A name the template does not have, one given twice, or one left to the deploy is an error (exit 2).
+The environment variable STAGE_PARAMETERS may hold more Name=Value, separated by spaces or lines. A name the
+template does not have, one given twice, one left to the deploy, or a value with a backslash (which sam deploy
+would pass on doubled) is an error (exit 2).
 """
 
+import os
 import sys
 
 from samtranslator.yaml_helper import yaml_parse
@@ -31,7 +34,7 @@ def main(argv):
     with open(argv[1], encoding="utf-8") as template:
         declared = yaml_parse(template.read()).get("Parameters") or {}
     given = {}
-    for pair in argv[2:]:
+    for pair in argv[2:] + os.environ.get("STAGE_PARAMETERS", "").split():
         name, equals, value = pair.partition("=")
         if not equals or name not in declared:
             fail(f"{pair!r}: the template has no parameter {name!r}")
@@ -39,6 +42,8 @@ def main(argv):
             fail(f"{name} is set by the deploy itself")
         if name in given:
             fail(f"{name} is given twice")
+        if "\\" in value:
+            fail(f"{name}: a value with a backslash")
         given[name] = value
     for name, parameter in declared.items():
         if name in LEFT_TO_THE_DEPLOY:
@@ -49,7 +54,7 @@ def main(argv):
             value = text(parameter["Default"])
         else:
             fail(f"{name} has no default: give it")
-        quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+        quoted = value.replace('"', '\\"')
         print(f'{name}="{quoted}"')
 
 

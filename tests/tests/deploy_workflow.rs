@@ -85,12 +85,13 @@ fn a_new_stage_is_deployed_unprotected_then_protected() {
 
     let deploy = step("sam deploy");
     std::fs::create_dir_all(dir.path().join("target")).unwrap();
-    std::fs::write(dir.path().join("target/stage-parameters.txt"), "StageName=\"prod\"\nCounterNames=\"a,b\"\n")
-        .unwrap();
+    let parameters = "StageName=\"prod\"\nCounterNames=\"a,b\"\nCompute=\"OnDemand\"\n";
+    std::fs::write(dir.path().join("target/stage-parameters.txt"), parameters).unwrap();
     let env = |first: &'static str| {
         [("STAGE_NAME", "prod"), ("DIGEST", "0123456789abcdef"), ("REGION", "us-east-1"), ("FIRST", first)]
     };
-    let account = "echo 123456789012";
+    // The account, and (for a stage that exists) the Compute it runs on.
+    let account = r#"case "$*" in *Compute*) echo OnDemand ;; *) echo 123456789012 ;; esac"#;
     let protection = |calls: &[String]| -> Vec<String> {
         calls
             .iter()
@@ -106,13 +107,22 @@ fn a_new_stage_is_deployed_unprotected_then_protected() {
         assert!(call.contains("--region us-east-1") && call.contains("FunctionsDigest=0123456789abcdef"), "{call}");
         assert!(call.contains("--s3-prefix acidizer-prod "), "the stage's own prefix of SAM's bucket: {call}");
         assert!(call.contains("--role-arn arn:aws:iam::123456789012:role/cloudformation-acidizer-prod"), "{call}");
-        assert!(
-            call.contains("--parameter-overrides StageName=\"prod\" CounterNames=\"a,b\" FunctionsDigest="),
-            "{call}"
-        );
+        let overrides =
+            "--parameter-overrides StageName=\"prod\" CounterNames=\"a,b\" Compute=\"OnDemand\" FunctionsDigest=";
+        assert!(call.contains(overrides), "{call}");
     }
     let ran = run(&deploy, dir.path(), &env("false"), account, "");
     assert_eq!(protection(&ran.calls), ["TableDeletionProtection=true"], "an existing stage stays protected");
+    // A Managed Instances stage is an administrator's: this job deploys neither to one nor into one.
+    let managed = r#"case "$*" in *Compute*) echo ManagedInstances ;; *) echo 123456789012 ;; esac"#;
+    let ran = run(&deploy, dir.path(), &env("false"), managed, "");
+    assert!(!ran.success && ran.printed.contains("::error title=Compute::"), "{}", ran.printed);
+    assert!(ran.calls.iter().all(|c| !c.starts_with("sam deploy")), "{:?}", ran.calls);
+    let asks_for_it = parameters.replace("OnDemand", "ManagedInstances");
+    std::fs::write(dir.path().join("target/stage-parameters.txt"), &asks_for_it).unwrap();
+    let ran = run(&deploy, dir.path(), &env("true"), account, "");
+    assert!(!ran.success && ran.calls.iter().all(|c| !c.starts_with("sam deploy")), "{}", ran.printed);
+    std::fs::write(dir.path().join("target/stage-parameters.txt"), parameters).unwrap();
     // A first deployment that fails is not followed by the protected one.
     let fails_unprotected = r#"case "$*" in *TableDeletionProtection=false*) exit 1 ;; esac"#;
     let ran = run(&deploy, dir.path(), &env("true"), account, fails_unprotected);
@@ -157,7 +167,8 @@ fn every_parameter_is_passed_and_none_is_kept_from_before() {
         ("COUNTER_MAX", "5"),
         ("COUNTER_NAMES", "global,team"),
         ("ALARM_EMAIL", "ops@example.com"),
-        ("STAGE_PARAMETERS", "ClientChangesPerMinute=60 Compute=ManagedInstances"),
+        // One Name=Value a line, or several on one.
+        ("STAGE_PARAMETERS", "ClientChangesPerMinute=60\nMaxSubscribersPerCounter=5000 LogRetentionDays=7\n"),
     ];
     let lines = stage_parameters(dir.path(), &variables).expect("the parameters");
     let template: Value =
@@ -180,13 +191,15 @@ fn every_parameter_is_passed_and_none_is_kept_from_before() {
         "AlarmEmail=\"ops@example.com\"",
         "Architecture=\"arm64\"",
         "ClientChangesPerMinute=\"60\"",
-        "Compute=\"ManagedInstances\"",
+        "MaxSubscribersPerCounter=\"5000\"",
+        "LogRetentionDays=\"7\"",
+        "Compute=\"OnDemand\"",
         "ClientRequestsPerMinute=\"600\"",
         "ThrottleRate=\"200\"",
     ] {
         assert!(lines.contains(&line.to_owned()), "{line} in {lines:?}");
     }
-    for wrong in ["NoSuchParameter=1", "FunctionsDigest=0123456789abcdef", "CounterMax=7"] {
+    for wrong in ["NoSuchParameter=1", "FunctionsDigest=0123456789abcdef", "CounterMax=7", "ThrottleRate=1\\2"] {
         let mut env = variables.to_vec();
         env.push(("STAGE_PARAMETERS", wrong));
         let refused = stage_parameters(dir.path(), &env).expect_err(wrong);

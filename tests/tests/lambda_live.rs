@@ -474,3 +474,36 @@ async fn the_ws_function_takes_only_the_listed_counters_and_as_many_subscribers_
     assert_eq!(bye["statusCode"], 200);
     assert_eq!(connect("tally-3", "tally").await.unwrap()["statusCode"], 200);
 }
+
+/// One client (an IPv4 address, an IPv6 /64) has at most MAX_CONNECTIONS_PER_CLIENT connections: a further
+/// `$connect` answers 429 and subscribes nothing, other clients still connect, and a place comes back once one of
+/// its connections goes. So no one client takes all of a counter's places (MAX_SUBSCRIBERS_PER_COUNTER).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_has_at_most_its_share_of_connections() {
+    let stack = Stack::new().await;
+    let mut env = stack.env.clone();
+    env.push(("MAX_CONNECTIONS_PER_CLIENT", "2".to_owned()));
+    let ws = Gateway::start(&binaries::lambda("acidizer-ws"), &env, 1).await;
+    let connect = |id: &str, ip: &str| {
+        let mut event = websocket_event("$connect", id, Some(json!({ "counter": "global" })), None);
+        event["requestContext"]["identity"]["sourceIp"] = json!(ip);
+        ws.invoke(event)
+    };
+    for (id, ip, status) in [
+        ("a-1", "192.0.2.1", 200),
+        ("a-2", "192.0.2.1", 200),
+        ("a-3", "192.0.2.1", 429),
+        ("b-1", "192.0.2.2", 200),
+        ("six-1", "2001:db8:1:2::1", 200),
+        ("six-2", "2001:db8:1:2::ffff", 200),
+        ("six-3", "2001:db8:1:2:abcd::1", 429),
+        ("six-other", "2001:db8:1:3::1", 200),
+    ] {
+        let answer = connect(id, ip).await.unwrap();
+        assert_eq!(answer["statusCode"], status, "{id} from {ip}: {answer}");
+        assert_eq!(stack.subscription(id).await.is_some(), status == 200, "{id} subscribed only when taken");
+    }
+    let bye = ws.invoke(websocket_event("$disconnect", "a-1", None, None)).await.unwrap();
+    assert_eq!(bye["statusCode"], 200);
+    assert_eq!(connect("a-3", "192.0.2.1").await.unwrap()["statusCode"], 200, "a place came back");
+}

@@ -181,6 +181,7 @@ fn the_functions_get_the_environment_the_code_reads() {
                 "CONNECTIONS_TABLE",
                 "COUNTER_NAMES",
                 "COUNTER_TABLE",
+                "MAX_CONNECTIONS_PER_CLIENT",
                 "MAX_SUBSCRIBERS_PER_COUNTER",
                 "WEBSOCKET_ENDPOINT",
             ],
@@ -699,7 +700,8 @@ fn a_configuration_change_publishes_new_versions() {
 }
 
 /// The smoke test runs inside the deployment: each function's alias moves only through CodeDeploy, whose PreTraffic
-/// hook invokes the new version of every function before any traffic reaches it. A failure rolls the deployment
+/// hook invokes the version the deployment moves it to (and the other functions as they serve) before any traffic
+/// reaches it. A failure rolls the deployment
 /// back within the stack update, so nothing outside CloudFormation moves an alias (deploy.yml has no alias to move,
 /// and its role could not). The smoke checks change the one counter `smoke`, which every stage admits.
 #[test]
@@ -711,21 +713,17 @@ fn the_smoke_test_runs_inside_the_deployment() {
     let variables = &hook["Properties"]["Environment"]["Variables"];
     assert_eq!(variables["SMOKE_COUNTER"], "smoke");
     for (function, variable) in
-        [("ApiFunction", "API_VERSION"), ("WsFunction", "WS_FUNCTION"), ("StreamFunction", "STREAM_VERSION")]
+        [("ApiFunction", "API_FUNCTION"), ("WsFunction", "WS_FUNCTION"), ("StreamFunction", "STREAM_FUNCTION")]
     {
         let alias = resource(&template, &format!("{function}Aliaslive"));
         let policy = &alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"];
         assert_eq!(policy["BeforeAllowTrafficHook"], serde_json::json!({"Ref": "SmokeHookFunction"}), "{function}");
-        let version = &alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0];
-        if variable == "WS_FUNCTION" {
-            // By name, its newest version found at run time (tests/tests/smoke_hook.rs): a reference would close
-            // a loop through the site's origin (the_transformed_template_has_no_error_and_no_cycle).
-            let name = &resource(&template, function)["Properties"]["FunctionName"];
-            assert_eq!(&variables[variable], name, "the hook finds {function} by its name");
-        } else {
-            let reference = serde_json::json!({"Ref": version});
-            assert_eq!(variables[variable], reference, "the hook tests {function}'s new version");
-        }
+        // By name: which function a deployment moves, and to which version, the hook asks CodeDeploy
+        // (tests/tests/smoke_hook.rs); references would close a loop through the site's origin
+        // (the_transformed_template_has_no_error_and_no_cycle).
+        let name = &resource(&template, function)["Properties"]["FunctionName"];
+        assert_eq!(&variables[variable], name, "the hook knows {function} by its name");
+        assert_eq!(alias["Properties"]["Name"], "live", "the others are tested as they serve: {function}:live");
         let group = resource(&template, &format!("{function}DeploymentGroup"));
         let role = serde_json::json!({"Fn::GetAtt": ["CodeDeployRole", "Arn"]});
         assert_eq!(group["Properties"]["ServiceRoleArn"], role, "{function}");
@@ -734,7 +732,13 @@ fn the_smoke_test_runs_inside_the_deployment() {
     let hook_role = resource(&template, "SmokeHookFunctionRole");
     let granted: Vec<String> = statements(hook_role).iter().flat_map(actions).collect();
     assert!(granted.contains(&"lambda:InvokeFunction".to_owned()), "{granted:?}");
-    assert!(granted.contains(&"codedeploy:PutLifecycleEventHookExecutionStatus".to_owned()), "{granted:?}");
+    for action in [
+        "codedeploy:ListDeploymentTargets",
+        "codedeploy:GetDeploymentTarget",
+        "codedeploy:PutLifecycleEventHookExecutionStatus",
+    ] {
+        assert!(granted.contains(&action.to_owned()), "{action}: {granted:?}");
+    }
     let codedeploy = statements(resource(&template, "CodeDeployRole"));
     let runs_hook = codedeploy.iter().any(|s| {
         actions(s).contains(&"lambda:InvokeFunction".to_owned())
@@ -866,17 +870,12 @@ fn the_pipeline_has_least_privilege() {
     for action in on_stage_roles {
         assert!(denied.contains(&action), "{action} is denied on the stage's operator roles: {denied:?}");
     }
-    // SAM's artifact bucket is the account's: each stage's objects, deployed and read, only under its own prefix.
-    for role in ["DeployRole", "CloudFormationRole"] {
-        for statement in statements(&resources[role]) {
-            let on_artifacts = statement["Resource"].to_string().contains("aws-sam-cli-managed-default-*/");
-            if on_artifacts {
-                let resource = text_json(&statement["Resource"]["Fn::Sub"]);
-                assert!(
-                    resource.ends_with("aws-sam-cli-managed-default-*/acidizer-${StageName}/*"),
-                    "{role}: {resource}"
-                );
-            }
+    // SAM's artifact bucket is the account's: each stage uploads, and reads back, only under its own prefix (its
+    // CloudFormation role reads code anywhere in it: a rollback may need the code of a deployment before the prefix).
+    for statement in statements(&resources["DeployRole"]) {
+        if statement["Resource"].to_string().contains("aws-sam-cli-managed-default-*/") {
+            let resource = text_json(&statement["Resource"]["Fn::Sub"]);
+            assert!(resource.ends_with("aws-sam-cli-managed-default-*/acidizer-${StageName}/*"), "{resource}");
         }
     }
     let samconfig = read("samconfig.toml");
@@ -994,6 +993,10 @@ fn what_one_client_can_cost_is_bounded() {
     let ws = &resource(&template, "WsFunction")["Properties"]["Environment"]["Variables"];
     assert_eq!(ws["MAX_SUBSCRIBERS_PER_COUNTER"], serde_json::json!({"Ref": "MaxSubscribersPerCounter"}));
     assert!(template["Parameters"]["MaxSubscribersPerCounter"]["MinValue"].as_u64() >= Some(1));
+    // No one client takes a counter's places: its connections are capped well under them.
+    assert_eq!(ws["MAX_CONNECTIONS_PER_CLIENT"], serde_json::json!({"Ref": "MaxConnectionsPerClient"}));
+    let default = |parameter: &str| template["Parameters"][parameter]["Default"].as_u64().expect("a default");
+    assert!(default("MaxConnectionsPerClient") * 10 <= default("MaxSubscribersPerCounter"));
     let names = text_json(&template["Parameters"]["CounterNames"]["AllowedPattern"]);
     assert!(names.contains("[a-z0-9][a-z0-9_-]{0,63}"), "a list of valid counter names: {names}");
 
@@ -1114,17 +1117,20 @@ fn the_page_has_security_headers() {
 fn the_functions_may_make_the_dynamodb_calls_their_code_makes() {
     let template = transformed(&[]);
     let index = serde_json::json!({"Fn::Sub": "${ConnectionsTable.Arn}/index/byCounter"});
+    let clients = serde_json::json!({"Fn::Sub": "${ConnectionsTable.Arn}/index/byClient"});
     let table = |name: &str| serde_json::json!({"Fn::GetAtt": [name, "Arn"]});
     let calls: [(&str, &[(&str, serde_json::Value)]); 2] = [
         (
-            // acidizer-ws: subscribe, look up, forget (the table); count a counter's subscribers (the index, at
-            // $connect with MAX_SUBSCRIBERS_PER_COUNTER); read a counter (sync).
+            // acidizer-ws: subscribe, look up, forget (the table); count a counter's subscribers and a client's
+            // connections (the indexes, at $connect with MAX_SUBSCRIBERS_PER_COUNTER, MAX_CONNECTIONS_PER_CLIENT);
+            // read a counter (sync).
             "WsFunctionRole",
             &[
                 ("dynamodb:PutItem", table("ConnectionsTable")),
                 ("dynamodb:GetItem", table("ConnectionsTable")),
                 ("dynamodb:DeleteItem", table("ConnectionsTable")),
                 ("dynamodb:Query", index.clone()),
+                ("dynamodb:Query", clients),
                 ("dynamodb:GetItem", table("CounterTable")),
             ],
         ),

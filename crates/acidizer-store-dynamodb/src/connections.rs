@@ -1,8 +1,12 @@
 //! WebSocket subscriptions in the connections table: one item per connection (found from its id alone), listed
-//! per counter through the `byCounter` index — a Query, never a Scan. Where the last broadcast of a counter stood
+//! per counter through the `byCounter` index and counted per client (when known) through the `byClient` index —
+//! Queries, never a Scan. Where the last broadcast of a counter stood
 //! is kept there too, in an item of its own outside the index (`broadcast#{counter}`, no `counter`).
 
-use crate::layout::{CONNECTION_KEY, SUBSCRIBERS_INDEX, SUBSCRIBERS_INDEX_KEY, TTL_ATTRIBUTE};
+use crate::layout::{
+    CLIENTS_INDEX, CLIENTS_INDEX_KEY, CONNECTION_KEY, SUBSCRIBERS_INDEX, SUBSCRIBERS_INDEX_KEY, TTL_ATTRIBUTE,
+};
+use acidizer_core::domain::ClientAddress;
 use acidizer_core::live::{BroadcastProgress, ConnectionStore, ConnectionStoreError, SUBSCRIPTION_TTL, SubscriberPage};
 use acidizer_core::{ConnectionId, CounterName, Timestamp};
 use aws_sdk_dynamodb::Client;
@@ -48,21 +52,69 @@ impl DynamoConnections {
         counter: &CounterName,
         at_most: usize,
     ) -> Result<usize, ConnectionStoreError> {
-        let mut counted = 0;
-        let mut start = None;
-        loop {
-            let output = self
-                .subscribers_query(counter)
-                .select(aws_sdk_dynamodb::types::Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            counted += usize::try_from(output.count()).unwrap_or_default();
-            start = output.last_evaluated_key().cloned();
-            if counted >= at_most || start.is_none() {
-                return Ok(counted);
-            }
+        count(self.subscribers_query(counter), at_most).await
+    }
+
+    /// How many connections `client` has, counted up to `at_most` (through the `byClient` index, as
+    /// [`Self::count_subscribers`]: one read unit for a client's few).
+    pub async fn count_connections_of(
+        &self,
+        client: ClientAddress,
+        at_most: usize,
+    ) -> Result<usize, ConnectionStoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(CLIENTS_INDEX)
+            .key_condition_expression("#client = :client")
+            .expression_attribute_names("#client", CLIENTS_INDEX_KEY)
+            .expression_attribute_values(":client", AttributeValue::S(client.to_string()));
+        count(query, at_most).await
+    }
+
+    /// Subscribes `connection` to `counter`, from `client` when it is known (for [`Self::count_connections_of`]).
+    pub async fn subscribe_from(
+        &self,
+        connection: &ConnectionId,
+        counter: &CounterName,
+        client: Option<ClientAddress>,
+    ) -> Result<(), ConnectionStoreError> {
+        let now = Timestamp::now();
+        let expires_at = now.unix_seconds() + SUBSCRIPTION_TTL.as_secs() as i64;
+        let mut item = HashMap::from([
+            (CONNECTION_KEY.to_owned(), AttributeValue::S(connection.to_string())),
+            (SUBSCRIBERS_INDEX_KEY.to_owned(), AttributeValue::S(counter.to_string())),
+            ("connectedAt".to_owned(), AttributeValue::N(now.unix_millis().to_string())),
+            (TTL_ATTRIBUTE.to_owned(), AttributeValue::N(expires_at.to_string())),
+        ]);
+        if let Some(client) = client {
+            item.insert(CLIENTS_INDEX_KEY.to_owned(), AttributeValue::S(client.to_string()));
+        }
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// The items `query` finds, counted (`Select::Count`, page by page) up to `at_most`.
+async fn count(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    at_most: usize,
+) -> Result<usize, ConnectionStoreError> {
+    let mut counted = 0;
+    let mut start = None;
+    loop {
+        let output = query
+            .clone()
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        counted += usize::try_from(output.count()).unwrap_or_default();
+        start = output.last_evaluated_key().cloned();
+        if counted >= at_most || start.is_none() {
+            return Ok(counted);
         }
     }
 }
@@ -158,19 +210,7 @@ fn string<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Result<&
 
 impl ConnectionStore for DynamoConnections {
     async fn subscribe(&self, connection: &ConnectionId, counter: &CounterName) -> Result<(), ConnectionStoreError> {
-        let now = Timestamp::now();
-        let expires_at = now.unix_seconds() + SUBSCRIPTION_TTL.as_secs() as i64;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(CONNECTION_KEY, AttributeValue::S(connection.to_string()))
-            .item(SUBSCRIBERS_INDEX_KEY, AttributeValue::S(counter.to_string()))
-            .item("connectedAt", AttributeValue::N(now.unix_millis().to_string()))
-            .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.subscribe_from(connection, counter, None).await
     }
 
     async fn unsubscribe(&self, connection: &ConnectionId) -> Result<(), ConnectionStoreError> {

@@ -22,6 +22,10 @@ pub const CONNECTION_KEY: &str = "connectionId";
 pub const SUBSCRIBERS_INDEX: &str = "byCounter";
 /// The subscribers index's partition key (string): the counter's name.
 pub const SUBSCRIBERS_INDEX_KEY: &str = "counter";
+/// Connections table: the index that lists a client's connections (those whose client is known).
+pub const CLIENTS_INDEX: &str = "byClient";
+/// The clients index's partition key (string): the client (an IPv4 address, an IPv6 /64).
+pub const CLIENTS_INDEX_KEY: &str = "client";
 
 /// Why tables could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -95,21 +99,25 @@ async fn create_counter_table(client: &Client, table: &str) -> Result<(), Create
 }
 
 async fn create_connections_table(client: &Client, table: &str) -> Result<(), CreateTablesError> {
-    let index = GlobalSecondaryIndex::builder()
-        .index_name(SUBSCRIBERS_INDEX)
-        .key_schema(key(SUBSCRIBERS_INDEX_KEY, KeyType::Hash)?)
-        .key_schema(key(CONNECTION_KEY, KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
-        .build()
-        .map_err(|error| failure(table, error))?;
+    let index = |name: &str, partition: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(partition, KeyType::Hash)?)
+            .key_schema(key(CONNECTION_KEY, KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .build()
+            .map_err(|error| failure(table, error))
+    };
     client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attribute(CONNECTION_KEY, ScalarAttributeType::S)?)
         .attribute_definitions(attribute(SUBSCRIBERS_INDEX_KEY, ScalarAttributeType::S)?)
+        .attribute_definitions(attribute(CLIENTS_INDEX_KEY, ScalarAttributeType::S)?)
         .key_schema(key(CONNECTION_KEY, KeyType::Hash)?)
-        .global_secondary_indexes(index)
+        .global_secondary_indexes(index(SUBSCRIBERS_INDEX, SUBSCRIBERS_INDEX_KEY)?)
+        .global_secondary_indexes(index(CLIENTS_INDEX, CLIENTS_INDEX_KEY)?)
         .send()
         .await
         .map_err(|error| failure(table, error))?;

@@ -1,6 +1,7 @@
 //! What an API Gateway WebSocket event asks of `acidizer-ws`, read from the event alone: a `$connect` to subscribe
 //! (or to refuse, and why), a `$disconnect`, or a client message on `$default`. The binary carries it out.
 
+use acidizer_core::domain::ClientAddress;
 use acidizer_core::{AllowedOrigins, KnownCounters};
 use acidizer_core::{ConnectionId, CounterName};
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
@@ -8,8 +9,8 @@ use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 /// What one event asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
-    /// Subscribe the connection to the counter.
-    Connect { connection: ConnectionId, counter: CounterName },
+    /// Subscribe the connection to the counter, for the client the request came from (when API Gateway says).
+    Connect { connection: ConnectionId, counter: CounterName, client: Option<ClientAddress> },
     /// Answer the event with `status` and do nothing else.
     Refuse { status: u16, reason: String },
     /// Forget the connection.
@@ -48,7 +49,8 @@ pub fn route<'a>(
             if !known.admits(&counter) {
                 return Route::Refuse { status: 404, reason: format!("there is no counter '{counter}' here") };
             }
-            Route::Connect { connection, counter }
+            let client = context.identity.source_ip.as_deref().and_then(|ip| ip.parse().ok()).map(ClientAddress::of);
+            Route::Connect { connection, counter, client }
         }
         "$disconnect" => Route::Disconnect { connection },
         _ => Route::Message { connection, body: request.body.as_deref().unwrap_or("") },

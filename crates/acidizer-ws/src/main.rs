@@ -7,15 +7,17 @@
 //! checked); without it, from any.
 //!
 //! When `COUNTER_NAMES` lists counters, `$connect` to any other than those and `global` answers 404. When
-//! `MAX_SUBSCRIBERS_PER_COUNTER` is set, `$connect` to a counter that has that many subscribers answers 503.
+//! `MAX_SUBSCRIBERS_PER_COUNTER` is set, `$connect` to a counter that has that many subscribers answers 503. When
+//! `MAX_CONNECTIONS_PER_CLIENT` is set, `$connect` from a client (its IPv4 address, its IPv6 /64) that has that
+//! many connections answers 429: no one client takes a counter's places.
 //!
 //! Environment: `CONNECTIONS_TABLE`, `COUNTER_TABLE`, `WEBSOCKET_ENDPOINT` (optional: else from the request
-//! context), `ALLOWED_ORIGINS`, `COUNTER_NAMES` and `MAX_SUBSCRIBERS_PER_COUNTER` (optional), and the AWS SDK's
-//! standard variables.
+//! context), `ALLOWED_ORIGINS`, `COUNTER_NAMES`, `MAX_SUBSCRIBERS_PER_COUNTER` and `MAX_CONNECTIONS_PER_CLIENT`
+//! (optional), and the AWS SDK's standard variables.
 
 use acidizer_apigw::{ManagementApi, WEBSOCKET_ENDPOINT_ENV};
-use acidizer_core::domain::COUNTER_NAMES_ENV;
-use acidizer_core::live::{ConnectionStore, Notifier, Outbound, answer};
+use acidizer_core::domain::{COUNTER_NAMES_ENV, ClientAddress};
+use acidizer_core::live::{ConnectionStore, ConnectionStoreError, Notifier, Outbound, answer};
 use acidizer_core::telemetry::error_chain;
 use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins, KnownCounters};
 use acidizer_core::{ConnectionId, CounterName, Counters};
@@ -37,28 +39,32 @@ struct Routes {
     endpoint: Option<String>,
     /// The pages that may connect.
     origins: AllowedOrigins,
-    /// The counters that exist, and the most subscribers one takes.
+    /// The counters that exist, the most subscribers one takes, and the most connections one client has.
     known: KnownCounters,
     max_subscribers: Option<usize>,
+    max_per_client: Option<usize>,
     /// Management API clients by endpoint, made on first use.
     notifiers: Mutex<Vec<(String, ManagementApi)>>,
 }
 
 /// The environment variable with the most subscribers one counter takes.
 const MAX_SUBSCRIBERS_ENV: &str = "MAX_SUBSCRIBERS_PER_COUNTER";
+/// The environment variable with the most connections one client may have.
+const MAX_PER_CLIENT_ENV: &str = "MAX_CONNECTIONS_PER_CLIENT";
 
 /// Not a whole number of at least 1.
 #[derive(Debug, thiserror::Error)]
 #[error("expected a whole number of at least 1, not {0:?}")]
-struct InvalidMaxSubscribers(String);
+struct InvalidMaximum(String);
 
-fn max_subscribers() -> Result<Option<usize>, StartError> {
-    match std::env::var(MAX_SUBSCRIBERS_ENV) {
+/// The optional maximum in the environment variable `name`: unset or empty for none.
+fn maximum(name: &'static str) -> Result<Option<usize>, StartError> {
+    match std::env::var(name) {
         Err(_) => Ok(None),
         Ok(raw) if raw.trim().is_empty() => Ok(None),
         Ok(raw) => match raw.trim().parse::<usize>() {
             Ok(max @ 1..) => Ok(Some(max)),
-            _ => Err(StartError::invalid(MAX_SUBSCRIBERS_ENV, InvalidMaxSubscribers(raw))),
+            _ => Err(StartError::invalid(name, InvalidMaximum(raw))),
         },
     }
 }
@@ -75,12 +81,13 @@ async fn main() -> Result<(), Error> {
         _ => AllowedOrigins::Any,
     };
     let known = KnownCounters::from_env().map_err(|invalid| StartError::invalid(COUNTER_NAMES_ENV, invalid))?;
-    let max_subscribers = max_subscribers()?;
+    let (max_subscribers, max_per_client) = (maximum(MAX_SUBSCRIBERS_ENV)?, maximum(MAX_PER_CLIENT_ENV)?);
     let config = lambda_sdk_config();
     let client = Client::new(&config);
     let routes = Routes {
         known,
         max_subscribers,
+        max_per_client,
         connections: DynamoConnections::new(client.clone(), connections_table),
         counters: Counters::new(DynamoStore::new(client, counter_table)),
         endpoint: std::env::var(WEBSOCKET_ENDPOINT_ENV).ok().filter(|e| !e.is_empty()),
@@ -99,6 +106,27 @@ fn status(code: u16, body: &str) -> Value {
     json!({ "statusCode": code, "body": body })
 }
 
+/// The answer that refuses `connection` when `counted` (places taken, counted up to `max`) leaves none — `full`, a
+/// status and its reason — or could not be counted (503); none when there is room.
+fn no_room(
+    counted: Result<usize, ConnectionStoreError>,
+    max: usize,
+    connection: &ConnectionId,
+    (code, reason): (u16, &str),
+) -> Option<Value> {
+    match counted {
+        Ok(count) if count >= max => {
+            tracing::info!(%connection, max, reason, "refused a connection");
+            Some(status(code, reason))
+        }
+        Ok(_) => None,
+        Err(error) => {
+            tracing::error!(%connection, error = error_chain(&error), "cannot count the places taken");
+            Some(status(503, "try again"))
+        }
+    }
+}
+
 impl Routes {
     async fn handle(&self, request: ApiGatewayWebsocketProxyRequest) -> Result<Value, Error> {
         match route(&request, &self.origins, &self.known) {
@@ -106,7 +134,7 @@ impl Routes {
                 tracing::info!(code, reason, "refused an event");
                 Ok(status(code, &reason))
             }
-            Route::Connect { connection, counter } => Ok(self.connect(&connection, &counter).await),
+            Route::Connect { connection, counter, client } => Ok(self.connect(&connection, &counter, client).await),
             Route::Disconnect { connection } => {
                 if let Err(error) = self.connections.unsubscribe(&connection).await {
                     tracing::warn!(%connection, error = error_chain(&error), "cannot forget a connection; its TTL will");
@@ -117,21 +145,22 @@ impl Routes {
         }
     }
 
-    async fn connect(&self, connection: &ConnectionId, counter: &CounterName) -> Value {
-        if let Some(max) = self.max_subscribers {
-            match self.connections.count_subscribers(counter, max).await {
-                Ok(count) if count >= max => {
-                    tracing::info!(%connection, %counter, max, "refused a subscriber: the counter has as many as it takes");
-                    return status(503, "this counter has as many subscribers as it takes; try again later");
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::error!(%connection, error = error_chain(&error), "cannot count subscribers");
-                    return status(503, "try again");
-                }
+    async fn connect(&self, connection: &ConnectionId, counter: &CounterName, client: Option<ClientAddress>) -> Value {
+        if let (Some(max), Some(client)) = (self.max_per_client, client) {
+            let counted = self.connections.count_connections_of(client, max).await;
+            let full = (429, "this address has as many connections open as one client may");
+            if let Some(refused) = no_room(counted, max, connection, full) {
+                return refused;
             }
         }
-        match self.connections.subscribe(connection, counter).await {
+        if let Some(max) = self.max_subscribers {
+            let counted = self.connections.count_subscribers(counter, max).await;
+            let full = (503, "this counter has as many subscribers as it takes; try again later");
+            if let Some(refused) = no_room(counted, max, connection, full) {
+                return refused;
+            }
+        }
+        match self.connections.subscribe_from(connection, counter, client).await {
             Ok(()) => {
                 tracing::info!(%connection, %counter, "subscribed");
                 status(200, "connected")

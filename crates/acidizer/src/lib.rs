@@ -4,7 +4,6 @@
 mod baseline;
 mod bench;
 mod cli;
-mod client;
 mod live;
 mod logs;
 mod rate_limit;

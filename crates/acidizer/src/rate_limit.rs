@@ -1,8 +1,8 @@
-//! `--rate-limit`: requests per second per client (its IPv4 address or IPv6 /64: [`client_of`]), 429 with
+//! `--rate-limit`: requests per second per client (its IPv4 address or IPv6 /64: [`ClientAddress`]), 429 with
 //! `Retry-After` beyond it. Clients idle long enough to be back at a full quota are forgotten, so the limiter holds
 //! only recent ones.
 
-use crate::client::client_of;
+use acidizer_core::domain::ClientAddress;
 use acidizer_http::ApiError;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -78,7 +78,10 @@ fn forget_idle(limiter: &DefaultKeyedRateLimiter<IpAddr>) {
 }
 
 pub async fn enforce(State(limits): State<PerIp>, request: Request, next: Next) -> Response {
-    let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| client_of(addr.ip()));
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| ClientAddress::of(addr.ip()).ip());
     if let Some(ip) = ip
         && let Err(wait) = limits.check(ip)
     {
@@ -95,8 +98,8 @@ mod tests {
     #[test]
     fn addresses_rotated_within_a_64_share_one_quota() {
         let limits = PerIp::unattended(NonZeroU32::MIN);
-        assert!(limits.check(client_of("2001:db8::1".parse().unwrap())).is_ok());
-        let rotated = client_of("2001:db8::2".parse().unwrap());
+        assert!(limits.check(ClientAddress::of("2001:db8::1".parse().unwrap()).ip()).is_ok());
+        let rotated = ClientAddress::of("2001:db8::2".parse().unwrap()).ip();
         assert!(limits.check(rotated).is_err(), "the same /64 is the same client");
     }
 

@@ -2,6 +2,7 @@
 
 mod allowed_origins;
 mod bounds;
+mod client_address;
 mod connection_id;
 mod counter_name;
 mod history_limit;
@@ -12,6 +13,7 @@ mod timestamp;
 
 pub use allowed_origins::{ALLOWED_ORIGINS_ENV, AllowedOrigins, InvalidOrigin};
 pub use bounds::{Bound, COUNTER_MAX_ENV, CounterMax, Delta, InvalidCounterMax, InvalidDelta, LARGEST_CEILING};
+pub use client_address::ClientAddress;
 pub use connection_id::{ConnectionId, InvalidConnectionId};
 pub use counter_name::{CounterName, InvalidCounterName};
 pub use history_limit::{HistoryLimit, InvalidHistoryLimit};

@@ -2,7 +2,7 @@
 //! address or IPv6 /64), and how many messages a session may send per second (one over it is answered with an
 //! error, and costs the store nothing).
 
-use crate::client::client_of;
+use acidizer_core::domain::ClientAddress;
 use acidizer_core::live::Outbound;
 use axum::extract::ws::Utf8Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -25,7 +25,7 @@ pub struct SessionLimits {
 #[derive(Debug, Default)]
 struct Open {
     total: usize,
-    by_client: HashMap<IpAddr, usize>,
+    by_client: HashMap<ClientAddress, usize>,
 }
 
 /// Why a session was refused; its WebSocket is closed with the code and the reason.
@@ -43,7 +43,7 @@ pub enum Refusal {
 #[derive(Debug)]
 pub struct Admission {
     limits: Arc<SessionLimits>,
-    client: Option<IpAddr>,
+    client: Option<ClientAddress>,
 }
 
 impl SessionLimits {
@@ -70,7 +70,7 @@ impl SessionLimits {
 
     /// A place for a new session from `peer` (its address, when known), if the limits have one.
     pub fn admit(self: &Arc<Self>, peer: Option<IpAddr>) -> Result<Admission, Refusal> {
-        let client = peer.map(client_of);
+        let client = peer.map(ClientAddress::of);
         let mut open = self.open();
         if open.total >= self.max_sessions {
             return Err(Refusal::Full);
