@@ -506,4 +506,23 @@ async fn one_client_has_at_most_its_share_of_connections() {
     let bye = ws.invoke(websocket_event("$disconnect", "a-1", None, None)).await.unwrap();
     assert_eq!(bye["statusCode"], 200);
     assert_eq!(connect("a-3", "192.0.2.1").await.unwrap()["statusCode"], 200, "a place came back");
+
+    // Connections whose $disconnect never came stop counting once their TTL has passed, whether or not DynamoDB
+    // has deleted them yet.
+    for id in ["gone-1", "gone-2"] {
+        stack
+            .dynamodb
+            .put_item()
+            .table_name(&stack.connections_table)
+            .item("connectionId", AttributeValue::S(id.to_owned()))
+            .item("counter", AttributeValue::S("global".to_owned()))
+            .item("client", AttributeValue::S("192.0.2.3".to_owned()))
+            .item("expiresAt", AttributeValue::N("1700000000".to_owned()))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(connect("c-1", "192.0.2.3").await.unwrap()["statusCode"], 200, "expired connections do not count");
+    assert_eq!(connect("c-2", "192.0.2.3").await.unwrap()["statusCode"], 200, "expired connections do not count");
+    assert_eq!(connect("c-3", "192.0.2.3").await.unwrap()["statusCode"], 429, "live ones do");
 }

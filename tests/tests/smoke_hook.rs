@@ -140,9 +140,6 @@ async fn the_hook_tests_the_version_a_deployment_moves_and_fails_a_broken_one() 
         ("ws:3", Arc::clone(&ws)),
         // acidizer-api where a WebSocket or a stream function should be: it answers neither.
         ("ws:4", Arc::clone(&api)),
-        // A newer version of acidizer-ws, broken, kept from a deployment that rolled back: never the one tested
-        // when another function moves.
-        ("ws:9", Arc::clone(&api)),
         ("ws:13", full),
         ("stream:live", Arc::clone(&stream)),
         ("stream:5", Arc::clone(&stream)),

@@ -35,6 +35,12 @@ fn key_schema(value: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An index's projection: its type, and the attributes it adds to the keys.
+fn projected(kind: String, mut attributes: Vec<String>) -> String {
+    attributes.sort();
+    format!("{kind} {}", attributes.join(","))
+}
+
 fn declared(resource: &str) -> Layout {
     let template = template();
     let table = &template["Resources"][resource];
@@ -52,7 +58,9 @@ fn declared(resource: &str) -> Layout {
             indexes
                 .iter()
                 .map(|index| {
-                    let projection = text(&index["Projection"]["ProjectionType"]);
+                    let projection = &index["Projection"];
+                    let attributes = projection["NonKeyAttributes"].as_sequence().map(|a| a.iter().map(text).collect());
+                    let projection = projected(text(&projection["ProjectionType"]), attributes.unwrap_or_default());
                     (text(&index["IndexName"]), (key_schema(&index["KeySchema"]), projection))
                 })
                 .collect()
@@ -87,8 +95,10 @@ async fn created(client: &aws_sdk_dynamodb::Client, table: &str) -> Layout {
             .global_secondary_indexes()
             .iter()
             .map(|index| {
-                let projection = index.projection().and_then(|p| p.projection_type()).map(|p| p.as_str().to_owned());
-                (index.index_name().unwrap().to_owned(), (keys(index.key_schema()), projection.unwrap_or_default()))
+                let projection = index.projection().expect("a projection");
+                let kind = projection.projection_type().map(|p| p.as_str().to_owned()).unwrap_or_default();
+                let projection = projected(kind, projection.non_key_attributes().to_vec());
+                (index.index_name().unwrap().to_owned(), (keys(index.key_schema()), projection))
             })
             .collect(),
         stream: table_description
@@ -121,6 +131,10 @@ fn the_template_declares_the_layout_the_code_uses() {
     assert_eq!(connections.ttl.as_deref(), Some(layout::TTL_ATTRIBUTE));
     let (index_keys, _) = &connections.indexes[layout::SUBSCRIBERS_INDEX];
     assert_eq!(index_keys[0], (layout::SUBSCRIBERS_INDEX_KEY.to_owned(), "HASH".to_owned()));
+    // A client's connections, counted unless expired: the index carries their TTL.
+    let (index_keys, projection) = &connections.indexes[layout::CLIENTS_INDEX];
+    assert_eq!(index_keys[0], (layout::CLIENTS_INDEX_KEY.to_owned(), "HASH".to_owned()));
+    assert_eq!(projection, &format!("INCLUDE {}", layout::TTL_ATTRIBUTE));
 }
 
 #[tokio::test]
@@ -870,8 +884,16 @@ fn the_pipeline_has_least_privilege() {
     for action in on_stage_roles {
         assert!(denied.contains(&action), "{action} is denied on the stage's operator roles: {denied:?}");
     }
-    // SAM's artifact bucket is the account's: each stage uploads, and reads back, only under its own prefix (its
-    // CloudFormation role reads code anywhere in it: a rollback may need the code of a deployment before the prefix).
+    // SAM's artifact bucket is the account's: each stage uploads, and reads back, only under its own prefix; its
+    // CloudFormation role reads code there and at the root (named after its MD5), for a rollback to a deployment
+    // made before the prefix — not another stage's.
+    let code = statements(&resources["CloudFormationRole"])
+        .into_iter()
+        .find(|s| s["Sid"] == "FunctionCode")
+        .expect("a statement FunctionCode");
+    let readable: Vec<String> = listed(&code["Resource"]).iter().map(|r| text_json(&r["Fn::Sub"])).collect();
+    let bucket = "arn:${AWS::Partition}:s3:::aws-sam-cli-managed-default-*";
+    assert_eq!(readable, [format!("{bucket}/acidizer-${{StageName}}/*"), format!("{bucket}/{}", "?".repeat(32))]);
     for statement in statements(&resources["DeployRole"]) {
         if statement["Resource"].to_string().contains("aws-sam-cli-managed-default-*/") {
             let resource = text_json(&statement["Resource"]["Fn::Sub"]);

@@ -56,7 +56,8 @@ impl DynamoConnections {
     }
 
     /// How many connections `client` has, counted up to `at_most` (through the `byClient` index, as
-    /// [`Self::count_subscribers`]: one read unit for a client's few).
+    /// [`Self::count_subscribers`]: one read unit for a client's few). A connection past its TTL does not count,
+    /// although DynamoDB may keep it for days: its `$disconnect` never came.
     pub async fn count_connections_of(
         &self,
         client: ClientAddress,
@@ -68,8 +69,11 @@ impl DynamoConnections {
             .table_name(&self.table)
             .index_name(CLIENTS_INDEX)
             .key_condition_expression("#client = :client")
+            .filter_expression("#expires > :now")
             .expression_attribute_names("#client", CLIENTS_INDEX_KEY)
-            .expression_attribute_values(":client", AttributeValue::S(client.to_string()));
+            .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+            .expression_attribute_values(":client", AttributeValue::S(client.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(Timestamp::now().unix_seconds().to_string()));
         count(query, at_most).await
     }
 

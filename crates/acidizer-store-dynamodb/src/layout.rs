@@ -99,15 +99,19 @@ async fn create_counter_table(client: &Client, table: &str) -> Result<(), Create
 }
 
 async fn create_connections_table(client: &Client, table: &str) -> Result<(), CreateTablesError> {
-    let index = |name: &str, partition: &str| {
+    let index = |name: &str, partition: &str, projection: Projection| {
         GlobalSecondaryIndex::builder()
             .index_name(name)
             .key_schema(key(partition, KeyType::Hash)?)
             .key_schema(key(CONNECTION_KEY, KeyType::Range)?)
-            .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+            .projection(projection)
             .build()
             .map_err(|error| failure(table, error))
     };
+    let keys_only = Projection::builder().projection_type(ProjectionType::KeysOnly).build();
+    // A client's connections are counted unless expired: the index carries their TTL.
+    let with_expiry =
+        Projection::builder().projection_type(ProjectionType::Include).non_key_attributes(TTL_ATTRIBUTE).build();
     client
         .create_table()
         .table_name(table)
@@ -116,8 +120,8 @@ async fn create_connections_table(client: &Client, table: &str) -> Result<(), Cr
         .attribute_definitions(attribute(SUBSCRIBERS_INDEX_KEY, ScalarAttributeType::S)?)
         .attribute_definitions(attribute(CLIENTS_INDEX_KEY, ScalarAttributeType::S)?)
         .key_schema(key(CONNECTION_KEY, KeyType::Hash)?)
-        .global_secondary_indexes(index(SUBSCRIBERS_INDEX, SUBSCRIBERS_INDEX_KEY)?)
-        .global_secondary_indexes(index(CLIENTS_INDEX, CLIENTS_INDEX_KEY)?)
+        .global_secondary_indexes(index(SUBSCRIBERS_INDEX, SUBSCRIBERS_INDEX_KEY, keys_only)?)
+        .global_secondary_indexes(index(CLIENTS_INDEX, CLIENTS_INDEX_KEY, with_expiry)?)
         .send()
         .await
         .map_err(|error| failure(table, error))?;

@@ -9,7 +9,7 @@
 //! When `COUNTER_NAMES` lists counters, `$connect` to any other than those and `global` answers 404. When
 //! `MAX_SUBSCRIBERS_PER_COUNTER` is set, `$connect` to a counter that has that many subscribers answers 503. When
 //! `MAX_CONNECTIONS_PER_CLIENT` is set, `$connect` from a client (its IPv4 address, its IPv6 /64) that has that
-//! many connections answers 429: no one client takes a counter's places.
+//! many connections answers 429: no one client takes a counter's places (a count that fails lets it in).
 //!
 //! Environment: `CONNECTIONS_TABLE`, `COUNTER_TABLE`, `WEBSOCKET_ENDPOINT` (optional: else from the request
 //! context), `ALLOWED_ORIGINS`, `COUNTER_NAMES`, `MAX_SUBSCRIBERS_PER_COUNTER` and `MAX_CONNECTIONS_PER_CLIENT`
@@ -17,7 +17,7 @@
 
 use acidizer_apigw::{ManagementApi, WEBSOCKET_ENDPOINT_ENV};
 use acidizer_core::domain::{COUNTER_NAMES_ENV, ClientAddress};
-use acidizer_core::live::{ConnectionStore, ConnectionStoreError, Notifier, Outbound, answer};
+use acidizer_core::live::{ConnectionStore, Notifier, Outbound, answer};
 use acidizer_core::telemetry::error_chain;
 use acidizer_core::{ALLOWED_ORIGINS_ENV, AllowedOrigins, KnownCounters};
 use acidizer_core::{ConnectionId, CounterName, Counters};
@@ -106,27 +106,6 @@ fn status(code: u16, body: &str) -> Value {
     json!({ "statusCode": code, "body": body })
 }
 
-/// The answer that refuses `connection` when `counted` (places taken, counted up to `max`) leaves none — `full`, a
-/// status and its reason — or could not be counted (503); none when there is room.
-fn no_room(
-    counted: Result<usize, ConnectionStoreError>,
-    max: usize,
-    connection: &ConnectionId,
-    (code, reason): (u16, &str),
-) -> Option<Value> {
-    match counted {
-        Ok(count) if count >= max => {
-            tracing::info!(%connection, max, reason, "refused a connection");
-            Some(status(code, reason))
-        }
-        Ok(_) => None,
-        Err(error) => {
-            tracing::error!(%connection, error = error_chain(&error), "cannot count the places taken");
-            Some(status(503, "try again"))
-        }
-    }
-}
-
 impl Routes {
     async fn handle(&self, request: ApiGatewayWebsocketProxyRequest) -> Result<Value, Error> {
         match route(&request, &self.origins, &self.known) {
@@ -147,17 +126,30 @@ impl Routes {
 
     async fn connect(&self, connection: &ConnectionId, counter: &CounterName, client: Option<ClientAddress>) -> Value {
         if let (Some(max), Some(client)) = (self.max_per_client, client) {
-            let counted = self.connections.count_connections_of(client, max).await;
-            let full = (429, "this address has as many connections open as one client may");
-            if let Some(refused) = no_room(counted, max, connection, full) {
-                return refused;
+            match self.connections.count_connections_of(client, max).await {
+                Ok(count) if count >= max => {
+                    tracing::info!(%connection, %client, max, "refused a connection: the client has as many as it may");
+                    return status(429, "this address has as many connections open as one client may");
+                }
+                Ok(_) => {}
+                // A guard against one client's abuse, not a promise to the others: a count that cannot be made
+                // (the index still being built after a deployment added it, say) lets the client in.
+                Err(error) => {
+                    tracing::warn!(%connection, %client, error = error_chain(&error), "cannot count a client's connections");
+                }
             }
         }
         if let Some(max) = self.max_subscribers {
-            let counted = self.connections.count_subscribers(counter, max).await;
-            let full = (503, "this counter has as many subscribers as it takes; try again later");
-            if let Some(refused) = no_room(counted, max, connection, full) {
-                return refused;
+            match self.connections.count_subscribers(counter, max).await {
+                Ok(count) if count >= max => {
+                    tracing::info!(%connection, %counter, max, "refused a subscriber: the counter has as many as it takes");
+                    return status(503, "this counter has as many subscribers as it takes; try again later");
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%connection, error = error_chain(&error), "cannot count subscribers");
+                    return status(503, "try again");
+                }
             }
         }
         match self.connections.subscribe_from(connection, counter, client).await {
