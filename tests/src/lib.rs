@@ -5,6 +5,7 @@ pub mod app;
 pub mod binaries;
 pub mod cloudformation;
 pub mod contract;
+pub mod deploy_job;
 pub mod dynamo_model;
 pub mod dynamodb_local;
 pub mod emf;

@@ -4,17 +4,9 @@
 //! template and with every parameter; the Region comes from samconfig.toml.
 
 use acidizer_tests::binaries;
+use acidizer_tests::deploy_job::deploy_run;
 use serde_norway::Value;
 use std::path::Path;
-
-/// The `run` script of the deploy job's step whose name starts with `name`.
-fn step(name: &str) -> String {
-    let text = std::fs::read_to_string(binaries::repo_root().join(".github/workflows/deploy.yml")).unwrap();
-    let workflow: Value = serde_norway::from_str(&text).unwrap();
-    let steps = workflow["jobs"]["deploy"]["steps"].as_sequence().unwrap();
-    let step = steps.iter().find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)));
-    step.unwrap_or_else(|| panic!("a step named {name}…"))["run"].as_str().unwrap().to_owned()
-}
 
 /// What a step did: whether it succeeded, what it wrote to `$GITHUB_OUTPUT`, its output, and the calls the stand-ins
 /// recorded (one line each).
@@ -63,7 +55,7 @@ const STAGE: [(&str, &str); 2] = [("STAGE_NAME", "prod"), ("REGION", "us-east-1"
 #[test]
 fn a_new_stage_is_deployed_unprotected_then_protected() {
     let dir = tempfile::tempdir().unwrap();
-    let first = step("Is this the stage's first deployment?");
+    let first = deploy_run("Is this the stage's first deployment?");
     let missing =
         "echo 'An error occurred (ValidationError): Stack with id acidizer-prod does not exist' >&2; exit 254";
     let ran = run(&first, dir.path(), &STAGE, missing, "");
@@ -83,7 +75,7 @@ fn a_new_stage_is_deployed_unprotected_then_protected() {
     let denied = "echo 'An error occurred (AccessDenied)' >&2; exit 254";
     assert!(!run(&first, dir.path(), &STAGE, denied, "").success, "any other error stops the job");
 
-    let deploy = step("sam deploy");
+    let deploy = deploy_run("sam deploy");
     std::fs::create_dir_all(dir.path().join("target")).unwrap();
     let parameters = "StageName=\"prod\"\nCounterNames=\"a,b\"\nCompute=\"OnDemand\"\n";
     std::fs::write(dir.path().join("target/stage-parameters.txt"), parameters).unwrap();
@@ -148,7 +140,7 @@ fn stage_parameters(dir: &Path, env: &[(&str, &str)]) -> Result<Vec<String>, Str
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut env = env.to_vec();
     env.push(("PATH", path.as_str()));
-    let ran = run(&step("The stage's parameters"), dir, &env, "", "");
+    let ran = run(&deploy_run("The stage's parameters"), dir, &env, "", "");
     if !ran.success {
         return Err(ran.printed);
     }
@@ -216,7 +208,7 @@ fn the_digest_changes_with_the_template_and_every_parameter() {
         std::fs::write(build.join(function).join("bootstrap"), function).unwrap();
     }
     let template = std::fs::read_to_string(build.join("template.yaml")).unwrap();
-    let script = step("A digest");
+    let script = deploy_run("A digest");
     let variables = ["STAGE_NAME", "ALLOWED_ORIGINS", "COUNTER_MAX", "COUNTER_NAMES", "ALARM_EMAIL"];
     let digest = |template: &str, changed: Option<(&str, &str)>| {
         std::fs::write(build.join("template.yaml"), template).unwrap();
@@ -255,7 +247,7 @@ fn the_region_is_samconfig_tomls() {
     std::fs::copy(binaries::repo_root().join("samconfig.toml"), dir.path().join("samconfig.toml")).unwrap();
     // GitHub runs it with setup-python's `python`; here python3 stands for it.
     std::os::unix::fs::symlink(which("python3"), dir.path().join("python")).unwrap();
-    let script = step("The Region");
+    let script = deploy_run("The Region");
     let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap_or_default());
     let ran = run(&script, dir.path(), &[("PATH", path.as_str())], "", "");
     assert!(ran.success, "{}", ran.printed);

@@ -7,6 +7,7 @@
 
 use acidizer_http::{ApiError, OPENAPI_JSON};
 use acidizer_tests::cloudformation::{resource, text_json, transformed};
+use acidizer_tests::deploy_job::{deploy_run, deploy_step, step_names};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
@@ -283,23 +284,13 @@ fn run_site_routes(code: &str, requests: &[Value]) -> Vec<Value> {
 #[test]
 fn the_deploy_checks_the_edge_and_the_origin() {
     let template = transformed(&[]);
-    let path = acidizer_tests::binaries::repo_root().join(".github/workflows/deploy.yml");
-    let workflow: serde_norway::Value =
-        serde_norway::from_str(&std::fs::read_to_string(path).expect("deploy.yml")).expect("YAML");
-    let steps = workflow["jobs"]["deploy"]["steps"].as_sequence().expect("steps");
-    let step = |name: &str| {
-        steps
-            .iter()
-            .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name)))
-            .unwrap_or_else(|| panic!("a step {name}…"))
-    };
-    let outputs = step("Stack outputs")["run"].as_str().expect("a script");
+    let outputs = deploy_run("Stack outputs");
     assert!(outputs.contains("api=$(output HttpApiUrl)") && outputs.contains("origin=$(output HttpApiOriginUrl)"));
-    let check = step("End-to-end check");
+    let check = deploy_step("End-to-end check");
     let requests: u64 = check["env"]["SMOKE_REQUESTS"].as_str().and_then(|n| n.parse().ok()).expect("a count");
     let limit = template["Parameters"]["ClientChangesPerMinute"]["Default"].as_u64().expect("a default");
     assert!(requests < limit, "{requests} changes through the edge, under its {limit} a minute");
-    let origin = step("The HTTP API answers the edge alone");
+    let origin = deploy_step("The HTTP API answers the edge alone");
     assert_eq!(origin["env"]["ORIGIN_URL"].as_str(), Some("${{ steps.stack.outputs.origin }}"));
     let run = origin["run"].as_str().expect("a script");
     assert!(run.contains("$ORIGIN_URL/health") && run.contains("!= 401") && run.contains("exit 1"), "{run}");
@@ -388,12 +379,7 @@ esac
     assert!(!calls.contains("s3 sync"), "the page itself waits for the checks: {calls}");
 
     // In deploy.yml: right after the stack's outputs, before the checks and the page.
-    let workflow: serde_norway::Value = serde_norway::from_str(
-        &std::fs::read_to_string(root.join(".github/workflows/deploy.yml")).expect("deploy.yml"),
-    )
-    .expect("YAML");
-    let names: Vec<&str> =
-        workflow["jobs"]["deploy"]["steps"].as_sequence().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
+    let names = step_names();
     let at = |prefix: &str| names.iter().position(|n| n.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}"));
     let follows = at("Point the published page at the stage");
     assert!(at("sam deploy") < follows && at("Stack outputs") < follows, "{names:?}");

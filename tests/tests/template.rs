@@ -3,6 +3,7 @@
 
 use acidizer_store_dynamodb::{create_missing_tables, layout};
 use acidizer_tests::cloudformation::{resource, text_json, transformed, transformed_file};
+use acidizer_tests::deploy_job::{deploy_job, deploy_run};
 use acidizer_tests::{binaries, dynamodb_local};
 use serde_norway::Value;
 use std::collections::BTreeMap;
@@ -445,25 +446,6 @@ fn read(relative: &str) -> String {
     std::fs::read_to_string(binaries::repo_root().join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
 }
 
-/// The deploy job of `.github/workflows/deploy.yml`.
-fn deploy_job() -> Value {
-    let workflow: Value = serde_norway::from_str(&read(".github/workflows/deploy.yml")).expect("YAML");
-    workflow["jobs"]["deploy"].clone()
-}
-
-/// The `run` script of the deploy job's step whose name starts with `name`.
-fn deploy_step(name: &str) -> String {
-    let job = deploy_job();
-    let step = job["steps"]
-        .as_sequence()
-        .expect("steps")
-        .iter()
-        .find(|step| step["name"].as_str().is_some_and(|n| n.starts_with(name)))
-        .unwrap_or_else(|| panic!("a step named {name}…"))
-        .clone();
-    text(&step["run"])
-}
-
 /// The statements of the inline policies of `role` (a resource of a template as JSON), each with its policy's name.
 fn statements(role: &serde_json::Value) -> Vec<serde_json::Value> {
     role["Properties"]["Policies"]
@@ -539,10 +521,10 @@ fn a_first_deployment_can_fail_and_be_tried_again() {
     assert_eq!(roles["Resources"]["ApiGatewayLogsRoleResource"]["DeletionPolicy"], "RetainExceptOnCreate");
     assert_eq!(roles["Resources"]["ApiGatewayAccount"]["DeletionPolicy"], "RetainExceptOnCreate");
 
-    let first_step = deploy_step("Is this the stage's first deployment?");
+    let first_step = deploy_run("Is this the stage's first deployment?");
     assert!(first_step.contains("ROLLBACK_COMPLETE") && first_step.contains("exit 1"), "{first_step}");
     assert!(first_step.contains("does not exist"), "{first_step}");
-    let deploy = deploy_step("sam deploy");
+    let deploy = deploy_run("sam deploy");
     assert!(deploy.contains("\"TableDeletionProtection=$1\""), "{deploy}");
     let unprotected = deploy.find("deploy false").expect("a first deployment without protection");
     let protected = deploy.rfind("deploy true").expect("then with it");
@@ -564,7 +546,7 @@ fn the_region_is_pinned_in_one_place() {
     assert_eq!(region, "us-east-1", "where a CloudFront web ACL can be made in the same stack");
     let workflow = read(".github/workflows/deploy.yml");
     assert!(!workflow.contains("AWS_REGION"), "deploy.yml takes the region from samconfig.toml alone");
-    let step = deploy_step("The Region");
+    let step = deploy_run("The Region");
     assert!(step.contains("samconfig.toml") && step.contains("[\"region\"]"), "{step}");
     let job = deploy_job();
     let credentials = job["steps"]
@@ -575,7 +557,7 @@ fn the_region_is_pinned_in_one_place() {
         .expect("the credentials step")
         .clone();
     assert_eq!(credentials["with"]["aws-region"], "${{ steps.region.outputs.value }}");
-    assert!(deploy_step("sam deploy").contains("--region \"${REGION}\""));
+    assert!(deploy_run("sam deploy").contains("--region \"${REGION}\""));
 
     // The README's deployment: each command of its code blocks that reaches AWS names the region.
     let deploying = readme_deploying();
@@ -700,13 +682,13 @@ fn a_configuration_change_publishes_new_versions() {
     let digested = versions(&transformed(&["FunctionsDigest=0123456789abcdef"]));
     let redigested = versions(&transformed_file(&memory, &["FunctionsDigest=0123456789abcdef"]));
     assert_eq!(digested, redigested, "the digest alone names the versions");
-    let digest = deploy_step("A digest");
+    let digest = deploy_run("A digest");
     assert!(digest.contains("target/sam-arm64/template.yaml"), "the digest covers the template: {digest}");
     assert!(digest.contains("target/sam-arm64/*/bootstrap"), "the digest covers the code: {digest}");
     // Every other parameter the deploy passes is a line of target/stage-parameters.txt, which the digest covers
     // (tests/tests/deploy_workflow.rs runs both steps).
     assert!(digest.contains("target/stage-parameters.txt"), "the digest covers the parameters: {digest}");
-    let deploy = deploy_step("sam deploy");
+    let deploy = deploy_run("sam deploy");
     assert!(deploy.contains("mapfile -t parameters < target/stage-parameters.txt"), "{deploy}");
     let overrides =
         "--parameter-overrides \"${parameters[@]}\" \"FunctionsDigest=${DIGEST}\" \"TableDeletionProtection=$1\"";
